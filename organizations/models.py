@@ -1,0 +1,208 @@
+"""Organizations, their members, their applications and each application's credentials."""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from organizations.crypto import decrypt_secret
+
+
+class Tier(models.TextChoices):
+    FREE = "free", "Free"
+    PRO = "pro", "Pro"
+    ENTERPRISE = "enterprise", "Enterprise"
+    SELF_HOSTED = "self_hosted", "Self-hosted"
+
+
+class Role(models.TextChoices):
+    OWNER = "owner", "Owner"
+    ADMIN = "admin", "Admin"
+    VIEWER = "viewer", "Viewer"
+
+
+# Retention presets offered in forms; None means "keep forever".
+RETENTION_PRESETS = (7, 30, 90, 365)
+DEFAULT_RETENTION_DAYS = 90
+
+
+class OrganizationQuerySet(models.QuerySet["Organization"]):
+    def for_user(self, user) -> OrganizationQuerySet:
+        """Organizations the user is a member of (tenant isolation starts here)."""
+        return self.filter(memberships__user=user)
+
+
+class Organization(models.Model):
+    public_id = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    tier = models.CharField(max_length=20, choices=Tier.choices, default=Tier.SELF_HOSTED)
+    is_active = models.BooleanField(default=True, help_text="Disabled organizations' apps get 403 on ingest.")
+    # Days events are kept; None keeps them forever. Apps may override it.
+    retention_days = models.PositiveIntegerField(null=True, blank=True, default=DEFAULT_RETENTION_DAYS)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = OrganizationQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.public_id})"
+
+
+class Membership(models.Model):
+    organization = models.ForeignKey(Organization, models.CASCADE, related_name="memberships")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="membership_once_per_org"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.organization.public_id} as {self.role}"
+
+    @property
+    def can_manage_apps(self) -> bool:
+        return self.role in (Role.OWNER, Role.ADMIN)
+
+    @property
+    def can_manage_members(self) -> bool:
+        return self.role == Role.OWNER
+
+
+class Invitation(models.Model):
+    organization = models.ForeignKey(Organization, models.CASCADE, related_name="invitations")
+    token = models.CharField(max_length=64, unique=True)
+    email = models.EmailField(blank=True)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField()
+    accepted_at = models.DateTimeField(null=True, blank=True)
+    accepted_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+
+    def __str__(self) -> str:
+        return f"invitation to {self.organization.public_id} as {self.role}"
+
+    def is_usable(self, *, now=None) -> bool:
+        return self.accepted_at is None and (now or timezone.now()) < self.expires_at
+
+
+class AppQuerySet(models.QuerySet["App"]):
+    def for_ingest(self, org_public_id: str, app_public_id: str) -> App | None:
+        """The app named by an ingest URL, with its organization, or None. Exact, case-sensitive."""
+        return (
+            self.select_related("organization")
+            .filter(public_id=app_public_id, organization__public_id=org_public_id)
+            .first()
+        )
+
+    def for_user(self, user) -> AppQuerySet:
+        return self.filter(organization__memberships__user=user)
+
+
+class App(models.Model):
+    organization = models.ForeignKey(Organization, models.CASCADE, related_name="apps")
+    public_id = models.CharField(max_length=64, unique=True)
+    name = models.CharField(max_length=100)
+    is_active = models.BooleanField(default=True, help_text="Disabled apps get 403 on ingest.")
+    # When False the organization's retention applies; when True retention_days
+    # below does (None = keep forever).
+    retention_override = models.BooleanField(default=False)
+    retention_days = models.PositiveIntegerField(null=True, blank=True)
+    retention_last_run_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    objects = AppQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.public_id})"
+
+    @property
+    def effective_retention_days(self) -> int | None:
+        return self.retention_days if self.retention_override else self.organization.retention_days
+
+    @property
+    def ingest_path(self) -> str:
+        return f"/v1/ingest/{self.organization.public_id}/{self.public_id}"
+
+
+def hash_token(token: str) -> str:
+    """API tokens are stored as their SHA-256: high-entropy random strings need no slow hash."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_app_public_id() -> str:
+    return f"app_{secrets.token_hex(8)}"
+
+
+class CredentialQuerySet(models.QuerySet["Credential"]):
+    def active(self) -> CredentialQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class Credential(models.Model):
+    """One HMAC secret and API token pair. An app has at most two active at once,
+    so a rotation can overlap: the old set stays valid until it is revoked."""
+
+    MAX_ACTIVE_PER_APP = 2
+
+    app = models.ForeignKey(App, models.CASCADE, related_name="credentials")
+    # Fernet-encrypted with CLACKS_SECRETS_KEY (organizations.crypto).
+    secret_encrypted = models.TextField()
+    token_hash = models.CharField(max_length=64, unique=True)
+    # The first characters of the token, to tell credential sets apart on the page.
+    token_prefix = models.CharField(max_length=16)
+    created_at = models.DateTimeField(default=timezone.now)
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+"
+    )
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = CredentialQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        state = "revoked" if self.revoked_at else "active"
+        return f"credential {self.token_prefix}… for {self.app.public_id} ({state})"
+
+    @property
+    def is_active(self) -> bool:
+        return self.revoked_at is None
+
+    def reveal_secret(self) -> str:
+        return decrypt_secret(self.secret_encrypted)
+
+
+class AuditEntry(models.Model):
+    organization = models.ForeignKey(Organization, models.CASCADE, related_name="audit_entries")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    action = models.CharField(max_length=64)
+    # What the action was about, as text (apps and users may be deleted later).
+    target = models.CharField(max_length=200, blank=True)
+    details = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            # The organization's audit page lists newest first.
+            models.Index(fields=["organization", "-created_at"], name="audit_org_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target} by {self.actor}"

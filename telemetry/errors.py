@@ -1,0 +1,99 @@
+"""The one error type of the ingest API and the handler that shapes every error.
+
+Error body (PROTOCOL.md, Responses): {"error": {"code", "message"}}, with
+"retry_after" at the top level for 429 and 503. The SDK cannot decode a flat
+{"error": "..."}, so every path out of the API goes through here.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db import InterfaceError, OperationalError
+from rest_framework import exceptions
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class IngestError(Exception):
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        message: str,
+        *,
+        retry_after: int | None = None,
+        errors: list[dict] | None = None,
+        extra: dict | None = None,
+        headers: dict | None = None,
+    ):
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.retry_after = retry_after
+        self.errors = errors
+        self.extra = extra or {}
+        self.headers = headers or {}
+
+    def body(self) -> dict:
+        body: dict = {"error": {"code": self.code, "message": self.message}}
+        if self.retry_after is not None:
+            body["retry_after"] = self.retry_after
+        if self.errors is not None:
+            body["errors"] = self.errors
+        body.update(self.extra)
+        return body
+
+    def response(self) -> Response:
+        response = Response(self.body(), status=self.status)
+        if self.retry_after is not None:
+            response["Retry-After"] = str(self.retry_after)
+        for name, value in self.headers.items():
+            response[name] = value
+        return response
+
+
+def storage_unavailable() -> IngestError:
+    return IngestError(
+        503,
+        "storage_unavailable",
+        "Storage is unavailable; keep the events and try again shortly.",
+        retry_after=settings.CLACKS_RETRY_AFTER_SECONDS,
+    )
+
+
+# DRF's own exceptions, named in the protocol's snake_case codes.
+_DRF_CODES = {
+    exceptions.ParseError: (400, "invalid_json"),
+    exceptions.UnsupportedMediaType: (415, "unsupported_media_type"),
+    exceptions.MethodNotAllowed: (405, "method_not_allowed"),
+    exceptions.NotAcceptable: (406, "not_acceptable"),
+    exceptions.NotFound: (404, "not_found"),
+}
+
+
+def exception_handler(exc: Exception, context) -> Response | None:
+    """Turn every expected failure into the SDK-decodable error body; anything else
+    returns None so DRF re-raises it and the 500 is logged, not hidden."""
+    if isinstance(exc, IngestError):
+        return exc.response()
+    if isinstance(exc, RequestDataTooBig):
+        return too_large().response()
+    if isinstance(exc, (OperationalError, InterfaceError)):
+        view = context.get("view")
+        logger.warning("storage unavailable in %s: %s", type(view).__name__, exc.__class__.__name__)
+        return storage_unavailable().response()
+    if isinstance(exc, exceptions.APIException):
+        status, code = _DRF_CODES.get(type(exc), (exc.status_code, "bad_request"))
+        message = exc.detail if isinstance(exc.detail, str) else "The request could not be processed."
+        return IngestError(status, code, str(message)).response()
+    return None
+
+
+def too_large() -> IngestError:
+    limit = settings.CLACKS_MAX_BODY_BYTES
+    return IngestError(413, "payload_too_large", f"The request body is larger than {limit} bytes.")

@@ -1,0 +1,350 @@
+"""Ingest domain logic: parse a batch, validate each event, store the good ones at once.
+
+Validation is pure (events in, rows and rejections out). Storing is one
+statement per batch that skips event ids the app already has and reports how
+many rows were new (PERFORMANCE.md).
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone as dt_timezone
+
+import orjson
+from django.db import connection, transaction
+
+from telemetry.errors import IngestError
+from telemetry.models import Event
+
+MAX_EVENTS_PER_BATCH = 1000  # the SDK's maximum (PROTOCOL.md, Body)
+MAX_EVENT_DATA_BYTES = 64 * 1024
+MAX_FUTURE_SKEW = timedelta(hours=1)
+NIL_UUID = "00000000-0000-0000-0000-000000000000"
+
+# RFC 3339 date-time. The SDK sends up to 9 fractional digits (nanoseconds);
+# Python keeps microseconds, so extra digits are dropped, never refused.
+_RFC3339 = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,12}))?([Zz]|[+-]\d{2}:\d{2})\Z"
+)
+# A NUL escape in serialized JSON that is not itself an escaped backslash.
+_JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+
+
+def _max_length(name: str) -> int:
+    return Event._meta.get_field(name).max_length
+
+
+# Column limits come from the model, so the check and the table cannot drift apart.
+LIMITS = {
+    name: _max_length(name)
+    for name in (
+        "schema_version",
+        "event_type",
+        "category",
+        "user_id",
+        "session_id",
+        "service_name",
+        "service_version",
+        "service_language",
+        "service_language_version",
+        "os",
+        "os_version",
+        "arch",
+        "shell",
+        "sdk_version",
+    )
+}
+
+
+class EventRejected(Exception):
+    def __init__(self, code: str, message: str):
+        super().__init__(message)
+        self.code = code
+        self.message = message
+
+
+@dataclass
+class ValidatedBatch:
+    rows: list[dict] = field(default_factory=list)
+    errors: list[dict] = field(default_factory=list)
+
+
+def parse_batch(body: bytes, *, declared_size: str | None) -> list:
+    """The `events` list of a request body, or IngestError(400)."""
+    try:
+        payload = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise IngestError(400, "invalid_json", f"The body is not valid JSON: {exc.msg}.") from None
+    if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
+        raise IngestError(400, "invalid_batch", 'The body must be a JSON object {"events": [...]}.')
+    events = payload["events"]
+    if not 1 <= len(events) <= MAX_EVENTS_PER_BATCH:
+        raise IngestError(
+            400, "invalid_batch_size", f"A batch holds 1 to {MAX_EVENTS_PER_BATCH} events; got {len(events)}."
+        )
+    if declared_size is not None and declared_size.strip() != str(len(events)):
+        raise IngestError(
+            400,
+            "batch_size_mismatch",
+            f"X-Batch-Size says {declared_size.strip()[:20]!r} but the body holds {len(events)} events.",
+        )
+    return events
+
+
+def parse_rfc3339(value) -> datetime | None:
+    """An aware UTC datetime, or None if the value is not RFC 3339 text."""
+    if not isinstance(value, str):
+        return None
+    match = _RFC3339.match(value)
+    if match is None:
+        return None
+    year, month, day, hour, minute, second, fraction, offset = match.groups()
+    try:
+        micros = int((fraction or "0")[:6].ljust(6, "0"))
+        moment = datetime(int(year), int(month), int(day), int(hour), int(minute), int(second), micros)
+        if offset in ("Z", "z"):
+            tz = dt_timezone.utc
+        else:
+            sign = 1 if offset[0] == "+" else -1
+            tz = dt_timezone(sign * timedelta(hours=int(offset[1:3]), minutes=int(offset[4:6])))
+        return moment.replace(tzinfo=tz).astimezone(dt_timezone.utc)
+    except (ValueError, OverflowError):  # month 13, second 61, year 0 after the offset
+        return None
+
+
+def _text(container: dict, key: str, *, column: str, required: bool, path: str) -> str:
+    """A string field: '' when optional and absent or null (the SDK omits empty ones)."""
+    value = container.get(key)
+    if value is None:
+        if required:
+            raise EventRejected("invalid_schema", f"{path} is required.")
+        return ""
+    if not isinstance(value, str):
+        raise EventRejected("invalid_schema", f"{path} must be a string.")
+    if "\x00" in value:
+        raise EventRejected("invalid_schema", f"{path} must not contain NUL characters.")
+    if len(value) > LIMITS[column]:
+        raise EventRejected("invalid_schema", f"{path} is longer than {LIMITS[column]} characters.")
+    return value
+
+
+def _object(container: dict, key: str, path: str) -> dict:
+    value = container.get(key)
+    if not isinstance(value, dict):
+        raise EventRejected("invalid_schema", f"{path} must be an object.")
+    return value
+
+
+def _count(container: dict, key: str, path: str) -> int:
+    value = container.get(key)
+    # bool is an int in Python but not a number in JSON.
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        raise EventRejected("invalid_schema", f"{path} must be a whole number.")
+    return value
+
+
+def validate_event(event, *, now: datetime) -> dict:
+    """One event as a row to store, or EventRejected (PROTOCOL.md, per-event rules)."""
+    if not isinstance(event, dict):
+        raise EventRejected("invalid_schema", "An event must be a JSON object.")
+    schema_version = event.get("schema_version")
+    if not isinstance(schema_version, str):
+        raise EventRejected("invalid_schema", "schema_version is required.")
+    if not schema_version.startswith("1."):
+        raise EventRejected("unsupported_schema", "Only schema version 1.x is supported.")
+    schema_version = _text(event, "schema_version", column="schema_version", required=True, path="schema_version")
+
+    raw_id = event.get("event_id")
+    try:
+        event_id = uuid.UUID(raw_id) if isinstance(raw_id, str) else None
+    except ValueError:
+        event_id = None
+    if event_id is None:
+        raise EventRejected("invalid_schema", "event_id must be a UUID.")
+
+    timestamp = parse_rfc3339(event.get("timestamp"))
+    if timestamp is None:
+        raise EventRejected("invalid_schema", "timestamp must be an RFC 3339 date-time.")
+
+    service = _object(event, "service", "service")
+    environment = _object(event, "environment", "environment")
+    body = _object(event, "event", "event")
+    metadata = _object(event, "metadata", "metadata")
+
+    row = {
+        "event_id": str(event_id),
+        "timestamp": timestamp,
+        "schema_version": schema_version,
+        "service_name": _text(service, "name", column="service_name", required=True, path="service.name"),
+        "service_version": _text(service, "version", column="service_version", required=True, path="service.version"),
+        "service_language": _text(
+            service, "language", column="service_language", required=True, path="service.language"
+        ),
+        "service_language_version": _text(
+            service, "language_version", column="service_language_version", required=False,
+            path="service.language_version",
+        ),
+        "user_id": _text(event, "user_id", column="user_id", required=True, path="user_id"),
+        "session_id": _text(event, "session_id", column="session_id", required=False, path="session_id"),
+        "os": _text(environment, "os", column="os", required=True, path="environment.os"),
+        "os_version": _text(environment, "os_version", column="os_version", required=False, path="environment.os_version"),
+        "arch": _text(environment, "arch", column="arch", required=False, path="environment.arch"),
+        "shell": _text(environment, "shell", column="shell", required=False, path="environment.shell"),
+        "event_type": _text(body, "type", column="event_type", required=True, path="event.type"),
+        "category": _text(body, "category", column="category", required=False, path="event.category"),
+        "sdk_version": _text(metadata, "sdk_version", column="sdk_version", required=True, path="metadata.sdk_version"),
+    }
+    ci = environment.get("ci")
+    if ci is not None and not isinstance(ci, bool):
+        raise EventRejected("invalid_schema", "environment.ci must be true or false.")
+    row["ci"] = ci
+    if parse_rfc3339(metadata.get("transmission_timestamp")) is None:
+        raise EventRejected("invalid_schema", "metadata.transmission_timestamp must be an RFC 3339 date-time.")
+    _count(metadata, "batch_size", "metadata.batch_size")
+    _count(metadata, "retry_count", "metadata.retry_count")
+
+    for name in ("service_name", "service_version", "event_type"):
+        if not row[name]:
+            raise EventRejected("invalid_schema", f"{name.replace('_', '.', 1)} must not be empty.")
+    if not row["user_id"].startswith("client_"):
+        raise EventRejected("invalid_schema", "user_id must be an anonymous id starting with 'client_'.")
+
+    if "data" not in body:
+        raise EventRejected("invalid_schema", "event.data is required.")
+    data = orjson.dumps(body["data"])
+    if len(data) > MAX_EVENT_DATA_BYTES:
+        raise EventRejected("event_too_large", f"event.data is larger than {MAX_EVENT_DATA_BYTES} bytes.")
+    if _JSON_NUL.search(data):  # PostgreSQL's jsonb refuses \u0000
+        raise EventRejected("invalid_schema", "event.data must not contain NUL characters.")
+    row["data"] = data  # serialized once, embedded as is when stored
+
+    if timestamp > now + MAX_FUTURE_SKEW:
+        raise EventRejected("invalid_timestamp", "timestamp is more than 1 hour in the future.")
+    return row
+
+
+def validate_events(events: list, *, now: datetime) -> ValidatedBatch:
+    batch = ValidatedBatch()
+    for event in events:
+        try:
+            batch.rows.append(validate_event(event, now=now))
+        except EventRejected as rejection:
+            batch.errors.append(
+                {"event_id": _error_event_id(event), "error": rejection.code, "message": rejection.message}
+            )
+    return batch
+
+
+def _error_event_id(event) -> str:
+    """The SDK decodes errors[].event_id as a UUID, so anything else becomes the nil UUID."""
+    raw = event.get("event_id") if isinstance(event, dict) else None
+    try:
+        return str(uuid.UUID(raw)) if isinstance(raw, str) else NIL_UUID
+    except ValueError:
+        return NIL_UUID
+
+
+# --- Storage ----------------------------------------------------------------------
+
+_COLUMNS = (
+    "event_id",
+    "timestamp",
+    "schema_version",
+    "event_type",
+    "category",
+    "user_id",
+    "session_id",
+    "service_name",
+    "service_version",
+    "service_language",
+    "service_language_version",
+    "os",
+    "os_version",
+    "arch",
+    "ci",
+    "shell",
+    "sdk_version",
+    "data",
+)
+_PG_TYPES = {"event_id": "uuid", "timestamp": "timestamptz", "ci": "boolean", "data": "jsonb"}
+
+
+def store_batch(app_pk: int, rows: list[dict], *, received_at: datetime) -> int:
+    """Store the rows atomically in one statement; returns how many were new.
+
+    Event ids the app already has are skipped, so a retried batch stores
+    nothing twice (PROTOCOL.md, Idempotency)."""
+    if not rows:
+        return 0
+    with transaction.atomic():
+        if connection.vendor == "postgresql":
+            return _store_postgresql(app_pk, rows, received_at)
+        return _store_generic(app_pk, rows, received_at)
+
+
+def _store_postgresql(app_pk: int, rows: list[dict], received_at: datetime) -> int:
+    # The whole batch travels as one jsonb parameter and PostgreSQL pulls the
+    # columns out itself: the cheapest idempotent way measured (PERFORMANCE.md).
+    table = Event._meta.db_table
+    record = ", ".join(f"{name} {_PG_TYPES.get(name, 'text')}" for name in _COLUMNS)
+    columns = ", ".join(_COLUMNS)
+    sql = (
+        f"INSERT INTO {table} (app_id, received_at, {columns}) "
+        f"SELECT %s, %s, {columns} FROM jsonb_to_recordset(%s::jsonb) AS x({record}) "
+        f"ON CONFLICT (app_id, event_id) DO NOTHING"
+    )
+    with connection.cursor() as cursor:
+        payload = orjson.dumps([{**row, "data": orjson.Fragment(row["data"])} for row in rows])
+        cursor.execute(sql, [app_pk, received_at, payload.decode()])
+        return cursor.rowcount
+
+
+def _store_generic(app_pk: int, rows: list[dict], received_at: datetime) -> int:
+    # SQLite: executemany in one transaction (PERFORMANCE.md). Values are
+    # adapted the way Django stores them, so the ORM reads them back.
+    table = Event._meta.db_table
+    ops = connection.ops
+    placeholders = ", ".join(["%s"] * (len(_COLUMNS) + 2))
+    sql = (
+        f"INSERT INTO {table} (app_id, received_at, {', '.join(_COLUMNS)}) VALUES ({placeholders}) "
+        f"ON CONFLICT (app_id, event_id) DO NOTHING"
+    )
+    received = ops.adapt_datetimefield_value(received_at)
+    params = [
+        (
+            app_pk,
+            received,
+            uuid.UUID(row["event_id"]).hex,
+            ops.adapt_datetimefield_value(row["timestamp"]),
+            *(row[name] for name in _COLUMNS[2:-1]),
+            row["data"].decode(),
+        )
+        for row in rows
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
+        return cursor.rowcount
+
+
+@dataclass(frozen=True)
+class IngestResult:
+    accepted: int
+    duplicates: int
+    errors: list[dict]
+
+
+def ingest_events(app_pk: int, events: list, *, now: datetime) -> IngestResult:
+    """Validate and store a batch. Raises IngestError(400) when every event is rejected."""
+    batch = validate_events(events, now=now)
+    if not batch.rows:
+        raise IngestError(
+            400,
+            "all_events_rejected",
+            f"All {len(batch.errors)} events were rejected.",
+            errors=batch.errors,
+            extra={"accepted": 0, "rejected": len(batch.errors)},
+        )
+    inserted = store_batch(app_pk, batch.rows, received_at=now)
+    return IngestResult(accepted=len(batch.rows), duplicates=len(batch.rows) - inserted, errors=batch.errors)

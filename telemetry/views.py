@@ -1,0 +1,145 @@
+"""Ingest endpoints and health probes. Views parse, call one domain function, shape the answer."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+from django.conf import settings
+from django.db import DatabaseError, connection
+from django.db.migrations.executor import MigrationExecutor
+from django.http import HttpRequest, JsonResponse
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from telemetry import ingest
+from telemetry.auth import SignatureAuthentication, TokenAndSignatureAuthentication
+from telemetry.errors import IngestError
+
+logger = logging.getLogger(__name__)
+STARTED_AT = time.time()
+
+
+class AlwaysJSON(BaseContentNegotiation):
+    """The SDK sends `Accept: */*` and decodes JSON; answer JSON whatever Accept says."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class DoNotTrack(IngestError):
+    def __init__(self):
+        super().__init__(204, "do_not_track", "")
+
+    def response(self) -> Response:
+        return Response(status=204)
+
+
+class IngestView(APIView):
+    """POST /v1/ingest/{org_id}/{app_id}: the SDK's endpoint (PROTOCOL.md)."""
+
+    authentication_classes = [SignatureAuthentication]
+    permission_classes = []
+    content_negotiation_class = AlwaysJSON
+
+    def initial(self, request, *args, **kwargs):
+        # DNT: 1 means store nothing; answer before reading or checking anything.
+        if request.headers.get("DNT", "").strip() == "1":
+            raise DoNotTrack()
+        super().initial(request, *args, **kwargs)
+        request.auth  # noqa: B018 -- authenticate now, before the handler runs
+
+    def post(self, request, *args, **kwargs) -> Response:
+        app = request.auth
+        events = ingest.parse_batch(request._request._clacks_body, declared_size=request.headers.get("X-Batch-Size"))
+        result = ingest.ingest_events(app.pk, events, now=timezone.now())
+        if result.errors:
+            return Response(
+                {
+                    "status": "partial",
+                    "accepted": result.accepted,
+                    "rejected": len(result.errors),
+                    "duplicates": result.duplicates,
+                    "message": f"{result.accepted} events accepted, {len(result.errors)} rejected.",
+                    "errors": result.errors,
+                },
+                status=207,
+            )
+        return Response(
+            {
+                "status": "success",
+                "accepted": result.accepted,
+                "rejected": 0,
+                "duplicates": result.duplicates,
+                # The SDK fails to decode a success body without a message.
+                "message": f"{result.accepted} events accepted.",
+            }
+        )
+
+
+class BatchView(IngestView):
+    """POST /v1/events/batch: the self-hosting guide's endpoint; the bearer token names the app."""
+
+    authentication_classes = [TokenAndSignatureAuthentication]
+
+
+# --- Probes -------------------------------------------------------------------------
+
+
+def _pending_migrations() -> int:
+    executor = MigrationExecutor(connection)
+    return len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
+
+
+def _database_check() -> dict:
+    started = time.perf_counter()
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+        pending = _pending_migrations()
+    except DatabaseError as exc:
+        return {"status": "down", "error": exc.__class__.__name__}
+    return {
+        "status": "up",
+        "vendor": connection.vendor,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        "pending_migrations": pending,
+        "conn_max_age": settings.DATABASES["default"].get("CONN_MAX_AGE"),
+    }
+
+
+@require_GET
+def health(request: HttpRequest) -> JsonResponse:
+    database = _database_check()
+    healthy = database["status"] == "up"
+    body = {
+        "status": "healthy" if healthy else "unhealthy",
+        "version": settings.CLACKS_VERSION,
+        "uptime_seconds": int(time.time() - STARTED_AT),
+        "checks": {"database": database},
+    }
+    return JsonResponse(body, status=200 if healthy else 503)
+
+
+@require_GET
+def live(request: HttpRequest) -> JsonResponse:
+    return JsonResponse({"status": "alive"})
+
+
+@require_GET
+def ready(request: HttpRequest) -> JsonResponse:
+    database = _database_check()
+    if database["status"] != "up":
+        return JsonResponse({"status": "not_ready", "reason": "database unreachable"}, status=503)
+    if database["pending_migrations"]:
+        return JsonResponse(
+            {"status": "not_ready", "reason": f"{database['pending_migrations']} migrations pending"}, status=503
+        )
+    return JsonResponse({"status": "ready"})
