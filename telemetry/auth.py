@@ -208,7 +208,7 @@ class SignatureAuthentication(BaseAuthentication):
 
     def authenticate(self, request):
         raw, body = read_body(request)
-        request._clacks_body = body  # the view parses these bytes
+        request.clacks_body = body  # the view parses these bytes
         headers = request.headers
         signature = headers.get("X-Signature", "").strip()
         if not signature:

@@ -57,7 +57,7 @@ class IngestView(APIView):
 
     def post(self, request, *args, **kwargs) -> Response:
         app = request.auth
-        events = ingest.parse_batch(request._request._clacks_body, declared_size=request.headers.get("X-Batch-Size"))
+        events = ingest.parse_batch(request.clacks_body, declared_size=request.headers.get("X-Batch-Size"))
         result = ingest.ingest_events(app.pk, events, now=timezone.now())
         if result.errors:
             return Response(
