@@ -52,6 +52,8 @@ class IngestError(Exception):
         response = Response(self.body(), status=self.status)
         if self.retry_after is not None:
             response["Retry-After"] = str(self.retry_after)
+        if self.status == 401:
+            response["WWW-Authenticate"] = "HMAC-SHA256"  # RFC 9110: a 401 names its scheme
         for name, value in self.headers.items():
             response[name] = value
         return response

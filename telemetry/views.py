@@ -11,6 +11,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
+from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
@@ -49,6 +50,8 @@ class IngestView(APIView):
     content_negotiation_class = AlwaysJSON
 
     def initial(self, request, *args, **kwargs):
+        if request.method != "POST":
+            raise MethodNotAllowed(request.method)
         # DNT: 1 means store nothing; answer before reading or checking anything.
         if request.headers.get("DNT", "").strip() == "1":
             raise DoNotTrack()

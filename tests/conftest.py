@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import os
-import time
-import uuid
 
 import orjson
 import pytest
@@ -14,7 +12,7 @@ from django.db import connection
 
 from organizations.models import Role
 from tests.factories import make_app, make_member, make_org, make_user
-from telemetry.auth import sign
+from tests.signing import ingest_path, signed_headers
 
 
 def pytest_collection_modifyitems(config, items):
@@ -95,20 +93,10 @@ def signed_post(client, secret):
             body = orjson.dumps(body)
         if isinstance(body, str):
             body = body.encode()
-        timestamp = str(int(time.time()) if timestamp is None else timestamp)
-        nonce = str(uuid.uuid4()) if nonce == "new" else nonce
-        extra = {
-            "HTTP_X_TIMESTAMP": timestamp,
-            "HTTP_X_SIGNATURE": sign(key or secret, timestamp, body, nonce),
-            "HTTP_X_SDK_VERSION": "telemetry-kit-rust/0.3.0",
-            "HTTP_X_SCHEMA_VERSION": "1.0.0",
-        }
-        if nonce is not None:
-            extra["HTTP_X_NONCE"] = nonce
+        extra = signed_headers(key or secret, body, timestamp=timestamp, nonce=nonce)
         for name, value in (headers or {}).items():
             extra["HTTP_" + name.upper().replace("-", "_")] = value
-        url = path or f"/v1/ingest/{app.organization.public_id}/{app.public_id}"
-        return client.generic("POST", url, body, content_type="application/json", **extra)
+        return client.generic("POST", path or ingest_path(app), body, content_type="application/json", **extra)
 
     return post
 

@@ -1,0 +1,88 @@
+"""Storing a batch: one statement whatever its size, atomic, idempotent under concurrency."""
+
+from __future__ import annotations
+
+import threading
+from datetime import datetime, timezone
+
+import orjson
+import pytest
+from django.db import IntegrityError, connection, connections
+from django.test.utils import CaptureQueriesContext
+
+from telemetry import ingest
+from telemetry.models import Event
+from django.test import Client
+
+from tests.factories import make_batch, make_event
+from tests.signing import current_secret, ingest_path, signed_headers
+
+
+def test_a_batch_of_1000_costs_the_same_queries_as_a_batch_of_1(signed_post, app):
+    signed_post(app, make_batch(1))  # warm the app cache, as a running server would be
+
+    with CaptureQueriesContext(connection) as one:
+        assert signed_post(app, make_batch(1)).status_code == 200
+    with CaptureQueriesContext(connection) as thousand:
+        assert signed_post(app, make_batch(1000)).status_code == 200
+
+    assert len(one) == len(thousand)
+    assert len(thousand) <= 4  # nonce, insert, and the transaction's own statements
+    assert Event.objects.for_app(app).count() == 1002
+
+
+def test_a_cold_cache_adds_a_constant_number_of_lookups(signed_post, app):
+    with CaptureQueriesContext(connection) as cold:
+        assert signed_post(app, make_batch(1000)).status_code == 200
+
+    assert len(cold) <= 6
+
+
+def test_a_failure_in_the_middle_of_a_batch_stores_nothing(app):
+    now = datetime.now(timezone.utc)
+    rows = ingest.validate_events([make_event() for _ in range(5)], now=now).rows
+    rows[2]["user_id"] = None  # breaks NOT NULL inside the statement, after earlier rows
+
+    with pytest.raises(IntegrityError):
+        ingest.store_batch(app.pk, rows, received_at=now)
+
+    assert Event.objects.count() == 0
+
+
+def test_store_batch_reports_how_many_rows_were_new(app):
+    now = datetime.now(timezone.utc)
+    rows = ingest.validate_events([make_event() for _ in range(3)], now=now).rows
+
+    assert ingest.store_batch(app.pk, rows, received_at=now) == 3
+    assert ingest.store_batch(app.pk, rows, received_at=now) == 0
+    assert ingest.store_batch(app.pk, rows + ingest.validate_events([make_event()], now=now).rows, received_at=now) == 1
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_identical_batches_sent_at_once_are_stored_once(on_postgres, signed_post, app):
+    body = orjson.dumps(make_batch(200))
+    barrier = threading.Barrier(2)
+    results: list[dict] = []
+
+    secret = current_secret(app)
+
+    def send():
+        try:
+            barrier.wait()
+            response = Client().generic(
+                "POST", ingest_path(app), body, content_type="application/json", **signed_headers(secret, body)
+            )
+            results.append(response.json())
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=send) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert Event.objects.for_app(app).count() == 200
+    assert sorted(r["accepted"] for r in results) == [200, 200]
+    assert sorted(r["duplicates"] for r in results) == [0, 200]
