@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from django.core.validators import MinValueValidator
 from django.db import models
 from django.utils import timezone
 
-from organizations.models import App
+from organizations.models import App, Organization, Tier
 
 
 class EventQuerySet(models.QuerySet["Event"]):
@@ -79,3 +80,68 @@ class UsedNonce(models.Model):
 
     def __str__(self) -> str:
         return f"nonce {self.nonce} for app #{self.app_id}"
+
+
+# --- Plans and limits (telemetry.limits) ---------------------------------------------
+
+
+class Plan(models.Model):
+    """One tier's limits as edited in the admin. An empty field follows the
+    CLACKS_PLAN_<TIER>_* setting, so the environment keeps supplying defaults
+    until an operator decides otherwise for that tier."""
+
+    tier = models.CharField(max_length=20, choices=Tier.choices, unique=True)
+    requests_per_minute = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Ingest requests each app may make per minute. Empty: the CLACKS_PLAN_<TIER>_REQUESTS_PER_MINUTE setting.",
+    )
+    monthly_events = models.PositiveBigIntegerField(
+        null=True,
+        blank=True,
+        help_text=(
+            "New events the organization may store per calendar month (UTC); 0 means no quota. "
+            "Empty: the CLACKS_PLAN_<TIER>_MONTHLY_EVENTS setting."
+        ),
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["tier"]
+
+    def __str__(self) -> str:
+        return f"{self.get_tier_display()} plan"
+
+
+class RequestCounter(models.Model):
+    """Ingest requests of one app in its current one-minute window, when REDIS_URL
+    is not set. One row per app, reset in place when a new window starts, so the
+    table never grows. UNLOGGED on PostgreSQL: a count lost in a crash costs at
+    most a minute of leniency, and skipping the WAL saves a disk flush per request."""
+
+    app_id = models.BigIntegerField(primary_key=True)
+    window_start = models.BigIntegerField(help_text="Unix seconds at which the counted minute began.")
+    count = models.BigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.count} requests for app #{self.app_id} since {self.window_start}"
+
+
+class MonthlyUsage(models.Model):
+    """New events an organization stored in one calendar month (UTC), when
+    REDIS_URL is not set. It is what the monthly quota is checked against, and
+    it does not go down when events are later deleted: they were ingested."""
+
+    organization = models.ForeignKey(Organization, models.CASCADE, related_name="+")
+    month = models.DateField(help_text="First day of the month.")
+    events = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # The quota upsert's conflict target: one row per organization and month.
+            models.UniqueConstraint(fields=["organization", "month"], name="usage_once_per_org_month"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.events} events in {self.month:%Y-%m} for org #{self.organization_id}"
