@@ -135,6 +135,8 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                # The organization switcher and the role-aware navigation.
+                "organizations.context_processors.navigation",
             ],
         },
     },
@@ -196,12 +198,18 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
     {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
 ]
-LOGIN_URL = "login"
+LOGIN_URL = "organizations:login"
 LOGIN_REDIRECT_URL = "/"
-LOGOUT_REDIRECT_URL = "login"
+LOGOUT_REDIRECT_URL = "organizations:login"
+# Two weeks by default. Changing the password ends the user's other sessions.
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 24 * 3600, minimum=60)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Strict"
+# Sign-in throttling: after this many failures for one username from one
+# address, that pair is refused for the lockout period (counted in the cache).
+CLACKS_LOGIN_MAX_FAILURES = env_int("CLACKS_LOGIN_MAX_FAILURES", 5, minimum=1)
+CLACKS_LOGIN_LOCKOUT_SECONDS = env_int("CLACKS_LOGIN_LOCKOUT_SECONDS", 300, minimum=1)
 
 # --- Internationalisation -------------------------------------------------------
 

@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 import secrets
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
+from django.contrib.auth import get_user_model
 from django.core.cache import cache
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -16,6 +18,7 @@ from organizations.models import (
     App,
     AuditEntry,
     Credential,
+    Invitation,
     Membership,
     Organization,
     Role,
@@ -148,3 +151,301 @@ def record_audit(organization: Organization, *, action: str, target: str = "", a
         actor=actor if getattr(actor, "is_authenticated", False) else None,
         details=details or {},
     )
+
+
+# --- Organizations --------------------------------------------------------------------
+
+
+class LastOwnerError(Exception):
+    """The change would leave an organization without an owner."""
+
+
+class InvitationUnusable(Exception):
+    """The invitation was already accepted or has expired."""
+
+
+class AlreadyMember(Exception):
+    """The user already belongs to the invitation's organization."""
+
+
+class SetupClosed(Exception):
+    """The first-admin setup runs only while the database has no user."""
+
+
+INVITATION_LIFETIME = timedelta(days=7)
+
+
+def create_first_admin(*, username: str, email: str, password: str, organization_name: str = ""):
+    """(superuser, organization or None): the first account of a fresh install.
+
+    Raises SetupClosed when any user exists, so the page cannot be replayed."""
+    User = get_user_model()
+    with transaction.atomic():
+        if User.objects.exists():
+            raise SetupClosed
+        user = User.objects.create_superuser(username=username, email=email, password=password)
+        organization = create_organization(name=organization_name, owner=user) if organization_name else None
+        if organization is not None:
+            record_audit(organization, action="organization.create", target=organization.public_id, actor=user)
+    return user, organization
+
+
+def _forget_cached_apps(organization: Organization) -> None:
+    for app in organization.apps.select_related("organization"):
+        forget_cached_app(app)
+
+
+def update_organization(organization: Organization, *, name: str, tier: str, is_active: bool, by=None) -> list[str]:
+    """Save the organization's name, tier and state; returns the names of the fields that changed.
+
+    Disabling or enabling drops every app's ingest cache so ingest answers accordingly at once."""
+    changes = {
+        field: (getattr(organization, field), value)
+        for field, value in (("name", name), ("tier", tier), ("is_active", is_active))
+        if getattr(organization, field) != value
+    }
+    if not changes:
+        return []
+    with transaction.atomic():
+        for field, (_, value) in changes.items():
+            setattr(organization, field, value)
+        organization.save(update_fields=list(changes))
+        record_audit(
+            organization,
+            action="organization.update",
+            target=organization.public_id,
+            actor=by,
+            details={field: {"from": old, "to": new} for field, (old, new) in changes.items()},
+        )
+    if "is_active" in changes or "tier" in changes:
+        _forget_cached_apps(organization)
+    return list(changes)
+
+
+def set_organization_retention(organization: Organization, *, days: int | None, by=None) -> bool:
+    """Set the default retention (None keeps events forever); False when nothing changed."""
+    if organization.retention_days == days:
+        return False
+    with transaction.atomic():
+        old = organization.retention_days
+        organization.retention_days = days
+        organization.save(update_fields=["retention_days"])
+        record_audit(
+            organization,
+            action="retention.organization",
+            target=organization.public_id,
+            actor=by,
+            details={"from": old, "to": days},
+        )
+    return True
+
+
+# --- Members and invitations ----------------------------------------------------------
+
+
+def invite_member(
+    organization: Organization,
+    *,
+    role: str,
+    email: str = "",
+    by=None,
+    now: datetime | None = None,
+    valid_for: timedelta = INVITATION_LIFETIME,
+) -> Invitation:
+    """A new invitation link; the token is the whole credential, so it is long and random."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        invitation = Invitation.objects.create(
+            organization=organization,
+            token=secrets.token_urlsafe(32),
+            email=email,
+            role=role,
+            created_by=by,
+            created_at=now,
+            expires_at=now + valid_for,
+        )
+        record_audit(
+            organization,
+            action="invitation.create",
+            target=email or f"invitation #{invitation.pk}",
+            actor=by,
+            details={"role": role, "expires_at": invitation.expires_at.isoformat()},
+        )
+    return invitation
+
+
+def usable_invitation(token: str, *, now: datetime | None = None) -> Invitation | None:
+    """The invitation with this token if it can still be accepted, else None."""
+    invitation = Invitation.objects.select_related("organization").filter(token=token).first()
+    if invitation is None or not invitation.is_usable(now=now):
+        return None
+    return invitation
+
+
+def accept_invitation(invitation: Invitation, *, user, now: datetime | None = None) -> Membership:
+    """Make the user a member with the invitation's role; each invitation works once.
+
+    Raises InvitationUnusable (expired or taken, also by a concurrent accept) or AlreadyMember."""
+    now = now or timezone.now()
+    with transaction.atomic():
+        if Membership.objects.filter(organization=invitation.organization, user=user).exists():
+            raise AlreadyMember
+        # A conditional UPDATE, so two people racing for one link cannot both win.
+        taken = Invitation.objects.filter(pk=invitation.pk, accepted_at__isnull=True, expires_at__gt=now).update(
+            accepted_at=now, accepted_by=user
+        )
+        if taken != 1:
+            raise InvitationUnusable
+        membership = Membership.objects.create(organization=invitation.organization, user=user, role=invitation.role)
+        record_audit(
+            invitation.organization,
+            action="invitation.accept",
+            target=user.get_username(),
+            actor=user,
+            details={"role": invitation.role, "invitation": invitation.pk},
+        )
+        record_audit(
+            invitation.organization,
+            action="member.add",
+            target=user.get_username(),
+            actor=user,
+            details={"role": invitation.role},
+        )
+    return membership
+
+
+def revoke_invitation(invitation: Invitation, *, by=None) -> None:
+    with transaction.atomic():
+        record_audit(
+            invitation.organization,
+            action="invitation.revoke",
+            target=invitation.email or f"invitation #{invitation.pk}",
+            actor=by,
+            details={"role": invitation.role},
+        )
+        invitation.delete()
+
+
+def _other_owners(membership: Membership) -> int:
+    """Owners of the membership's organization besides this one, with their rows locked
+    so two owners demoting each other at once cannot both succeed."""
+    owners = Membership.objects.select_for_update().filter(organization_id=membership.organization_id, role=Role.OWNER)
+    return sum(1 for owner in owners if owner.pk != membership.pk)
+
+
+def change_role(membership: Membership, *, role: str, by=None) -> bool:
+    """Give a member another role; raises LastOwnerError rather than demote the last owner."""
+    if membership.role == role:
+        return False
+    with transaction.atomic():
+        if membership.role == Role.OWNER and _other_owners(membership) == 0:
+            raise LastOwnerError("An organization needs at least one owner; make someone else owner first.")
+        old = membership.role
+        membership.role = role
+        membership.save(update_fields=["role"])
+        record_audit(
+            membership.organization,
+            action="member.role",
+            target=membership.user.get_username(),
+            actor=by,
+            details={"from": old, "to": role},
+        )
+    return True
+
+
+def remove_member(membership: Membership, *, by=None) -> None:
+    """Remove a member; raises LastOwnerError rather than remove the last owner."""
+    with transaction.atomic():
+        if membership.role == Role.OWNER and _other_owners(membership) == 0:
+            raise LastOwnerError("An organization needs at least one owner; make someone else owner first.")
+        record_audit(
+            membership.organization,
+            action="member.remove",
+            target=membership.user.get_username(),
+            actor=by,
+            details={"role": membership.role},
+        )
+        membership.delete()
+
+
+# --- Apps ---------------------------------------------------------------------------
+
+
+def rename_app(app: App, *, name: str, by=None) -> bool:
+    if app.name == name:
+        return False
+    with transaction.atomic():
+        old = app.name
+        app.name = name
+        app.save(update_fields=["name"])
+        record_audit(app.organization, action="app.rename", target=app.public_id, actor=by, details={"from": old, "to": name})
+    return True
+
+
+def set_app_active(app: App, *, active: bool, by=None) -> bool:
+    """Enable or disable ingest for the app; takes effect at once (the ingest cache is dropped)."""
+    if app.is_active == active:
+        return False
+    with transaction.atomic():
+        app.is_active = active
+        app.save(update_fields=["is_active"])
+        record_audit(app.organization, action="app.enable" if active else "app.disable", target=app.public_id, actor=by)
+    forget_cached_app(app)
+    return True
+
+
+def set_app_retention(app: App, *, override: bool, days: int | None, by=None) -> bool:
+    """Use the organization's retention (override=False) or the app's own `days` (None = forever)."""
+    days = days if override else None
+    if app.retention_override == override and app.retention_days == days:
+        return False
+    with transaction.atomic():
+        old = {"override": app.retention_override, "days": app.retention_days}
+        app.retention_override = override
+        app.retention_days = days
+        app.save(update_fields=["retention_override", "retention_days"])
+        record_audit(
+            app.organization,
+            action="retention.app",
+            target=app.public_id,
+            actor=by,
+            details={"from": old, "to": {"override": override, "days": days}},
+        )
+    return True
+
+
+def delete_app(app: App, *, by=None, batch_size: int = 5000) -> int:
+    """Delete the app, its credentials and its events; returns how many events went.
+
+    Events go first in bounded batches so a big app never holds one huge
+    transaction (and its locks) for minutes; the app row goes last."""
+    organization, public_id, name = app.organization, app.public_id, app.name
+    # Refuse ingest at once, before the (possibly long) event deletion starts.
+    App.objects.filter(pk=app.pk).update(is_active=False)
+    forget_cached_app(app)
+    deleted = 0
+    while True:
+        ids = list(app.events.order_by().values_list("pk", flat=True)[:batch_size])
+        if not ids:
+            break
+        with transaction.atomic():
+            count, _ = app.events.filter(pk__in=ids).delete()
+        deleted += count
+    with transaction.atomic():
+        app.delete()
+        record_audit(organization, action="app.delete", target=public_id, actor=by, details={"name": name, "events": deleted})
+    forget_cached_app(app)
+    return deleted
+
+
+def reveal_secret(credential: Credential, *, by=None) -> str:
+    """The credential's plain HMAC secret, recorded in the audit log as `credentials.reveal`."""
+    secret = credential.reveal_secret()
+    record_audit(
+        credential.app.organization,
+        action="credentials.reveal",
+        target=credential.app.public_id,
+        actor=by,
+        details={"token_prefix": credential.token_prefix},
+    )
+    return secret

@@ -1,0 +1,228 @@
+"""Forms for the admin pages. Every POST goes through one of these (CSRF included)."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+
+from django import forms
+from django.conf import settings
+from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.core.cache import cache
+
+from organizations.models import RETENTION_PRESETS, Credential, Role, Tier
+
+MAX_RETENTION_DAYS = 36500  # a hundred years; anything longer is "keep forever"
+
+
+class NameField(forms.CharField):
+    def __init__(self, **kwargs):
+        kwargs.setdefault("max_length", 100)
+        kwargs.setdefault("strip", True)
+        super().__init__(**kwargs)
+
+
+# --- Accounts -------------------------------------------------------------------------
+
+
+class SetupForm(UserCreationForm):
+    """The first administrator, and optionally the first organization they own."""
+
+    email = forms.EmailField(required=False, help_text="Optional.")
+    organization_name = NameField(
+        required=False,
+        label="First organization",
+        help_text="Optional: you become its owner. You can create organizations later too.",
+    )
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")
+
+
+class SignupForm(UserCreationForm):
+    """A new account created by accepting an invitation."""
+
+    email = forms.EmailField(required=False, help_text="Optional.")
+
+    class Meta(UserCreationForm.Meta):
+        fields = ("username", "email")
+
+
+def _client_ip(request) -> str:
+    # The direct peer. Behind a reverse proxy every client shares the proxy's
+    # address, which makes the limit stricter, never looser.
+    return (request.META.get("REMOTE_ADDR") or "unknown") if request is not None else "unknown"
+
+
+def login_throttle_key(username: str, ip: str) -> str:
+    digest = hashlib.sha256(f"{username.strip().lower()}\0{ip}".encode()).hexdigest()[:32]
+    return f"login-failures:{digest}"
+
+
+class ThrottledLoginForm(AuthenticationForm):
+    """Django's login form, refusing a username+IP pair for a while after repeated failures.
+
+    Failures are counted in the cache with atomic add/incr, so concurrent attempts
+    cannot slip past the limit (with Redis the count is shared by every worker)."""
+
+    error_messages = {
+        **AuthenticationForm.error_messages,
+        "throttled": "Too many failed sign-in attempts. Wait %(minutes)s and try again.",
+    }
+
+    def clean(self):
+        username = self.cleaned_data.get("username") or ""
+        key = login_throttle_key(username, _client_ip(self.request))
+        limit = settings.CLACKS_LOGIN_MAX_FAILURES
+        lockout = settings.CLACKS_LOGIN_LOCKOUT_SECONDS
+        if (cache.get(key) or 0) >= limit:
+            raise self._throttled(lockout)
+        try:
+            return super().clean()
+        except forms.ValidationError:
+            # The window starts at the first failure and is not extended by later ones.
+            cache.add(key, 0, lockout)
+            try:
+                failures = cache.incr(key)
+            except ValueError:  # expired between add and incr
+                cache.add(key, 1, lockout)
+                failures = 1
+            if failures >= limit:
+                raise self._throttled(lockout) from None
+            raise
+        finally:
+            if self.user_cache is not None:
+                cache.delete(key)
+
+    def _throttled(self, seconds: int) -> forms.ValidationError:
+        minutes = max(1, math.ceil(seconds / 60))
+        return forms.ValidationError(
+            self.error_messages["throttled"],
+            code="throttled",
+            params={"minutes": f"{minutes} minute{'s' if minutes != 1 else ''}"},
+        )
+
+
+# --- Organizations --------------------------------------------------------------------
+
+
+class OrganizationCreateForm(forms.Form):
+    name = NameField(label="Organization name")
+
+
+class OrganizationSettingsForm(forms.Form):
+    name = NameField(label="Name")
+    tier = forms.ChoiceField(choices=Tier.choices, help_text="Sets the ingest rate limits and quotas.")
+    is_active = forms.BooleanField(
+        required=False,
+        label="Active",
+        help_text="Untick to disable the organization: ingest for all its apps answers 403 at once.",
+    )
+
+
+class RetentionForm(forms.Form):
+    """Retention as a preset, a custom number of days, forever, or (for apps) the organization's default."""
+
+    INHERIT, CUSTOM, FOREVER = "inherit", "custom", "forever"
+
+    choice = forms.ChoiceField(label="Keep events for", widget=forms.RadioSelect)
+    custom_days = forms.IntegerField(
+        label="Custom number of days", required=False, min_value=1, max_value=MAX_RETENTION_DAYS
+    )
+
+    def __init__(self, *args, allow_inherit: bool = False, organization_days: int | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = []
+        if allow_inherit:
+            default = "forever" if organization_days is None else f"{organization_days} days"
+            choices.append((self.INHERIT, f"Organization default ({default})"))
+        choices += [(str(days), f"{days} days") for days in RETENTION_PRESETS]
+        choices += [(self.CUSTOM, "Custom"), (self.FOREVER, "Keep forever")]
+        self.fields["choice"].choices = choices
+
+    @classmethod
+    def initial_for(cls, days: int | None, *, inherit: bool = False) -> dict:
+        if inherit:
+            return {"choice": cls.INHERIT}
+        if days is None:
+            return {"choice": cls.FOREVER}
+        if days in RETENTION_PRESETS:
+            return {"choice": str(days)}
+        return {"choice": cls.CUSTOM, "custom_days": days}
+
+    def clean(self):
+        data = super().clean()
+        choice = data.get("choice")
+        if choice == self.CUSTOM and not data.get("custom_days"):
+            self.add_error("custom_days", "Enter a number of days for a custom retention.")
+        return data
+
+    @property
+    def inherit(self) -> bool:
+        return self.cleaned_data["choice"] == self.INHERIT
+
+    @property
+    def days(self) -> int | None:
+        """The chosen number of days; None for forever (and for inherit)."""
+        choice = self.cleaned_data["choice"]
+        if choice in (self.INHERIT, self.FOREVER):
+            return None
+        if choice == self.CUSTOM:
+            return self.cleaned_data["custom_days"]
+        return int(choice)
+
+
+# --- Members --------------------------------------------------------------------------
+
+
+class InviteForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
+    email = forms.EmailField(
+        required=False, help_text="Optional, for your own records: no email is sent. Share the link yourself."
+    )
+    valid_days = forms.IntegerField(label="Link valid for (days)", initial=7, min_value=1, max_value=30)
+
+
+class RoleForm(forms.Form):
+    role = forms.ChoiceField(choices=Role.choices)
+
+
+class ConfirmForm(forms.Form):
+    """A POST with no fields but the CSRF token: remove, revoke, reveal, rotate."""
+
+
+# --- Apps -----------------------------------------------------------------------------
+
+
+class AppNameForm(forms.Form):
+    name = NameField(label="App name", help_text="Usually the name of your command-line tool or service.")
+
+
+class AppStateForm(forms.Form):
+    is_active = forms.BooleanField(required=False)
+
+
+class DeleteAppForm(forms.Form):
+    confirm = forms.CharField(label="Type the app's name to confirm", max_length=100, strip=True)
+
+    def __init__(self, *args, app_name: str, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.app_name = app_name
+
+    def clean_confirm(self):
+        value = self.cleaned_data["confirm"]
+        if value != self.app_name:
+            raise forms.ValidationError(f"That is not the app's name. Type “{self.app_name}” exactly to delete it.")
+        return value
+
+
+class CredentialForm(forms.Form):
+    """Names one credential set of the app (by primary key, checked against the app)."""
+
+    credential = forms.ModelChoiceField(queryset=Credential.objects.none(), widget=forms.HiddenInput)
+
+    def __init__(self, *args, app, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["credential"].queryset = Credential.objects.active().filter(app=app).select_related("app__organization")
+
+

@@ -1,0 +1,105 @@
+"""Retention: which events are past their app's retention period, and deleting them.
+
+Both the dashboard's preview and `manage.py purge_events` use these functions,
+so the preview counts exactly what the purge would delete.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from organizations.models import App, Organization
+from telemetry.models import Event
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_BATCH_SIZE = 5000
+
+
+def retention_cutoff(days: int | None, *, now: datetime) -> datetime | None:
+    """The moment before which events are past retention, or None to keep them forever."""
+    return None if days is None else now - timedelta(days=days)
+
+
+def count_older_than(app: App, *, days: int | None, now: datetime) -> int:
+    """How many of the app's events a retention of `days` would remove now (0 for forever).
+
+    One range count on the (app, timestamp) index."""
+    cutoff = retention_cutoff(days, now=now)
+    if cutoff is None:
+        return 0
+    return Event.objects.filter(app=app, timestamp__lt=cutoff).count()
+
+
+def events_past_retention(app: App, *, now: datetime | None = None) -> int:
+    """How many events the app's effective retention would remove now."""
+    return count_older_than(app, days=app.effective_retention_days, now=now or timezone.now())
+
+
+def preview_organization_default(organization: Organization, *, days: int | None, now: datetime) -> int:
+    """Events a new organization default of `days` would remove now, over the apps that
+    follow the default (apps with their own override are not affected)."""
+    return sum(
+        count_older_than(app, days=days, now=now)
+        for app in organization.apps.filter(retention_override=False)
+    )
+
+
+@dataclass(frozen=True)
+class PruneResult:
+    app_public_id: str
+    deleted: int
+    batches: int
+    dry_run: bool
+
+
+def _next_batch(app: App, cutoff: datetime, batch_size: int) -> list[int]:
+    """Primary keys of up to batch_size expired events, locked for this transaction.
+
+    On PostgreSQL, SKIP LOCKED lets two purges run at once: each takes rows the
+    other has not locked, so no row is counted twice and neither waits. SQLite
+    has no row locks; its single write lock serialises the purges instead."""
+    rows = Event.objects.filter(app=app, timestamp__lt=cutoff).order_by("timestamp").values_list("pk", flat=True)
+    if connection.features.has_select_for_update_skip_locked:
+        rows = rows.select_for_update(skip_locked=True)
+    return list(rows[:batch_size])
+
+
+def prune_app(
+    app: App,
+    *,
+    now: datetime,
+    batch_size: int = DEFAULT_BATCH_SIZE,
+    dry_run: bool = False,
+    progress: Callable[[int], None] | None = None,
+) -> PruneResult:
+    """Delete the app's events older than its effective retention, batch_size rows per
+    transaction, and stamp App.retention_last_run_at. A dry run only counts.
+
+    `progress`, when given, is called with the running total after each batch."""
+    days = app.effective_retention_days
+    cutoff = retention_cutoff(days, now=now)
+    if dry_run:
+        count = 0 if cutoff is None else Event.objects.filter(app=app, timestamp__lt=cutoff).count()
+        return PruneResult(app.public_id, count, 0, dry_run=True)
+    deleted = batches = 0
+    if cutoff is not None:
+        while True:
+            with transaction.atomic():
+                ids = _next_batch(app, cutoff, batch_size)
+                if not ids:
+                    break
+                count, _ = Event.objects.filter(pk__in=ids).delete()
+            deleted += count
+            batches += 1
+            if progress is not None:
+                progress(deleted)
+    App.objects.filter(pk=app.pk).update(retention_last_run_at=now)
+    app.retention_last_run_at = now
+    return PruneResult(app.public_id, deleted, batches, dry_run=False)
