@@ -256,6 +256,22 @@ CLACKS_PUBLIC_URL = env_str("CLACKS_PUBLIC_URL", "http://127.0.0.1:8000").rstrip
 # Seconds a client is told to wait when storage is unavailable.
 CLACKS_RETRY_AFTER_SECONDS = env_int("CLACKS_RETRY_AFTER_SECONDS", 5, minimum=1)
 
+# --- Plans and limits (telemetry.limits) -------------------------------------------
+
+# Per tier: ingest requests each app may make per minute, and new events the
+# organization may store per calendar month (UTC; 0 = no quota). These are the
+# defaults; a field set on the tier's Plan in the Django admin overrides them.
+# Self-hosted organizations (the default tier) get a rate far above what one
+# machine serves and no quota: the operator owns the hardware.
+CLACKS_PLAN_FREE_REQUESTS_PER_MINUTE = env_int("CLACKS_PLAN_FREE_REQUESTS_PER_MINUTE", 100, minimum=1)
+CLACKS_PLAN_FREE_MONTHLY_EVENTS = env_int("CLACKS_PLAN_FREE_MONTHLY_EVENTS", 10_000, minimum=0)
+CLACKS_PLAN_PRO_REQUESTS_PER_MINUTE = env_int("CLACKS_PLAN_PRO_REQUESTS_PER_MINUTE", 1_000, minimum=1)
+CLACKS_PLAN_PRO_MONTHLY_EVENTS = env_int("CLACKS_PLAN_PRO_MONTHLY_EVENTS", 1_000_000, minimum=0)
+CLACKS_PLAN_ENTERPRISE_REQUESTS_PER_MINUTE = env_int("CLACKS_PLAN_ENTERPRISE_REQUESTS_PER_MINUTE", 10_000, minimum=1)
+CLACKS_PLAN_ENTERPRISE_MONTHLY_EVENTS = env_int("CLACKS_PLAN_ENTERPRISE_MONTHLY_EVENTS", 100_000_000, minimum=0)
+CLACKS_PLAN_SELF_HOSTED_REQUESTS_PER_MINUTE = env_int("CLACKS_PLAN_SELF_HOSTED_REQUESTS_PER_MINUTE", 60_000, minimum=1)
+CLACKS_PLAN_SELF_HOSTED_MONTHLY_EVENTS = env_int("CLACKS_PLAN_SELF_HOSTED_MONTHLY_EVENTS", 0, minimum=0)
+
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["drf_orjson_renderer.renderers.ORJSONRenderer"],
     "DEFAULT_PARSER_CLASSES": ["drf_orjson_renderer.parsers.ORJSONParser"],
