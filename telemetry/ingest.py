@@ -290,9 +290,11 @@ def _store_postgresql(app_pk: int, rows: list[dict], received_at: datetime) -> i
     table = Event._meta.db_table
     record = ", ".join(f"{name} {_PG_TYPES.get(name, 'text')}" for name in _COLUMNS)
     columns = ", ".join(_COLUMNS)
+    # A JSON null in event.data would come out of the recordset as SQL NULL; keep it JSON.
+    selected = ", ".join("COALESCE(data, 'null'::jsonb)" if name == "data" else name for name in _COLUMNS)
     sql = (
         f"INSERT INTO {table} (app_id, received_at, {columns}) "
-        f"SELECT %s, %s, {columns} FROM jsonb_to_recordset(%s::jsonb) AS x({record}) "
+        f"SELECT %s, %s, {selected} FROM jsonb_to_recordset(%s::jsonb) AS x({record}) "
         f"ON CONFLICT (app_id, event_id) DO NOTHING"
     )
     with connection.cursor() as cursor:

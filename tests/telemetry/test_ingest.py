@@ -242,6 +242,15 @@ def test_a_text_that_merely_looks_like_an_escaped_nul_is_stored(signed_post, app
     assert Event.objects.get(app=app).data == {"path": "C:\\u0000\\dir"}
 
 
+@pytest.mark.parametrize("data", [None, [], "text", 0, {}])
+def test_event_data_may_be_any_json_value(signed_post, app, data):
+    event = make_event()
+    event["event"]["data"] = data
+
+    assert signed_post(app, {"events": [event]}).status_code == 200
+    assert Event.objects.get(app=app).data == data
+
+
 def test_huge_numbers_and_deep_json_in_event_data_are_stored(signed_post, app):
     deep: dict = {}
     node = deep
