@@ -16,7 +16,7 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from telemetry import ingest
+from telemetry import ingest, limits
 from telemetry.auth import SignatureAuthentication, TokenAndSignatureAuthentication
 from telemetry.errors import IngestError
 
@@ -56,12 +56,23 @@ class IngestView(APIView):
         if request.headers.get("DNT", "").strip() == "1":
             raise DoNotTrack()
         super().initial(request, *args, **kwargs)
-        request.auth  # noqa: B018 -- authenticate now, before the handler runs
+        app = request.auth  # authenticate now, before the handler runs
+        # Counted only once authenticated, so forged or replayed requests spend nothing.
+        request.clacks_rate = limits.enforce_rate(app.pk, tier=app.tier)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        rate = getattr(request, "clacks_rate", None)
+        if rate is not None:  # every answer once the app is known (PROTOCOL.md, Responses)
+            for name, value in rate.headers().items():
+                response[name] = value
+        return super().finalize_response(request, response, *args, **kwargs)
 
     def post(self, request, *args, **kwargs) -> Response:
         app = request.auth
         events = ingest.parse_batch(request.clacks_body, declared_size=request.headers.get("X-Batch-Size"))
-        result = ingest.ingest_events(app.pk, events, now=timezone.now())
+        with limits.event_quota(app.org_pk, tier=app.tier, events=len(events)) as quota:
+            result = ingest.ingest_events(app.pk, events, now=timezone.now())
+            quota.record_stored(result.accepted - result.duplicates)
         if result.errors:
             return Response(
                 {
