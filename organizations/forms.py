@@ -7,12 +7,20 @@ import math
 
 from django import forms
 from django.conf import settings
-from django.contrib.auth.forms import AuthenticationForm, UserCreationForm
+from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, UserCreationForm
 from django.core.cache import cache
 
 from organizations.models import RETENTION_PRESETS, Credential, Role, Tier
 
 MAX_RETENTION_DAYS = 36500  # a hundred years; anything longer is "keep forever"
+
+
+class NoColon:
+    """Labels without Django's trailing colon, so a label reads the same as its accessible name."""
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("label_suffix", "")
+        super().__init__(*args, **kwargs)
 
 
 class NameField(forms.CharField):
@@ -25,7 +33,7 @@ class NameField(forms.CharField):
 # --- Accounts -------------------------------------------------------------------------
 
 
-class SetupForm(UserCreationForm):
+class SetupForm(NoColon, UserCreationForm):
     """The first administrator, and optionally the first organization they own."""
 
     email = forms.EmailField(required=False, help_text="Optional.")
@@ -39,7 +47,7 @@ class SetupForm(UserCreationForm):
         fields = ("username", "email")
 
 
-class SignupForm(UserCreationForm):
+class SignupForm(NoColon, UserCreationForm):
     """A new account created by accepting an invitation."""
 
     email = forms.EmailField(required=False, help_text="Optional.")
@@ -59,7 +67,7 @@ def login_throttle_key(username: str, ip: str) -> str:
     return f"login-failures:{digest}"
 
 
-class ThrottledLoginForm(AuthenticationForm):
+class ThrottledLoginForm(NoColon, AuthenticationForm):
     """Django's login form, refusing a username+IP pair for a while after repeated failures.
 
     Failures are counted in the cache with atomic add/incr, so concurrent attempts
@@ -103,14 +111,18 @@ class ThrottledLoginForm(AuthenticationForm):
         )
 
 
+class PasswordForm(NoColon, PasswordChangeForm):
+    pass
+
+
 # --- Organizations --------------------------------------------------------------------
 
 
-class OrganizationCreateForm(forms.Form):
+class OrganizationCreateForm(NoColon, forms.Form):
     name = NameField(label="Organization name")
 
 
-class OrganizationSettingsForm(forms.Form):
+class OrganizationSettingsForm(NoColon, forms.Form):
     name = NameField(label="Name")
     tier = forms.ChoiceField(choices=Tier.choices, help_text="Sets the ingest rate limits and quotas.")
     is_active = forms.BooleanField(
@@ -120,7 +132,7 @@ class OrganizationSettingsForm(forms.Form):
     )
 
 
-class RetentionForm(forms.Form):
+class RetentionForm(NoColon, forms.Form):
     """Retention as a preset, a custom number of days, forever, or (for apps) the organization's default."""
 
     INHERIT, CUSTOM, FOREVER = "inherit", "custom", "forever"
@@ -175,7 +187,7 @@ class RetentionForm(forms.Form):
 # --- Members --------------------------------------------------------------------------
 
 
-class InviteForm(forms.Form):
+class InviteForm(NoColon, forms.Form):
     role = forms.ChoiceField(choices=Role.choices, initial=Role.VIEWER)
     email = forms.EmailField(
         required=False, help_text="Optional, for your own records: no email is sent. Share the link yourself."
@@ -183,26 +195,26 @@ class InviteForm(forms.Form):
     valid_days = forms.IntegerField(label="Link valid for (days)", initial=7, min_value=1, max_value=30)
 
 
-class RoleForm(forms.Form):
+class RoleForm(NoColon, forms.Form):
     role = forms.ChoiceField(choices=Role.choices)
 
 
-class ConfirmForm(forms.Form):
+class ConfirmForm(NoColon, forms.Form):
     """A POST with no fields but the CSRF token: remove, revoke, reveal, rotate."""
 
 
 # --- Apps -----------------------------------------------------------------------------
 
 
-class AppNameForm(forms.Form):
+class AppNameForm(NoColon, forms.Form):
     name = NameField(label="App name", help_text="Usually the name of your command-line tool or service.")
 
 
-class AppStateForm(forms.Form):
+class AppStateForm(NoColon, forms.Form):
     is_active = forms.BooleanField(required=False)
 
 
-class DeleteAppForm(forms.Form):
+class DeleteAppForm(NoColon, forms.Form):
     confirm = forms.CharField(label="Type the app's name to confirm", max_length=100, strip=True)
 
     def __init__(self, *args, app_name: str, **kwargs):
@@ -216,7 +228,7 @@ class DeleteAppForm(forms.Form):
         return value
 
 
-class CredentialForm(forms.Form):
+class CredentialForm(NoColon, forms.Form):
     """Names one credential set of the app (by primary key, checked against the app)."""
 
     credential = forms.ModelChoiceField(queryset=Credential.objects.none(), widget=forms.HiddenInput)

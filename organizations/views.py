@@ -8,13 +8,13 @@ function and render; the work is in organizations.services and telemetry.retenti
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
+from django.contrib.auth.views import redirect_to_login
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -26,6 +26,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from organizations import forms, services
 from organizations.access import get_app_access, get_org_access
+from organizations.context_processors import LAST_ORG_SESSION_KEY
 from organizations.models import App, AuditEntry, Credential, Invitation, Membership, Organization, Role
 # Pages that show events (last event received, retention previews) read them
 # through telemetry; the organizations models and services stay free of it.
@@ -106,6 +107,7 @@ class LogoutView(auth_views.LogoutView):
 
 class PasswordChangeView(auth_views.PasswordChangeView):
     template_name = "accounts/password_change.html"
+    form_class = forms.PasswordForm
     success_url = reverse_lazy("organizations:password_change")
 
     def form_valid(self, form):
@@ -147,11 +149,33 @@ def _retention_rows(organization: Organization) -> list[dict]:
     ]
 
 
-def _retention_preview(request: HttpRequest, form: forms.RetentionForm, count) -> dict | None:
-    """The preview asked for by the form's "Preview" button (a GET), or None."""
-    if "preview" not in request.GET or not form.is_bound or not form.is_valid():
-        return None
+def _retention_preview(form: forms.RetentionForm, count) -> dict:
     return {"days": form.days, "inherit": form.inherit, "count": count(form)}
+
+
+def _org_settings_page(request: HttpRequest, access, *, settings_form=None, retention_form=None, preview=None, status=200):
+    organization = access.organization
+    now = timezone.now()
+    return render(
+        request,
+        "organizations/org_settings.html",
+        {
+            "organization": organization,
+            "access": access,
+            "settings_form": settings_form
+            or forms.OrganizationSettingsForm(
+                initial={"name": organization.name, "tier": organization.tier, "is_active": organization.is_active}
+            ),
+            "retention_form": retention_form
+            or forms.RetentionForm(initial=forms.RetentionForm.initial_for(organization.retention_days)),
+            "preview": preview,
+            "current_count": retention.preview_organization_default(
+                organization, days=organization.retention_days, now=now
+            ),
+            "retention_rows": _retention_rows(organization),
+        },
+        status=status,
+    )
 
 
 @login_required
@@ -159,65 +183,46 @@ def _retention_preview(request: HttpRequest, form: forms.RetentionForm, count) -
 def org_settings(request: HttpRequest, org_id: str) -> HttpResponse:
     access = get_org_access(request.user, org_id, min_role=Role.OWNER)
     organization = access.organization
-    settings_form = forms.OrganizationSettingsForm(
-        request.POST or None,
-        initial={"name": organization.name, "tier": organization.tier, "is_active": organization.is_active},
-    )
-    if request.method == "POST" and settings_form.is_valid():
-        changed = services.update_organization(organization, by=request.user, **settings_form.cleaned_data)
-        if not changed:
-            messages.info(request, "Nothing changed.")
-        elif "is_active" in changed:
-            state = "enabled" if organization.is_active else "disabled: its apps' ingest now answers 403"
-            messages.success(request, f"{organization.name} is {state}.")
-        else:
-            messages.success(request, "Organization settings saved.")
-        return redirect("organizations:org_settings", org_id=organization.public_id)
-
-    now = timezone.now()
-    retention_form = forms.RetentionForm(
-        request.GET if "preview" in request.GET else None,
-        initial=forms.RetentionForm.initial_for(organization.retention_days),
-    )
-    preview = _retention_preview(
-        request,
-        retention_form,
-        lambda f: retention.preview_organization_default(organization, days=f.days, now=now),
-    )
-    return render(
-        request,
-        "organizations/org_settings.html",
-        {
-            "organization": organization,
-            "access": access,
-            "settings_form": settings_form,
-            "retention_form": retention_form,
-            "preview": preview,
-            "current_count": retention.preview_organization_default(
-                organization, days=organization.retention_days, now=now
-            ),
-            "retention_rows": _retention_rows(organization),
-        },
-    )
+    if request.method == "GET":
+        return _org_settings_page(request, access)
+    form = forms.OrganizationSettingsForm(request.POST)
+    if not form.is_valid():
+        return _org_settings_page(request, access, settings_form=form, status=400)
+    changed = services.update_organization(organization, by=request.user, **form.cleaned_data)
+    if not changed:
+        messages.info(request, "Nothing changed.")
+    elif "is_active" in changed:
+        state = "enabled" if organization.is_active else "disabled: ingest for its apps now answers 403"
+        messages.success(request, f"{organization.name} is {state}.")
+    else:
+        messages.success(request, "Organization settings saved.")
+    return redirect("organizations:org_settings", org_id=organization.public_id)
 
 
 @login_required
 @require_POST
 def org_retention(request: HttpRequest, org_id: str) -> HttpResponse:
+    """Save the default retention, or with `preview` only count what it would delete."""
     access = get_org_access(request.user, org_id, min_role=Role.OWNER)
+    organization = access.organization
     form = forms.RetentionForm(request.POST)
-    if form.is_valid():
-        if services.set_organization_retention(access.organization, days=form.days, by=request.user):
-            kept = "forever" if form.days is None else f"for {form.days} days"
-            messages.success(
-                request,
-                f"Events are now kept {kept} by default. Older events are deleted the next time retention runs.",
-            )
-        else:
-            messages.info(request, "Retention unchanged.")
+    if not form.is_valid():
+        return _org_settings_page(request, access, retention_form=form, status=400)
+    if "preview" in request.POST:
+        now = timezone.now()
+        preview = _retention_preview(
+            form, lambda f: retention.preview_organization_default(organization, days=f.days, now=now)
+        )
+        return _org_settings_page(request, access, retention_form=form, preview=preview)
+    if services.set_organization_retention(organization, days=form.days, by=request.user):
+        kept = "forever" if form.days is None else f"for {form.days} days"
+        messages.success(
+            request,
+            f"Events are now kept {kept} by default. Older events are deleted the next time retention runs.",
+        )
     else:
-        _form_errors(request, form)
-    return redirect("organizations:org_settings", org_id=access.organization.public_id)
+        messages.info(request, "Retention unchanged.")
+    return redirect("organizations:org_settings", org_id=organization.public_id)
 
 
 # --- Members and invitations -----------------------------------------------------------------
@@ -528,32 +533,25 @@ def credential_revoke(request: HttpRequest, org_id: str, app_id: str) -> HttpRes
 # --- App settings ----------------------------------------------------------------------------
 
 
-def _app_settings_page(request: HttpRequest, app: App, access, **forms_override: Any) -> HttpResponse:
+def _app_settings_page(request: HttpRequest, app: App, access, *, status: int = 200, preview=None, **bound) -> HttpResponse:
     now = timezone.now()
-    retention_form = forms_override.get("retention_form") or forms.RetentionForm(
-        request.GET if "preview" in request.GET else None,
-        allow_inherit=True,
-        organization_days=app.organization.retention_days,
-        initial=forms.RetentionForm.initial_for(app.retention_days, inherit=not app.retention_override),
-    )
-
-    def count(form):
-        days = app.organization.retention_days if form.inherit else form.days
-        return retention.count_older_than(app, days=days, now=now)
-
     context = {
         "organization": access.organization,
         "access": access,
         "app": app,
-        "name_form": forms_override.get("name_form") or forms.AppNameForm(initial={"name": app.name}),
-        "delete_form": forms_override.get("delete_form") or forms.DeleteAppForm(app_name=app.name),
-        "retention_form": retention_form,
-        "preview": _retention_preview(request, retention_form, count),
+        "name_form": bound.get("name_form") or forms.AppNameForm(initial={"name": app.name}),
+        "delete_form": bound.get("delete_form") or forms.DeleteAppForm(app_name=app.name),
+        "retention_form": bound.get("retention_form")
+        or forms.RetentionForm(
+            allow_inherit=True,
+            organization_days=app.organization.retention_days,
+            initial=forms.RetentionForm.initial_for(app.retention_days, inherit=not app.retention_override),
+        ),
+        "preview": preview,
         "current_count": retention.events_past_retention(app, now=now),
         "effective_days": app.effective_retention_days,
         "event_count": Event.objects.filter(app=app).count(),
     }
-    status = 400 if any(f is not None and f.is_bound and f.errors for f in forms_override.values()) else 200
     return render(request, "organizations/app_settings.html", context, status=status)
 
 
@@ -564,7 +562,7 @@ def app_settings(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse
     if request.method == "POST":
         form = forms.AppNameForm(request.POST)
         if not form.is_valid():
-            return _app_settings_page(request, app, access, name_form=form)
+            return _app_settings_page(request, app, access, name_form=form, status=400)
         if services.rename_app(app, name=form.cleaned_data["name"], by=request.user):
             messages.success(request, f"The app is renamed to {app.name}.")
         else:
@@ -591,10 +589,16 @@ def app_state(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
 @login_required
 @require_POST
 def app_retention(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
+    """Save the app's retention, or with `preview` only count what it would delete."""
     app, access = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
     form = forms.RetentionForm(request.POST, allow_inherit=True, organization_days=app.organization.retention_days)
     if not form.is_valid():
-        return _app_settings_page(request, app, access, retention_form=form)
+        return _app_settings_page(request, app, access, retention_form=form, status=400)
+    if "preview" in request.POST:
+        now = timezone.now()
+        days = app.organization.retention_days if form.inherit else form.days
+        preview = {"days": days, "inherit": form.inherit, "count": retention.count_older_than(app, days=days, now=now)}
+        return _app_settings_page(request, app, access, retention_form=form, preview=preview)
     if services.set_app_retention(app, override=not form.inherit, days=form.days, by=request.user):
         days = app.effective_retention_days
         kept = "forever" if days is None else f"for {days} days"
@@ -613,8 +617,28 @@ def app_delete(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
     app, access = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
     form = forms.DeleteAppForm(request.POST, app_name=app.name)
     if not form.is_valid():
-        return _app_settings_page(request, app, access, delete_form=form)
+        return _app_settings_page(request, app, access, delete_form=form, status=400)
     name = app.name
     deleted = services.delete_app(app, by=request.user)
     messages.success(request, f"{name} and its {deleted} events are deleted.")
     return redirect("organizations:app_list", org_id=org_id)
+
+
+# --- Where "/" leads ---------------------------------------------------------------------------
+
+
+def home_redirect(request: HttpRequest) -> HttpResponse:
+    """Send a visitor of "/" where they belong: first-run setup, sign-in, the organization
+    they used last (or their first), or the organization list when they have none."""
+    if _no_user_yet():
+        return redirect("organizations:setup")
+    if not request.user.is_authenticated:
+        return redirect_to_login(request.get_full_path())
+    memberships = Membership.objects.filter(user=request.user).select_related("organization")
+    last = request.session.get(LAST_ORG_SESSION_KEY)
+    chosen = next((m for m in memberships if m.organization.public_id == last), None)
+    if chosen is None:
+        chosen = memberships.order_by("organization__name").first()
+    if chosen is None:
+        return redirect("organizations:org_list")
+    return redirect(org_home_url(chosen.organization))

@@ -1,0 +1,37 @@
+"""Formatting for templates: times in UTC that localtime.js shows in the viewer's zone."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from django import template
+from django.utils.html import format_html
+
+register = template.Library()
+
+
+@register.filter
+def timetag(value: datetime | None, style: str = "datetime"):
+    """`<time>` with the UTC instant in `datetime` and `title`; static/js/localtime.js
+    rewrites the text to the browser's time zone, and the title keeps UTC on hover.
+
+    `style` is "datetime" (default) or "date"."""
+    if not value:
+        return ""
+    utc = value.astimezone(timezone.utc)
+    iso = utc.isoformat(timespec="seconds").replace("+00:00", "Z")
+    text = utc.strftime("%Y-%m-%d") if style == "date" else utc.strftime("%Y-%m-%d %H:%M UTC")
+    return format_html(
+        '<time datetime="{}" title="{} UTC" data-style="{}">{}</time>',
+        iso,
+        utc.strftime("%Y-%m-%d %H:%M:%S"),
+        style,
+        text,
+    )
+
+
+@register.filter
+def retention_label(days: int | None) -> str:
+    if days is None:
+        return "forever"
+    return f"{days} day{'s' if days != 1 else ''}"
