@@ -1,15 +1,103 @@
-"""gunicorn settings, used by `make serve` and the Docker image."""
+"""gunicorn settings, used by `make serve` and the Docker image.
 
-import multiprocessing
+Every value comes from the environment (README, Operations). Besides the
+usual knobs this file switches prometheus_client to multiprocess mode, so
+/metrics sums every worker's counters, including those of workers that were
+restarted, and it makes gunicorn's own log lines JSON like the app's.
+"""
+
 import os
+import sys
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+# The master loads config.logs for its log formatter before gunicorn adds the
+# working directory to sys.path.
+if str(BASE_DIR) not in sys.path:
+    sys.path.insert(0, str(BASE_DIR))
+
+
+def _int(name: str, default: int) -> int:
+    value = os.getenv(name, "")
+    if value == "":
+        return default
+    try:
+        return int(value)
+    except ValueError:
+        raise SystemExit(f"{name}={value!r}: expected a whole number") from None
+
+
+def _cores() -> int:
+    # The CPUs this process may run on (a container's cpuset), not the host's.
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # macOS
+        return os.cpu_count() or 1
+
 
 bind = os.getenv("GUNICORN_BIND", "127.0.0.1:8000")
-workers = int(os.getenv("WEB_CONCURRENCY", multiprocessing.cpu_count() * 2 + 1))
-threads = int(os.getenv("GUNICORN_THREADS", "1"))
-timeout = int(os.getenv("GUNICORN_TIMEOUT", "30"))
-graceful_timeout = int(os.getenv("GUNICORN_GRACEFUL_TIMEOUT", "30"))
-keepalive = int(os.getenv("GUNICORN_KEEPALIVE", "5"))
-max_requests = int(os.getenv("GUNICORN_MAX_REQUESTS", "10000"))
-max_requests_jitter = int(os.getenv("GUNICORN_MAX_REQUESTS_JITTER", "1000"))
-accesslog = os.getenv("GUNICORN_ACCESSLOG", "-")
+# Sync workers, 2 per core + 1: ingest is short requests that wait on the
+# database, and each worker keeps its own connection (CONN_MAX_AGE).
+workers = _int("WEB_CONCURRENCY", _cores() * 2 + 1)
+# More than 1 switches to the gthread worker; each thread has its own connection.
+threads = _int("GUNICORN_THREADS", 1)
+# A request still running after this many seconds gets its worker restarted.
+timeout = _int("GUNICORN_TIMEOUT", 30)
+# On SIGTERM, workers finish the requests they hold for up to this long.
+graceful_timeout = _int("GUNICORN_GRACEFUL_TIMEOUT", 30)
+keepalive = _int("GUNICORN_KEEPALIVE", 5)
+# Recycle each worker after about this many requests (bounds slow leaks); the
+# jitter keeps the workers from restarting all at once.
+max_requests = _int("GUNICORN_MAX_REQUESTS", 10000)
+max_requests_jitter = _int("GUNICORN_MAX_REQUESTS_JITTER", 1000)
+proc_name = "clacks"
+# Heartbeat files in memory: a slow container disk must not make workers look dead.
+worker_tmp_dir = "/dev/shm" if os.path.isdir("/dev/shm") else None
+# gunicorn 25+ opens a control socket at one path per user; several servers on
+# one machine would fight over it, so it is off unless a path is given.
+control_socket_disable = not os.getenv("GUNICORN_CONTROL_SOCKET")
+if not control_socket_disable:
+    control_socket = os.environ["GUNICORN_CONTROL_SOCKET"]
+
+# --- Logs -------------------------------------------------------------------------
+# The app logs one JSON line per request (config.middleware.request_log), so
+# gunicorn's access log is off; GUNICORN_ACCESSLOG=- turns it on, as JSON lines too.
+accesslog = os.getenv("GUNICORN_ACCESSLOG") or None
 errorlog = "-"
+loglevel = os.getenv("LOG_LEVEL", "info").lower()
+logconfig_dict = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "config.logs.JsonFormatter"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
+    "root": {"level": loglevel.upper(), "handlers": ["stdout"]},
+    "loggers": {
+        "gunicorn.error": {"level": loglevel.upper(), "handlers": ["stdout"], "propagate": False},
+        # With a logconfig_dict gunicorn always calls its access logger; the level mutes it.
+        "gunicorn.access": {"level": "INFO" if accesslog else "CRITICAL", "handlers": ["stdout"], "propagate": False},
+    },
+}
+
+# --- Metrics across workers ---------------------------------------------------------
+# prometheus_client reads PROMETHEUS_MULTIPROC_DIR when it is first imported,
+# which happens in each worker after this file ran in the master. One
+# directory per server: two servers sharing one would add up each other's counts.
+metrics_dir = Path(
+    os.environ.setdefault(
+        "PROMETHEUS_MULTIPROC_DIR", str(Path(os.getenv("CLACKS_VAR_DIR", BASE_DIR / "var")) / "prometheus")
+    )
+)
+metrics_dir.mkdir(parents=True, exist_ok=True)
+
+
+def on_starting(server):
+    # Values left by a previous run would be added to this run's.
+    for path in metrics_dir.glob("*.db"):
+        path.unlink()
+
+
+def child_exit(server, worker):
+    # The dead worker's counters stay in the sum; its live gauges are dropped.
+    from prometheus_client import multiprocess
+
+    multiprocess.mark_process_dead(worker.pid, str(metrics_dir))

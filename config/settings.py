@@ -7,6 +7,7 @@ defaults suit a laptop (SQLite under var/); production sets what
 
 from __future__ import annotations
 
+import ipaddress
 import os
 import secrets
 from pathlib import Path
@@ -19,7 +20,8 @@ VAR_DIR = Path(os.getenv("CLACKS_VAR_DIR", BASE_DIR / "var"))
 
 
 def env_str(name: str, default: str = "") -> str:
-    return os.getenv(name, default)
+    # Empty counts as unset: `make test-sqlite` runs with DATABASE_URL= .
+    return os.getenv(name) or default
 
 
 def env_bool(name: str, default: bool) -> bool:
@@ -57,6 +59,28 @@ def env_list(name: str, default: list[str]) -> list[str]:
     if value is None:
         return default
     return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def env_networks(name: str) -> list:
+    """Comma-separated addresses or CIDR networks, e.g. "10.0.0.0/8,127.0.0.1"."""
+    networks = []
+    for item in env_list(name, []):
+        try:
+            networks.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ImproperlyConfigured(f"{name}: {item!r} is not an IP address or network") from None
+    return networks
+
+
+def env_header_pair(name: str) -> tuple[str, str] | None:
+    """"HEADER,value" as Django's (header, value) pair, e.g. "HTTP_X_FORWARDED_PROTO,https"."""
+    value = os.getenv(name, "")
+    if not value:
+        return None
+    header, _, expected = (part.strip() for part in value.partition(","))
+    if not header.startswith("HTTP_") or not expected:
+        raise ImproperlyConfigured(f"{name}={value!r}: use HEADER,value such as HTTP_X_FORWARDED_PROTO,https")
+    return header, expected
 
 
 def env_secret(name: str) -> str:
@@ -110,6 +134,11 @@ INSTALLED_APPS = [
 MIDDLEWARE = [
     # Outermost, so every response gets the header: 404s, errors, static files.
     "config.middleware.clacks_overhead",
+    # Next, so its one log line per request times everything and sees the final status.
+    "config.middleware.request_log",
+    # Probes and /metrics answer before host validation and the HTTPS redirect
+    # (load balancers call instances by address over HTTP); uncounted by django-prometheus.
+    "config.middleware.probes",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -119,6 +148,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Pages answer a friendly 503 while the database is away (the API shapes its own).
+    "config.middleware.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
 ]
 
@@ -156,10 +187,18 @@ try:
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from None
 
+# Longest a single PostgreSQL statement may run, in milliseconds (0: no limit).
+# A stuck query then fails (ingest answers 503) instead of holding a worker.
+# Migrations run without it (docker/entrypoint.sh). Behind PgBouncer in
+# transaction mode set it on the role instead (ALTER ROLE ... SET statement_timeout).
+CLACKS_DB_STATEMENT_TIMEOUT_MS = env_int("CLACKS_DB_STATEMENT_TIMEOUT_MS", 0, minimum=0)
 if _database["ENGINE"] == "django.db.backends.postgresql":
     _database["ENGINE"] = "django_prometheus.db.backends.postgresql"
     _database.setdefault("OPTIONS", {})
     _database["OPTIONS"].setdefault("connect_timeout", env_int("CLACKS_DB_CONNECT_TIMEOUT", 5, minimum=1))
+    if CLACKS_DB_STATEMENT_TIMEOUT_MS:
+        _options = _database["OPTIONS"].get("options", "")
+        _database["OPTIONS"]["options"] = f"{_options} -c statement_timeout={CLACKS_DB_STATEMENT_TIMEOUT_MS}".strip()
 elif _database["ENGINE"] == "django.db.backends.sqlite3":
     _database["ENGINE"] = "django_prometheus.db.backends.sqlite3"
     _database.setdefault("OPTIONS", {})
@@ -281,15 +320,45 @@ REST_FRAMEWORK = {
     "EXCEPTION_HANDLER": "telemetry.errors.exception_handler",
 }
 
+# --- HTTPS behind a proxy (what `manage.py check --deploy` asks for) ----------------
+
+# Set only when the proxy in front always sets this header itself, overwriting
+# whatever the client sent: "HTTP_X_FORWARDED_PROTO,https".
+SECURE_PROXY_SSL_HEADER = env_header_pair("SECURE_PROXY_SSL_HEADER")
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", False)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", False)
+
+# --- Metrics ----------------------------------------------------------------------
+
+# /metrics is open unless one of these is set; with both, both must pass.
+CLACKS_METRICS_TOKEN = env_secret("CLACKS_METRICS_TOKEN")
+CLACKS_METRICS_ALLOWED_IPS = env_networks("CLACKS_METRICS_ALLOWED_IPS")
+# Label ingest event counters by app: one series per app, so only for a bounded number of apps.
+CLACKS_METRICS_PER_APP = env_bool("CLACKS_METRICS_PER_APP", False)
+
 # --- Logging --------------------------------------------------------------------
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
+# Queries slower than this (milliseconds) are logged with their SQL; 0 turns it off.
+CLACKS_SLOW_QUERY_MS = env_int("CLACKS_SLOW_QUERY_MS", 500, minimum=0)
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
-    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # One JSON object per line on stdout (config/logs.py); gunicorn's own lines match.
+    "formatters": {"json": {"()": "config.logs.JsonFormatter"}},
+    "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
+    "loggers": {
+        # Replaces Django's default console handler, which would print plain lines too.
+        "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
+        # The request log has a line for every answer; Django's would repeat each
+        # 4xx. Its 5xx records stay: they carry the traceback.
+        "django.request": {"handlers": ["stdout"], "level": "ERROR", "propagate": False},
+    },
 }
 
 CLACKS_VERSION = "0.1.0"

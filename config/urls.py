@@ -1,9 +1,15 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from telemetry import metrics
+
+# The friendly 503 page when the database fails outside a view, else 500.html.
+handler500 = "config.middleware.server_error"
+
 urlpatterns = [
     path("", include("telemetry.urls")),
-    path("", include("django_prometheus.urls")),
+    # django-prometheus' export (summed over gunicorn workers) behind CLACKS_METRICS_TOKEN/_ALLOWED_IPS.
+    path("metrics", metrics.export, name="metrics"),
     path("admin/", admin.site.urls),
     path("", include("organizations.urls")),
     path("", include("dashboard.urls")),

@@ -1,0 +1,152 @@
+"""Ingest metrics for Prometheus, and the protected /metrics export.
+
+Names follow Prometheus conventions (base units, `_total` on counters).
+Labels are bounded: HTTP statuses and error codes the server itself
+produces. Per-app labels are added only when CLACKS_METRICS_PER_APP is set,
+and only to counters that are reached after a request was authenticated, so
+a stranger cannot mint new series by inventing app ids.
+
+Under gunicorn every worker writes its values to PROMETHEUS_MULTIPROC_DIR
+(set by config/gunicorn.py) and /metrics sums them across workers, living
+and dead, so counters survive worker restarts.
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+from collections import Counter as Tally
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.views.decorators.http import require_GET
+from django_prometheus.exports import ExportToDjangoView
+from prometheus_client import Counter, Histogram
+
+_PER_APP = ["app"] if settings.CLACKS_METRICS_PER_APP else []
+
+EVENTS_ACCEPTED = Counter(
+    "clacks_ingest_events_accepted_total",
+    "Events accepted by ingest, duplicates included (the `accepted` of responses).",
+    _PER_APP,
+)
+EVENTS_DUPLICATE = Counter(
+    "clacks_ingest_events_duplicate_total",
+    "Accepted events whose event_id the app already had, so not stored again.",
+    _PER_APP,
+)
+EVENTS_REJECTED = Counter(
+    "clacks_ingest_events_rejected_total",
+    "Events rejected one by one, by error code (PROTOCOL.md, per-event rules).",
+    ["reason", *_PER_APP],
+)
+BATCHES = Counter(
+    "clacks_ingest_batches_total",
+    "Ingest requests by HTTP status of the answer.",
+    ["status"],
+)
+BATCH_SIZE = Histogram(
+    "clacks_ingest_batch_size_events",
+    "Events per batch that was parsed and judged (answers 200, 207 and 400 all_events_rejected).",
+    buckets=(1, 2, 5, 10, 25, 50, 100, 250, 500, 1000),
+)
+INGEST_DURATION = Histogram(
+    "clacks_ingest_duration_seconds",
+    "Time to answer an ingest request, authentication and storage included.",
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+AUTH_FAILURES = Counter(
+    "clacks_ingest_auth_failures_total",
+    "Ingest requests refused by authentication (401, 403, 409), by error code.",
+    ["reason"],
+)
+RATE_LIMITED = Counter(
+    "clacks_ingest_rate_limited_total",
+    "Ingest requests refused with 429, by error code (rate limit or monthly quota).",
+    ["reason"],
+)
+SLOW_QUERIES = Counter(
+    "clacks_db_slow_queries_total",
+    "Database queries that took longer than CLACKS_SLOW_QUERY_MS.",
+)
+
+_AUTH_STATUSES = frozenset({401, 403, 409})
+
+
+def observe_ingest(response, *, app, seconds: float) -> dict[str, Any]:
+    """Count one answered ingest request; returns the fields its log line should carry.
+
+    `app` is the authenticated IngestApp, or None when authentication did not
+    succeed. Everything else is read from the answer, so every path out of
+    the view (success, partial, refusal, outage) is counted the same way."""
+    status = response.status_code
+    data = response.data if isinstance(getattr(response, "data", None), dict) else {}
+    BATCHES.labels(status=str(status)).inc()
+    INGEST_DURATION.observe(seconds)
+    fields: dict[str, Any] = {}
+    if app is not None:
+        fields.update(org=app.org_public_id, app=app.public_id)
+    app_label = {"app": app.public_id} if _PER_APP and app is not None else {}
+
+    error = data.get("error")
+    code = error.get("code") if isinstance(error, dict) else None
+    if code:
+        fields["error"] = code
+        if status in _AUTH_STATUSES:
+            AUTH_FAILURES.labels(reason=code).inc()
+        elif status == 429:
+            RATE_LIMITED.labels(reason=code).inc()
+
+    if "accepted" in data and "rejected" in data:
+        accepted, rejected = int(data["accepted"]), int(data["rejected"])
+        duplicates = int(data.get("duplicates", 0))
+        BATCH_SIZE.observe(accepted + rejected)
+        fields.update(batch_size=accepted + rejected, accepted=accepted, rejected=rejected, duplicates=duplicates)
+        if app_label or not _PER_APP:
+            if accepted:
+                EVENTS_ACCEPTED.labels(**app_label).inc(accepted)
+            if duplicates:
+                EVENTS_DUPLICATE.labels(**app_label).inc(duplicates)
+            reasons = Tally(item.get("error", "unknown") for item in data.get("errors") or ())
+            for reason, count in reasons.items():
+                EVENTS_REJECTED.labels(reason=reason, **app_label).inc(count)
+    return fields
+
+
+# --- /metrics ------------------------------------------------------------------------
+
+
+def _client_allowed(request: HttpRequest) -> bool:
+    networks = settings.CLACKS_METRICS_ALLOWED_IPS
+    if not networks:
+        return True
+    try:
+        address = ipaddress.ip_address(request.META.get("REMOTE_ADDR", ""))
+    except ValueError:
+        return False
+    return any(address in network for network in networks)
+
+
+def _token_matches(request: HttpRequest) -> bool:
+    expected = settings.CLACKS_METRICS_TOKEN
+    if not expected:
+        return True
+    scheme, _, given = request.headers.get("Authorization", "").partition(" ")
+    return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode())
+
+
+@require_GET
+def export(request: HttpRequest) -> HttpResponse:
+    """GET /metrics: django-prometheus' export (summed over gunicorn workers when
+    PROMETHEUS_MULTIPROC_DIR is set), behind the optional token and allow-list."""
+    if not _client_allowed(request):
+        return JsonResponse({"error": {"code": "forbidden", "message": "Not allowed from this address."}}, status=403)
+    if not _token_matches(request):
+        response = JsonResponse(
+            {"error": {"code": "unauthorized", "message": "Authorization: Bearer <metrics token> is required."}},
+            status=401,
+        )
+        response["WWW-Authenticate"] = 'Bearer realm="metrics"'
+        return response
+    return ExportToDjangoView(request)
