@@ -145,3 +145,57 @@ class MonthlyUsage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.events} events in {self.month:%Y-%m} for org #{self.organization_id}"
+
+
+# --- Pre-aggregated analytics (telemetry.rollups) -------------------------------------
+
+
+class HourlyRollup(models.Model):
+    """Stored events of one app in one UTC hour, counted per value of one dimension.
+
+    Kept in step with the events table by telemetry.rollups: ingest adds the
+    rows a batch really inserted (duplicates are not counted), deletions
+    subtract what they removed, and `rebuild_rollups` recomputes it all from
+    raw events. The command fields (succeeded, failed, timed, duration sum) are
+    counted for command events only."""
+
+    app = models.ForeignKey(App, models.CASCADE, related_name="+")
+    hour = models.DateTimeField()
+    # total, type, category, os, arch, version, ci, command, duration (see rollups.DIMENSIONS).
+    dimension = models.CharField(max_length=16)
+    value = models.CharField(max_length=200)
+    events = models.BigIntegerField(default=0)
+    succeeded = models.BigIntegerField(default=0)
+    failed = models.BigIntegerField(default=0)
+    timed = models.BigIntegerField(default=0)
+    duration_ms_sum = models.FloatField(default=0)
+
+    class Meta:
+        constraints = [
+            # The upsert's conflict target, and the index every analytics read
+            # uses: one app's rows in an hour range. Leads with the app (sharding).
+            models.UniqueConstraint(fields=["app", "hour", "dimension", "value"], name="rollup_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.events} events for app #{self.app_id} at {self.hour:%Y-%m-%d %H}h, {self.dimension}={self.value!r}"
+
+
+class DailyActor(models.Model):
+    """That a user (kind 'u') or session (kind 's') sent at least one stored
+    event to an app on a UTC day: distinct users and sessions are counted from
+    here rather than from raw events."""
+
+    app = models.ForeignKey(App, models.CASCADE, related_name="+")
+    day = models.DateField()
+    kind = models.CharField(max_length=1)
+    actor = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            # ON CONFLICT DO NOTHING target; also serves "distinct actors of an app in a day range".
+            models.UniqueConstraint(fields=["app", "kind", "day", "actor"], name="actor_once_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.actor} on {self.day} for app #{self.app_id}"
