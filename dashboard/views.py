@@ -1,6 +1,165 @@
-from django.http import HttpRequest, HttpResponse
+"""Analytics pages. Each view checks access, reads its numbers from dashboard.stats
+and hands them to a template; no view builds an event query itself."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import urlencode
+
+from django.contrib.auth.decorators import login_required
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.http import require_GET
+
+from dashboard import stats
+from dashboard.charts import bar_chart
+from dashboard.forms import CUSTOM, EventFilterForm, RangeForm
+from organizations.access import get_app_access, get_org_access
+from organizations.views import home_redirect
+
+EVENTS_PER_PAGE = 50
 
 
 def home(request: HttpRequest) -> HttpResponse:
-    return render(request, "dashboard/home.html")
+    # First run, sign-in, or the organization used last: decided with the accounts.
+    return home_redirect(request)
+
+
+def _range_form(request: HttpRequest) -> RangeForm:
+    form = RangeForm(request.GET or None, now=timezone.now())
+    form.is_valid()  # an unbound or invalid form falls back to the default preset
+    return form
+
+
+def _range_query(form: RangeForm) -> str:
+    """The query string that selects the same range on another analytics page."""
+    preset = form.preset
+    if preset == CUSTOM:
+        data = form.cleaned_data
+        return urlencode({"range": CUSTOM, "start": data["start"].isoformat(), "end": data["end"].isoformat()})
+    return urlencode({"range": preset})
+
+
+def _length_words(period: stats.TimeRange) -> str:
+    hours = int(period.length.total_seconds() // 3600)
+    if period.hourly:
+        return f"{hours} hours"
+    days = hours // 24
+    return "day" if days == 1 else f"{days} days"
+
+
+def _range_label(form: RangeForm, period: stats.TimeRange) -> str:
+    if form.preset == CUSTOM:
+        first, last = period.start, period.end - stats.DAY
+        if first == last:
+            return f"{first.day} {first:%b %Y}"
+        return f"{first.day} {first:%b %Y} – {last.day} {last:%b %Y}"
+    return stats.PRESETS[form.preset][0]
+
+
+def _analytics(app_ids: list[int], form: RangeForm) -> dict:
+    """Everything the shared analytics section shows, for one app or an organization."""
+    period = form.time_range()
+    buckets = stats.events_over_time(app_ids, period=period)
+    summary = stats.summary(app_ids, period=period)
+    context = {
+        "range_form": form,
+        "preset": form.preset,
+        "presets": [(key, label) for key, (label, _) in stats.PRESETS.items()],
+        "range_query": _range_query(form),
+        "period": period,
+        "range_label": _range_label(form, period),
+        "previous_label": f"the previous {_length_words(period)}",
+        "summary": summary,
+        "chart": bar_chart(buckets, hourly=period.hourly),
+        "ever_had_events": summary.events.current > 0 or stats.has_events(app_ids),
+    }
+    if summary.events.current:
+        context["breakdowns"] = stats.breakdowns(app_ids, period=period)
+        context["commands"] = stats.command_stats(app_ids, period=period)
+        if context["commands"].runs:
+            context["top_commands"] = stats.top_commands(app_ids, period=period)
+    elif context["ever_had_events"]:
+        context["last_event_at"] = stats.last_event_at(app_ids)
+    return context
+
+
+@login_required
+@require_GET
+def org_overview(request: HttpRequest, org_id: str) -> HttpResponse:
+    access = get_org_access(request.user, org_id)
+    organization = access.organization
+    apps = list(organization.apps.all())
+    form = _range_form(request)
+    context = _analytics([app.pk for app in apps], form)
+    context.update(
+        organization=organization,
+        access=access,
+        apps=apps,
+        activity=stats.app_activity(apps, period=context["period"]) if apps else [],
+    )
+    return render(request, "dashboard/org_overview.html", context)
+
+
+@login_required
+@require_GET
+def app_overview(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
+    app, access = get_app_access(request.user, org_id, app_id)
+    form = _range_form(request)
+    context = _analytics([app.pk], form)
+    context.update(organization=access.organization, access=access, app=app)
+    return render(request, "dashboard/app_overview.html", context)
+
+
+@login_required
+@require_GET
+def app_events(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
+    app, access = get_app_access(request.user, org_id, app_id)
+    form = EventFilterForm(request.GET)
+    filters = form.filters()
+    before = stats.Cursor.decode(request.GET.get("before", ""))
+    after = stats.Cursor.decode(request.GET.get("after", "")) if before is None else None
+    bad_cursor = (request.GET.get("before") or request.GET.get("after")) and before is None and after is None
+    page = stats.recent_events(app.pk, filters=filters, before=before, after=after, limit=EVENTS_PER_PAGE)
+
+    # Links keep the filters and swap only the cursor.
+    kept = [(name, value) for name, value in request.GET.items() if name in form.fields and value]
+    filter_query = urlencode(kept)
+    context = {
+        "organization": access.organization,
+        "access": access,
+        "app": app,
+        "form": form,
+        "page": page,
+        "paged": before is not None or after is not None,
+        "bad_cursor": bad_cursor,
+        "filter_query": filter_query,
+        "newer_query": urlencode([*kept, ("after", page.newer.encode())]) if page.newer else "",
+        "older_query": urlencode([*kept, ("before", page.older.encode())]) if page.older else "",
+        "type_suggestions": stats.event_types(
+            [app.pk], period=stats.preset_range("30d", now=timezone.now())
+        ),
+        "ever_had_events": bool(page.events) or stats.has_events([app.pk]),
+    }
+    return render(request, "dashboard/app_events.html", context)
+
+
+@login_required
+@require_GET
+def event_detail(request: HttpRequest, org_id: str, app_id: str, event_id: str) -> HttpResponse:
+    app, access = get_app_access(request.user, org_id, app_id)
+    event = stats.get_event(app.pk, event_id)
+    if event is None:
+        raise Http404("No such event in this application.")
+    document = stats.event_document(event)
+    context = {
+        "organization": access.organization,
+        "access": access,
+        "app": app,
+        "event": event,
+        # Autoescaped by the template: event data is whatever a client sent.
+        "data_json": json.dumps(event.data, indent=2, ensure_ascii=False, sort_keys=True),
+        "event_json": json.dumps(document, indent=2, ensure_ascii=False),
+    }
+    return render(request, "dashboard/event_detail.html", context)

@@ -1,0 +1,140 @@
+"""Geometry for the server-rendered bar chart of events over time.
+
+The template draws bars in an SVG stretched to the plot's width and puts the
+axis labels in HTML around it, so the chart fits a phone or a wide screen and
+its text stays readable at any size. No JavaScript is needed to see it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from datetime import datetime
+
+from dashboard.stats import Bucket
+
+# The plot's own coordinate system: each bar is one unit wide, 100 units tall.
+PLOT_HEIGHT = 100
+BAR_GAP = 0.15  # the share of each slot left empty beside its bar
+MAX_X_LABELS = 8
+
+
+@dataclass(frozen=True)
+class Bar:
+    x: float
+    y: float
+    width: float
+    height: float
+    count: int
+    label: str  # the bucket in words, e.g. "10 Mar 2026, 14:00–15:00 UTC"
+
+
+@dataclass(frozen=True)
+class Tick:
+    value: int
+    percent: float  # from the bottom of the plot
+
+    @property
+    def y(self) -> float:
+        return PLOT_HEIGHT - self.percent
+
+
+@dataclass(frozen=True)
+class AxisLabel:
+    text: str
+    percent: float  # the bucket's centre, from the left of the plot
+
+
+@dataclass(frozen=True)
+class BarChart:
+    title: str
+    width: int  # viewBox width: one unit per bucket
+    height: int
+    bars: list[Bar]
+    y_ticks: list[Tick]
+    x_labels: list[AxisLabel]
+    total: int
+    peak: Bar | None
+
+    @property
+    def description(self) -> str:
+        """What a screen reader hears instead of the picture."""
+        if not self.bars:
+            return f"{self.title}: no buckets."
+        first, last = self.bars[0].label, self.bars[-1].label
+        text = f"{self.title}, {len(self.bars)} bars from {first} to {last}. Total {self.total:,} events."
+        if self.peak is not None and self.peak.count:
+            text += f" Highest: {self.peak.count:,} in {self.peak.label}."
+        return text
+
+
+def nice_ceiling(value: int) -> tuple[int, int]:
+    """(axis maximum, tick step): the smallest 1-2-5 step that fits `value` in at most four steps."""
+    if value <= 0:
+        return 1, 1
+    magnitude = 10 ** max(0, math.floor(math.log10(value / 4)) if value >= 4 else 0)
+    for multiple in (1, 2, 5, 10):
+        step = multiple * magnitude
+        if step * 4 >= value:
+            return step * math.ceil(value / step), step
+    raise AssertionError("unreachable: a step of 10 × magnitude always fits")
+
+
+def bucket_label(start: datetime, *, hourly: bool) -> str:
+    if hourly:
+        return f"{start.day} {start:%b %Y}, {start:%H}:00–{(start.hour + 1) % 24:02d}:00 UTC"
+    return f"{start.day} {start:%b %Y} (UTC)"
+
+
+def axis_label(start: datetime, *, hourly: bool, first: bool) -> str:
+    """Short x labels: hours, with the date at midnight and on the first label."""
+    day = f"{start.day} {start:%b}"
+    if hourly:
+        return f"{day} {start:%H}:00" if first or start.hour == 0 else f"{start:%H}:00"
+    return day
+
+
+def bar_chart(buckets: list[Bucket], *, hourly: bool) -> BarChart:
+    n = len(buckets)
+    top = max((b.count for b in buckets), default=0)
+    axis_max, step = nice_ceiling(top)
+    bars = []
+    for i, bucket in enumerate(buckets):
+        height = bucket.count * PLOT_HEIGHT / axis_max
+        bars.append(
+            Bar(
+                x=i + BAR_GAP / 2,
+                y=PLOT_HEIGHT - height,
+                width=1 - BAR_GAP,
+                height=height,
+                count=bucket.count,
+                label=bucket_label(bucket.start, hourly=hourly),
+            )
+        )
+    ticks = [Tick(value=v, percent=v * 100 / axis_max) for v in range(0, axis_max + 1, step)]
+    every = max(1, math.ceil(n / MAX_X_LABELS))
+    if hourly and n > MAX_X_LABELS:
+        every = next(h for h in (2, 3, 4, 6, 12, 24) if n / h <= MAX_X_LABELS)
+        # Hourly labels land on round hours (every 3 h: 00, 03, 06 ...).
+        offset = next((i for i, b in enumerate(buckets) if b.start.hour % every == 0), 0)
+    else:
+        offset = 0
+    labels = [
+        AxisLabel(
+            text=axis_label(buckets[i].start, hourly=hourly, first=(i == offset)),
+            percent=(i + 0.5) * 100 / n,
+        )
+        for i in range(offset, n, every)
+    ]
+    peak = max(bars, key=lambda bar: bar.count, default=None)
+    title = "Events per hour (UTC)" if hourly else "Events per day (UTC)"
+    return BarChart(
+        title=title,
+        width=n,
+        height=PLOT_HEIGHT,
+        bars=bars,
+        y_ticks=ticks,
+        x_labels=labels,
+        total=sum(b.count for b in buckets),
+        peak=peak,
+    )

@@ -1,0 +1,105 @@
+"""GET forms of the analytics pages: the time range and the explorer's filters.
+
+Both read the query string; bad input becomes a form error shown on the
+page, and the page falls back to a sensible default rather than failing.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone as dt_timezone
+
+from django import forms
+
+from dashboard import stats
+
+UTC = dt_timezone.utc
+CUSTOM = "custom"
+
+
+class RangeForm(forms.Form):
+    range = forms.ChoiceField(
+        choices=[(key, label) for key, (label, _) in stats.PRESETS.items()] + [(CUSTOM, "Custom")],
+        required=False,
+    )
+    start = forms.DateField(label="From (UTC)", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+    end = forms.DateField(label="To (UTC, included)", required=False, widget=forms.DateInput(attrs={"type": "date"}))
+
+    def __init__(self, data, *, now: datetime):
+        super().__init__(data)
+        self.now = now
+
+    def clean(self):
+        cleaned = super().clean()
+        start, end = cleaned.get("start"), cleaned.get("end")
+        # Dates without a preset mean a custom range (a form submitted with JS off).
+        if cleaned.get("range") == CUSTOM or ((start or end) and not cleaned.get("range")):
+            cleaned["range"] = CUSTOM
+            if self.errors:
+                return cleaned
+            if start is None or end is None:
+                raise forms.ValidationError("A custom range needs both a start and an end date.")
+            if end < start:
+                raise forms.ValidationError("The end date is before the start date.")
+            today = self.now.astimezone(UTC).date()
+            if start > today:
+                raise forms.ValidationError("The start date is in the future; there are no events yet.")
+            if stats.day_range(start, end).length > stats.MAX_RANGE:
+                raise forms.ValidationError(f"A range can span at most {stats.MAX_RANGE.days} days.")
+        return cleaned
+
+    @property
+    def preset(self) -> str:
+        """The preset in effect (the default one when the form is empty or invalid)."""
+        if self.is_valid() and self.cleaned_data["range"]:
+            return self.cleaned_data["range"]
+        return stats.DEFAULT_PRESET
+
+    def time_range(self) -> stats.TimeRange:
+        """The range asked for, or the default preset when the form is invalid."""
+        preset = self.preset
+        if preset == CUSTOM:
+            return stats.day_range(self.cleaned_data["start"], self.cleaned_data["end"])
+        return stats.preset_range(preset, now=self.now)
+
+
+class EventFilterForm(forms.Form):
+    type = forms.CharField(label="Event type", required=False, max_length=200)
+    user = forms.CharField(label="User", required=False, max_length=200)
+    session = forms.CharField(label="Session", required=False, max_length=200)
+    since = forms.DateTimeField(
+        label="From (UTC)",
+        required=False,
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+    until = forms.DateTimeField(
+        label="Until (UTC)",
+        required=False,
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+    )
+
+    def clean(self):
+        cleaned = super().clean()
+        since, until = cleaned.get("since"), cleaned.get("until")
+        if since and until and until <= since:
+            raise forms.ValidationError("“Until” must be after “From”.")
+        return cleaned
+
+    def filters(self) -> stats.EventFilters:
+        """The filters asked for; none at all when the form is invalid."""
+        if not self.is_valid():
+            return stats.EventFilters()
+        data = self.cleaned_data
+        return stats.EventFilters(
+            event_type=data["type"].strip(),
+            user_id=data["user"].strip(),
+            session_id=data["session"].strip(),
+            start=data["since"].astimezone(UTC) if data["since"] else None,
+            end=data["until"].astimezone(UTC) if data["until"] else None,
+        )
+
+    @property
+    def active(self) -> bool:
+        return self.is_valid() and any(self.cleaned_data[name] for name in self.fields)
+
