@@ -12,6 +12,7 @@ import logging
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
 from django.db import InterfaceError, OperationalError
+from redis.exceptions import RedisError
 from rest_framework import exceptions
 from rest_framework.response import Response
 
@@ -85,7 +86,9 @@ def exception_handler(exc: Exception, context) -> Response | None:
         return exc.response()
     if isinstance(exc, RequestDataTooBig):
         return too_large().response()
-    if isinstance(exc, (OperationalError, InterfaceError)):
+    # Redis holds the shared nonces and counters when REDIS_URL is set: its outage
+    # is a storage outage too, and the client keeps its events and retries.
+    if isinstance(exc, (OperationalError, InterfaceError, RedisError)):
         view = context.get("view")
         logger.warning("storage unavailable in %s: %s", type(view).__name__, exc.__class__.__name__)
         return storage_unavailable().response()

@@ -124,3 +124,21 @@ def test_a_late_request_from_the_previous_minute_counts_in_the_current_one(setti
     late = limits.count_request(app.pk, tier=Tier.FREE, now=minute + 59)  # another instance's clock behind
 
     assert (late.count, late.reset_at) == (2, minute + 120)
+
+
+def test_an_unreachable_redis_answers_503_with_retry_after(signed_post, app, settings):
+    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    settings.CACHES = {
+        "default": {
+            "BACKEND": "django_redis.cache.RedisCache",
+            "LOCATION": settings.REDIS_URL,
+            "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
+        }
+    }
+
+    response = signed_post(app, make_batch(1))
+
+    assert response.status_code == 503
+    assert response.json()["error"]["code"] == "storage_unavailable"
+    assert response["Retry-After"] == "5"
+    assert Event.objects.count() == 0
