@@ -1,0 +1,408 @@
+"""Getting an app's events out (export) and deleting a user's events (erasure).
+
+Every deletion of events goes through `delete_events()`: work that keeps
+derived data in step with the events table (rollups) hooks in there, once,
+rather than in each caller.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import logging
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta, timezone as dt_timezone
+
+import orjson
+from django.db import transaction
+from django.db.models import Count, Q, TextField
+from django.db.models.functions import Cast
+
+from organizations.models import App, Organization
+from organizations.services import record_audit
+from telemetry.ingest import parse_rfc3339
+from telemetry.models import Event, EventQuerySet
+
+logger = logging.getLogger(__name__)
+
+# Rows fetched per query. Memory while exporting is bounded by one page of
+# rows and its encoded text, whatever the number of events.
+EXPORT_PAGE_SIZE = 2000
+# Rows deleted per transaction: short transactions keep ingest writing while
+# a large erasure runs, and a failure part-way loses nothing already done.
+DELETE_BATCH_SIZE = 1000
+
+
+class LifecycleError(ValueError):
+    """Input a person can correct (a bad date, a blank user id); the message says how."""
+
+
+# --- Date ranges -----------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TimeRange:
+    """start <= timestamp < end, in UTC; None leaves that side open."""
+
+    start: datetime | None
+    end: datetime | None
+
+    def label(self) -> str:
+        """`2026-11-01_2026-11-30` for file names; the `to` day is the last day included."""
+        first = self.start.date().isoformat() if self.start else "start"
+        if self.end is None:
+            last = "now"
+        else:
+            last = (self.end - timedelta(microseconds=1)).date().isoformat()
+        return f"{first}_{last}"
+
+
+def day_range(first: date | None, last: date | None) -> TimeRange:
+    """Whole UTC days from `first` through `last`, both included."""
+    if first and last and last < first:
+        raise LifecycleError("The end date is before the start date.")
+    return TimeRange(
+        start=datetime.combine(first, time.min, dt_timezone.utc) if first else None,
+        end=datetime.combine(last + timedelta(days=1), time.min, dt_timezone.utc) if last else None,
+    )
+
+
+def parse_time_range(first: str | None, last: str | None) -> TimeRange:
+    """A range from command-line text: a date (YYYY-MM-DD, whole UTC day, `last`
+    included) or an RFC 3339 date-time (`last` then excluded)."""
+    start = _parse_bound(first, name="--from", end=False)
+    end = _parse_bound(last, name="--to", end=True)
+    if start and end and end <= start:
+        raise LifecycleError("The range is empty: --to is not after --from.")
+    return TimeRange(start=start, end=end)
+
+
+def _parse_bound(text: str | None, *, name: str, end: bool) -> datetime | None:
+    if text is None or not text.strip():
+        return None
+    text = text.strip()
+    try:
+        day = date.fromisoformat(text) if len(text) == 10 else None
+    except ValueError:
+        day = None
+    if day is not None:
+        return datetime.combine(day + timedelta(days=1) if end else day, time.min, dt_timezone.utc)
+    moment = parse_rfc3339(text)
+    if moment is None:
+        raise LifecycleError(f"{name} {text!r}: use a date (2026-11-30) or an RFC 3339 time (2026-11-30T12:00:00Z).")
+    return moment
+
+
+# --- Export -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ExportFormat:
+    name: str
+    content_type: str
+    extension: str
+
+
+EXPORT_FORMATS = {
+    "csv": ExportFormat("csv", "text/csv; charset=utf-8", "csv"),
+    # No registered type for JSON Lines yet; ndjson's is the one tools recognise.
+    "jsonl": ExportFormat("jsonl", "application/x-ndjson", "jsonl"),
+}
+
+# Header row of the CSV export, in column order. `data` is event.data as JSON text.
+CSV_HEADER = (
+    "event_id",
+    "timestamp",
+    "received_at",
+    "schema_version",
+    "service_name",
+    "service_version",
+    "service_language",
+    "service_language_version",
+    "user_id",
+    "session_id",
+    "os",
+    "os_version",
+    "arch",
+    "ci",
+    "shell",
+    "event_type",
+    "category",
+    "sdk_version",
+    "data",
+)
+# Columns read from the database besides the (timestamp, pk) pair every page leads with.
+_EXPORT_FIELDS = tuple(
+    "data_text" if name == "data" else name for name in CSV_HEADER if name != "timestamp"
+)
+_ROW_KEYS = ("timestamp", "pk", *_EXPORT_FIELDS)
+# A spreadsheet runs a cell starting with one of these as a formula (OWASP,
+# "CSV Injection"); event fields are written by clients, so they are untrusted.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def events_in_range(app: App, time_range: TimeRange) -> EventQuerySet:
+    events = Event.objects.for_app(app)
+    if time_range.start is not None:
+        events = events.filter(timestamp__gte=time_range.start)
+    if time_range.end is not None:
+        events = events.filter(timestamp__lt=time_range.end)
+    return events
+
+
+def count_events(app: App, time_range: TimeRange) -> int:
+    return events_in_range(app, time_range).count()
+
+
+def export_filename(app: App, time_range: TimeRange, export_format: ExportFormat) -> str:
+    return f"{app.public_id}_{time_range.label()}.{export_format.extension}"
+
+
+def export_events(
+    app: App,
+    time_range: TimeRange,
+    *,
+    export_format: ExportFormat,
+    page_size: int = EXPORT_PAGE_SIZE,
+    on_page: Callable[[int], None] | None = None,
+) -> Iterator[bytes]:
+    """The app's events in the range, oldest first, as UTF-8 chunks of CSV or
+    JSON Lines, one chunk per page of rows; `on_page(n)` follows each page."""
+    events = events_in_range(app, time_range).annotate(data_text=Cast("data", output_field=TextField()))
+    encode = _csv_chunk if export_format.name == "csv" else _jsonl_chunk
+    if export_format.name == "csv":
+        yield _csv_line(CSV_HEADER)
+    for page in keyset_pages(events, fields=_EXPORT_FIELDS, page_size=page_size):
+        yield encode(page)
+        if on_page is not None:
+            on_page(len(page))
+
+
+def keyset_pages(events: EventQuerySet, *, fields: tuple[str, ...], page_size: int) -> Iterator[list[tuple]]:
+    """Rows of `fields` in (timestamp, pk) order, a page at a time, each row led by its timestamp and pk.
+
+    Each page is one short query that starts where the last one stopped, on
+    the (app, timestamp) index: no cursor or transaction stays open while a
+    slow client downloads, and no page rereads what came before."""
+    last: tuple[datetime, int] | None = None
+    while True:
+        page_query = events
+        if last is not None:
+            ts, pk = last
+            # `timestamp >= ts` on its own is what lets the index range start at
+            # the previous page's end; the OR only breaks ties within one instant.
+            page_query = page_query.filter(timestamp__gte=ts).filter(Q(timestamp__gt=ts) | Q(pk__gt=pk))
+        rows = list(page_query.order_by("timestamp", "pk").values_list("timestamp", "pk", *fields)[:page_size])
+        if rows:
+            yield rows
+        if len(rows) < page_size:
+            return
+        last = rows[-1][0], rows[-1][1]
+
+
+def _iso(moment: datetime) -> str:
+    # Always six fractional digits and a Z, so every row has the same shape.
+    return moment.astimezone(dt_timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _canonical_json(text: str) -> bytes:
+    # jsonb hands back its own spacing and key order; sorted compact JSON makes
+    # both databases export the same bytes (the SDK sorts event.data keys too).
+    return orjson.dumps(orjson.loads(text), option=orjson.OPT_SORT_KEYS)
+
+
+def _safe_cell(value: str) -> str:
+    return "'" + value if value.startswith(_FORMULA_START) else value
+
+
+def _csv_line(values) -> bytes:
+    buffer = io.StringIO()
+    csv.writer(buffer, lineterminator="\r\n").writerow(values)
+    return buffer.getvalue().encode()
+
+
+def _csv_cell(name: str, values: dict) -> str:
+    value = values["data_text" if name == "data" else name]
+    if name in ("timestamp", "received_at"):
+        return _iso(value)
+    if name == "event_id":
+        return str(value)
+    if name == "ci":
+        return "" if value is None else ("true" if value else "false")
+    if name == "data":
+        value = _canonical_json(value).decode()
+    return _safe_cell(value)
+
+
+def _csv_chunk(rows: list[tuple]) -> bytes:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")  # RFC 4180 line ends
+    for row in rows:
+        values = dict(zip(_ROW_KEYS, row))
+        writer.writerow([_csv_cell(name, values) for name in CSV_HEADER])
+    return buffer.getvalue().encode()
+
+
+def _jsonl_chunk(rows: list[tuple]) -> bytes:
+    return b"".join(orjson.dumps(sdk_shape(dict(zip(_ROW_KEYS, row)))) + b"\n" for row in rows)
+
+
+def sdk_shape(values: dict) -> dict:
+    """One stored event as the SDK sent it (PROTOCOL.md, Body), empty optional
+    fields omitted as the SDK does, plus `received_at`. The metadata fields
+    the server does not keep (transmission time, batch size, retry count) are absent."""
+    service = {"name": values["service_name"], "version": values["service_version"], "language": values["service_language"]}
+    if values["service_language_version"]:
+        service["language_version"] = values["service_language_version"]
+    environment = {"os": values["os"]}
+    for name in ("os_version", "arch"):
+        if values[name]:
+            environment[name] = values[name]
+    if values["ci"] is not None:
+        environment["ci"] = values["ci"]
+    if values["shell"]:
+        environment["shell"] = values["shell"]
+    body = {"type": values["event_type"]}
+    if values["category"]:
+        body["category"] = values["category"]
+    body["data"] = orjson.Fragment(_canonical_json(values["data_text"]))
+    event = {
+        "schema_version": values["schema_version"],
+        "event_id": str(values["event_id"]),
+        "timestamp": _iso(values["timestamp"]),
+        "service": service,
+        "user_id": values["user_id"],
+    }
+    if values["session_id"]:
+        event["session_id"] = values["session_id"]
+    event.update(
+        environment=environment,
+        event=body,
+        metadata={"sdk_version": values["sdk_version"]},
+        received_at=_iso(values["received_at"]),
+    )
+    return event
+
+
+def record_export(app: App, time_range: TimeRange, *, export_format: ExportFormat, by=None, via: str) -> None:
+    """Audit an export when it starts: who took which app's data, for which range, how."""
+    record_audit(
+        app.organization,
+        action="events.export",
+        target=app.public_id,
+        actor=by,
+        details={
+            "format": export_format.name,
+            "from": time_range.start.isoformat() if time_range.start else None,
+            "to": time_range.end.isoformat() if time_range.end else None,
+            "via": via,
+        },
+    )
+
+
+# --- Deletion -----------------------------------------------------------------------
+
+
+def delete_events(events: EventQuerySet, *, batch_size: int = DELETE_BATCH_SIZE) -> int:
+    """Delete the events the queryset selects, at most `batch_size` per
+    transaction; returns how many were deleted.
+
+    Every deletion of events goes through here. Filter the queryset to one
+    app so each batch is found on the (app, timestamp) index."""
+    deleted = 0
+    for page in keyset_pages(events, fields=(), page_size=batch_size):
+        with transaction.atomic():
+            deleted += _delete_batch(page)
+    return deleted
+
+
+def _delete_batch(page: list[tuple]) -> int:
+    """Delete one page of (timestamp, pk) rows inside the caller's transaction.
+
+    This is the hook for data kept in step with events: subtract the batch
+    from any rollup here, in the same transaction, before the rows go."""
+    pks = [pk for _, pk in page]
+    # The timestamp bounds let a time-partitioned table look in the right partitions only.
+    first, last = page[0][0], page[-1][0]
+    deleted, _ = Event.objects.filter(pk__in=pks, timestamp__gte=first, timestamp__lte=last).delete()
+    return deleted
+
+
+# --- Erasure ------------------------------------------------------------------------
+
+MAX_USER_ID_LENGTH = Event._meta.get_field("user_id").max_length
+
+
+@dataclass(frozen=True)
+class ErasureResult:
+    """Events per app public id (apps without any are left out)."""
+
+    per_app: dict[str, int]
+    dry_run: bool
+
+    @property
+    def total(self) -> int:
+        return sum(self.per_app.values())
+
+
+def clean_user_id(user_id: str) -> str:
+    user_id = (user_id or "").strip()
+    if not user_id:
+        raise LifecycleError("Enter the user id to erase.")
+    if len(user_id) > MAX_USER_ID_LENGTH:
+        raise LifecycleError(f"A user id is at most {MAX_USER_ID_LENGTH} characters.")
+    return user_id
+
+
+def count_user_events(organization: Organization, *, user_id: str) -> ErasureResult:
+    """How many events each app of the organization holds for the user (a dry run)."""
+    user_id = clean_user_id(user_id)
+    rows = (
+        Event.objects.filter(app__organization=organization, user_id=user_id)
+        .values_list("app_id", "app__public_id")
+        .annotate(n=Count("pk"))
+        .order_by("app_id")  # the order erase_user goes through the apps
+    )
+    return ErasureResult(per_app={public_id: n for _, public_id, n in rows}, dry_run=True)
+
+
+def user_id_digest(organization: Organization, user_id: str) -> str:
+    """What the audit log keeps of an erased user id: SHA-256 of the organization
+    and the id. Someone who holds the id can show it was erased; the log alone
+    cannot give it back, nor link one user across organizations."""
+    return hashlib.sha256(f"clacks-erasure:{organization.public_id}:{user_id}".encode()).hexdigest()
+
+
+def erase_user(
+    organization: Organization,
+    *,
+    user_id: str,
+    by=None,
+    via: str,
+    dry_run: bool = False,
+    batch_size: int = DELETE_BATCH_SIZE,
+) -> ErasureResult:
+    """Delete every event of `user_id` in every app of the organization and
+    audit it; with dry_run, only count. Safe to run again after a failure."""
+    user_id = clean_user_id(user_id)
+    if dry_run:
+        return count_user_events(organization, user_id=user_id)
+    per_app = {}
+    for app in organization.apps.order_by("pk"):
+        deleted = delete_events(Event.objects.for_app(app).filter(user_id=user_id), batch_size=batch_size)
+        if deleted:
+            per_app[app.public_id] = deleted
+    result = ErasureResult(per_app=per_app, dry_run=False)
+    digest = user_id_digest(organization, user_id)
+    # The id itself is personal data: the record keeps a digest and the counts.
+    record_audit(
+        organization,
+        action="user.erase",
+        target=f"user sha256:{digest[:16]}",
+        actor=by,
+        details={"user_id_sha256": digest, "events": result.total, "per_app": per_app, "via": via},
+    )
+    logger.info("erased %d events of one user in %s", result.total, organization.public_id)
+    return result
