@@ -358,6 +358,8 @@ LOGGING = {
         # The request log has a line for every answer; Django's would repeat each
         # 4xx. Its 5xx records stay: they carry the traceback.
         "django.request": {"handlers": ["stdout"], "level": "ERROR", "propagate": False},
+        # Its DEBUG lines carry query parameters: event payloads, token hashes.
+        "django.db.backends": {"level": "INFO"},
     },
 }
 

@@ -74,19 +74,27 @@ SLOW_QUERIES = Counter(
 _AUTH_STATUSES = frozenset({401, 403, 409})
 
 
+def _series(metric, labels: dict):
+    # prometheus_client refuses .labels() on a metric declared without labels.
+    return metric.labels(**labels) if labels else metric
+
+
 def observe_ingest(response, *, app, seconds: float) -> dict[str, Any]:
     """Count one answered ingest request; returns the fields its log line should carry.
 
     `app` is the authenticated IngestApp, or None when authentication did not
-    succeed. Everything else is read from the answer, so every path out of
-    the view (success, partial, refusal, outage) is counted the same way."""
-    status = response.status_code
-    data = response.data if isinstance(getattr(response, "data", None), dict) else {}
+    succeed; `response` is None when the view raised (a 500). Everything else
+    is read from the answer, so every path out of the view (success,
+    partial, refusal, outage) is counted the same way."""
+    status = response.status_code if response is not None else 500
+    data = getattr(response, "data", None)
+    data = data if isinstance(data, dict) else {}
     BATCHES.labels(status=str(status)).inc()
     INGEST_DURATION.observe(seconds)
     fields: dict[str, Any] = {}
     if app is not None:
         fields.update(org=app.org_public_id, app=app.public_id)
+    # Event counts only exist once the app is known, so the app label always has a value.
     app_label = {"app": app.public_id} if _PER_APP and app is not None else {}
 
     error = data.get("error")
@@ -98,19 +106,18 @@ def observe_ingest(response, *, app, seconds: float) -> dict[str, Any]:
         elif status == 429:
             RATE_LIMITED.labels(reason=code).inc()
 
-    if "accepted" in data and "rejected" in data:
+    if "accepted" in data and "rejected" in data and (app is not None or not _PER_APP):
         accepted, rejected = int(data["accepted"]), int(data["rejected"])
         duplicates = int(data.get("duplicates", 0))
         BATCH_SIZE.observe(accepted + rejected)
         fields.update(batch_size=accepted + rejected, accepted=accepted, rejected=rejected, duplicates=duplicates)
-        if app_label or not _PER_APP:
-            if accepted:
-                EVENTS_ACCEPTED.labels(**app_label).inc(accepted)
-            if duplicates:
-                EVENTS_DUPLICATE.labels(**app_label).inc(duplicates)
-            reasons = Tally(item.get("error", "unknown") for item in data.get("errors") or ())
-            for reason, count in reasons.items():
-                EVENTS_REJECTED.labels(reason=reason, **app_label).inc(count)
+        if accepted:
+            _series(EVENTS_ACCEPTED, app_label).inc(accepted)
+        if duplicates:
+            _series(EVENTS_DUPLICATE, app_label).inc(duplicates)
+        reasons = Tally(item.get("error", "unknown") for item in data.get("errors") or ())
+        for reason, count in reasons.items():
+            EVENTS_REJECTED.labels(reason=reason, **app_label).inc(count)
     return fields
 
 

@@ -16,7 +16,8 @@ from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from telemetry import ingest, limits
+from config import logs
+from telemetry import ingest, limits, metrics
 from telemetry.auth import SignatureAuthentication, TokenAndSignatureAuthentication
 from telemetry.errors import IngestError
 
@@ -49,6 +50,19 @@ class IngestView(APIView):
     permission_classes = []
     content_negotiation_class = AlwaysJSON
 
+    def dispatch(self, request, *args, **kwargs):
+        # Every answer of the endpoint, refusals and outages included, is counted
+        # and its summary added to the request's log line here, in one place.
+        started = time.perf_counter()
+        self.ingest_app = None
+        response = None
+        try:
+            response = super().dispatch(request, *args, **kwargs)
+            return response
+        finally:
+            seconds = time.perf_counter() - started
+            logs.bind(**metrics.observe_ingest(response, app=self.ingest_app, seconds=seconds))
+
     def initial(self, request, *args, **kwargs):
         if request.method != "POST":
             raise MethodNotAllowed(request.method)
@@ -56,7 +70,7 @@ class IngestView(APIView):
         if request.headers.get("DNT", "").strip() == "1":
             raise DoNotTrack()
         super().initial(request, *args, **kwargs)
-        app = request.auth  # authenticate now, before the handler runs
+        app = self.ingest_app = request.auth  # authenticate now, before the handler runs
         # Counted only once authenticated, so forged or replayed requests spend nothing.
         request.clacks_rate = limits.enforce_rate(app.pk, tier=app.tier)
 
@@ -111,21 +125,37 @@ def _pending_migrations() -> int:
     return len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
 
 
+def _connection_settings() -> dict:
+    config = settings.DATABASES["default"]
+    return {
+        "conn_max_age": config.get("CONN_MAX_AGE"),
+        "conn_health_checks": config.get("CONN_HEALTH_CHECKS"),
+        "connect_timeout_s": config.get("OPTIONS", {}).get("connect_timeout"),
+        "statement_timeout_ms": settings.CLACKS_DB_STATEMENT_TIMEOUT_MS or None,
+    }
+
+
 def _database_check() -> dict:
     started = time.perf_counter()
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
+        latency_ms = round((time.perf_counter() - started) * 1000, 2)
         pending = _pending_migrations()
     except DatabaseError as exc:
-        return {"status": "down", "error": exc.__class__.__name__}
+        return {
+            "status": "down",
+            "vendor": connection.vendor,
+            "error": exc.__class__.__name__,
+            "connection": _connection_settings(),
+        }
     return {
         "status": "up",
         "vendor": connection.vendor,
-        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+        "latency_ms": latency_ms,  # one SELECT 1 round trip, connecting included if it had to
         "pending_migrations": pending,
-        "conn_max_age": settings.DATABASES["default"].get("CONN_MAX_AGE"),
+        "connection": _connection_settings(),
     }
 
 
