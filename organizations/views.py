@@ -45,6 +45,11 @@ def _no_store(response: HttpResponse) -> HttpResponse:
     return response
 
 
+def _posted(request: HttpRequest):
+    """The POST data to bind a form to, or None on GET (an empty POST still binds)."""
+    return request.POST if request.method == "POST" else None
+
+
 def _form_errors(request: HttpRequest, form) -> None:
     for field, errors in form.errors.items():
         label = form.fields[field].label if field in form.fields else ""
@@ -65,7 +70,7 @@ def setup(request: HttpRequest) -> HttpResponse:
     """The one-time "create the first admin" page; 404 once any user exists."""
     if not _no_user_yet():
         raise Http404("Setup is complete.")
-    form = forms.SetupForm(request.POST or None)
+    form = forms.SetupForm(_posted(request))
     if request.method == "POST" and form.is_valid():
         try:
             user, organization = services.create_first_admin(
@@ -127,7 +132,7 @@ def org_home_url(organization: Organization) -> str:
 @login_required
 @require_http_methods(["GET", "POST"])
 def org_list(request: HttpRequest) -> HttpResponse:
-    form = forms.OrganizationCreateForm(request.POST or None)
+    form = forms.OrganizationCreateForm(_posted(request))
     if request.method == "POST" and form.is_valid():
         organization = services.create_organization(name=form.cleaned_data["name"], owner=request.user)
         services.record_audit(organization, action="organization.create", target=organization.public_id, actor=request.user)
@@ -360,8 +365,8 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
     organization = invitation.organization
     user = request.user if request.user.is_authenticated else None
     already = user is not None and Membership.objects.filter(organization=organization, user=user).exists()
-    signup = forms.SignupForm(request.POST or None) if user is None else None
-    confirm = forms.ConfirmForm(request.POST or None)
+    signup = forms.SignupForm(_posted(request)) if user is None else None
+    confirm = forms.ConfirmForm(_posted(request))
 
     if request.method == "POST" and not already:
         if user is None and signup.is_valid():
@@ -417,7 +422,7 @@ def app_list(request: HttpRequest, org_id: str) -> HttpResponse:
 @require_http_methods(["GET", "POST"])
 def app_create(request: HttpRequest, org_id: str) -> HttpResponse:
     access = get_org_access(request.user, org_id, min_role=Role.ADMIN)
-    form = forms.AppNameForm(request.POST or None)
+    form = forms.AppNameForm(_posted(request))
     if request.method == "POST" and form.is_valid():
         app, issued = services.create_app(organization=access.organization, name=form.cleaned_data["name"], by=request.user)
         _remember_issued(request, issued)

@@ -1,0 +1,178 @@
+"""First run, sign-in (with throttling), sign-out, password change and where "/" leads."""
+
+from __future__ import annotations
+
+import pytest
+from django.contrib.auth import get_user_model
+from django.test import override_settings
+
+from organizations.models import Membership, Organization, Role
+from tests.factories import PASSWORD, make_user
+
+User = get_user_model()
+
+
+@pytest.mark.django_db
+def test_a_fresh_install_leads_to_the_setup_page(client):
+    assert client.get("/").url == "/setup/"
+    assert client.get("/accounts/login/").url == "/setup/"
+    page = client.get("/setup/")
+    assert page.status_code == 200
+    assert b"Create admin account" in page.content
+
+
+@pytest.mark.django_db
+def test_setup_creates_a_superuser_who_owns_the_first_organization(client):
+    response = client.post(
+        "/setup/",
+        {
+            "username": "root",
+            "email": "root@example.com",
+            "password1": "a-long-test-password-1",
+            "password2": "a-long-test-password-1",
+            "organization_name": "Acme Tools",
+        },
+    )
+    user = User.objects.get()
+    org = Organization.objects.get()
+    assert user.is_superuser and user.is_staff
+    assert Membership.objects.get(user=user, organization=org).role == Role.OWNER
+    assert response.url == f"/orgs/{org.public_id}/apps/new/"
+    assert client.get(response.url).status_code == 200  # signed in already
+
+
+@pytest.mark.django_db
+def test_setup_without_an_organization_leads_to_the_organization_list(client):
+    response = client.post(
+        "/setup/",
+        {"username": "root", "password1": "a-long-test-password-1", "password2": "a-long-test-password-1"},
+    )
+    assert response.url == "/orgs/"
+    assert not Organization.objects.exists()
+
+
+@pytest.mark.django_db
+def test_setup_shows_form_errors_for_a_weak_or_mismatched_password(client):
+    response = client.post("/setup/", {"username": "root", "password1": "12345678", "password2": "12345679"})
+    assert response.status_code == 200
+    assert not User.objects.exists()
+    assert b"errorlist" in response.content
+
+
+def test_setup_is_gone_once_a_user_exists(client, alice):
+    assert client.get("/setup/").status_code == 404
+    response = client.post(
+        "/setup/", {"username": "mallory", "password1": "a-long-test-password-1", "password2": "a-long-test-password-1"}
+    )
+    assert response.status_code == 404
+    assert not User.objects.filter(username="mallory").exists()
+
+
+def test_an_anonymous_visitor_is_sent_to_sign_in(client, alice):
+    response = client.get("/")
+    assert response.status_code == 302
+    assert response.url.startswith("/accounts/login/")
+
+
+def test_alice_signs_in_and_lands_on_her_organization(client, org):
+    response = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD}, follow=False)
+    assert response.url == "/"
+    assert client.get("/").url == f"/orgs/{org.public_id}/"
+
+
+def test_home_returns_to_the_organization_used_last(login, alice):
+    from tests.factories import make_org
+
+    first = make_org(name="Aardvark", owner=alice)
+    second = make_org(name="Zebra", owner=alice)
+    client = login(alice)
+    assert client.get("/").url == f"/orgs/{first.public_id}/"
+    client.get(f"/orgs/{second.public_id}/apps/")
+    assert client.get("/").url == f"/orgs/{second.public_id}/"
+
+
+def test_a_user_without_organizations_is_sent_to_the_list(login, charlie):
+    assert login(charlie).get("/").url == "/orgs/"
+
+
+def test_a_wrong_password_gets_a_form_message(client, alice):
+    response = client.post("/accounts/login/", {"username": "alice", "password": "nope"})
+    assert response.status_code == 200
+    assert b"Please enter a correct username and password" in response.content
+
+
+@override_settings(CLACKS_LOGIN_MAX_FAILURES=3, CLACKS_LOGIN_LOCKOUT_SECONDS=300)
+def test_sign_in_is_locked_after_repeated_failures_even_with_the_right_password(client, alice):
+    for _ in range(2):
+        assert b"correct username" in client.post("/accounts/login/", {"username": "alice", "password": "x"}).content
+    third = client.post("/accounts/login/", {"username": "alice", "password": "x"})
+    assert b"Too many failed sign-in attempts. Wait 5 minutes" in third.content
+
+    right = client.post("/accounts/login/", {"username": "alice", "password": PASSWORD})
+    assert right.status_code == 200
+    assert b"Too many failed sign-in attempts" in right.content
+    assert "_auth_user_id" not in client.session
+
+
+@override_settings(CLACKS_LOGIN_MAX_FAILURES=3)
+def test_the_lock_is_per_username_and_address(client, alice, bob):
+    for _ in range(3):
+        client.post("/accounts/login/", {"username": "alice", "password": "x"})
+    bob_signs_in = client.post("/accounts/login/", {"username": "bob", "password": PASSWORD})
+    assert bob_signs_in.status_code == 302
+    client.logout()
+    other_address = client.post(
+        "/accounts/login/", {"username": "alice", "password": PASSWORD}, REMOTE_ADDR="10.0.0.9"
+    )
+    assert other_address.status_code == 302
+
+
+@override_settings(CLACKS_LOGIN_MAX_FAILURES=3)
+def test_a_successful_sign_in_clears_the_failure_count(client, alice):
+    for _ in range(2):
+        client.post("/accounts/login/", {"username": "alice", "password": "x"})
+    assert client.post("/accounts/login/", {"username": "alice", "password": PASSWORD}).status_code == 302
+    client.logout()
+    for _ in range(2):
+        client.post("/accounts/login/", {"username": "alice", "password": "x"})
+    assert client.post("/accounts/login/", {"username": "alice", "password": PASSWORD}).status_code == 302
+
+
+def test_sign_out_needs_a_post(login, alice):
+    client = login(alice)
+    assert client.get("/accounts/logout/").status_code == 405
+    response = client.post("/accounts/logout/")
+    assert response.status_code == 302
+    assert "_auth_user_id" not in client.session
+
+
+def test_password_change_needs_the_old_password(login, alice):
+    client = login(alice)
+    assert client.get("/accounts/password/").status_code == 200
+    wrong = client.post(
+        "/accounts/password/",
+        {"old_password": "nope", "new_password1": "another-long-pass-2", "new_password2": "another-long-pass-2"},
+    )
+    assert wrong.status_code == 200
+    right = client.post(
+        "/accounts/password/",
+        {"old_password": PASSWORD, "new_password1": "another-long-pass-2", "new_password2": "another-long-pass-2"},
+    )
+    assert right.status_code == 302
+    alice.refresh_from_db()
+    assert alice.check_password("another-long-pass-2")
+    assert "_auth_user_id" in client.session  # still signed in here
+
+
+def test_password_change_needs_sign_in(client, alice):
+    assert client.get("/accounts/password/").url.startswith("/accounts/login/")
+
+
+def test_the_admin_site_is_for_superusers(login, alice):
+    client = login(alice)
+    assert client.get("/admin/").status_code == 302
+    root = make_user("root", is_superuser=True, is_staff=True)
+    client.force_login(root)
+    assert client.get("/admin/").status_code == 200
+    assert client.get("/admin/organizations/app/").status_code == 200
+    assert client.get("/admin/organizations/auditentry/").status_code == 200
