@@ -44,6 +44,13 @@ class AxisLabel:
     text: str
     percent: float  # the bucket's centre, from the left of the plot
 
+    @property
+    def edge(self) -> str:
+        """Labels near an end are shifted inwards so they are not cut off."""
+        if self.percent < 8:
+            return "edge-start"
+        return "edge-end" if self.percent > 92 else ""
+
 
 @dataclass(frozen=True)
 class BarChart:

@@ -49,13 +49,20 @@ def _length_words(period: stats.TimeRange) -> str:
     return "day" if days == 1 else f"{days} days"
 
 
-def _range_label(form: RangeForm, period: stats.TimeRange) -> str:
-    if form.preset == CUSTOM:
-        first, last = period.start, period.end - stats.DAY
-        if first == last:
-            return f"{first.day} {first:%b %Y}"
-        return f"{first.day} {first:%b %Y} – {last.day} {last:%b %Y}"
-    return stats.PRESETS[form.preset][0]
+def _range_label(form: RangeForm) -> str:
+    return "Custom range" if form.preset == CUSTOM else stats.PRESETS[form.preset][0]
+
+
+def _span_label(period: stats.TimeRange) -> str:
+    """The range's bounds in UTC words: buckets are UTC hours or days, so is this."""
+    start, end = period.start, period.end
+    if period.hourly:
+        return f"{start.day} {start:%b} {start:%H}:00 – {end.day} {end:%b %Y} {end:%H}:00 UTC"
+    last = end - stats.DAY
+    if start == last:
+        return f"{start.day} {start:%b %Y} (UTC)"
+    first = f"{start.day} {start:%b}" + (f" {start:%Y}" if start.year != last.year else "")
+    return f"{first} – {last.day} {last:%b %Y} (UTC days)"
 
 
 def _analytics(app_ids: list[int], form: RangeForm) -> dict:
@@ -69,7 +76,8 @@ def _analytics(app_ids: list[int], form: RangeForm) -> dict:
         "presets": [(key, label) for key, (label, _) in stats.PRESETS.items()],
         "range_query": _range_query(form),
         "period": period,
-        "range_label": _range_label(form, period),
+        "range_label": _range_label(form),
+        "span_label": _span_label(period),
         "previous_label": f"the previous {_length_words(period)}",
         "summary": summary,
         "chart": bar_chart(buckets, hourly=period.hourly),
