@@ -15,6 +15,7 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 import orjson
 from django.db import connection, transaction
 
+from telemetry import rollups
 from telemetry.errors import IngestError
 from telemetry.models import Event
 
@@ -219,6 +220,7 @@ def validate_event(event, *, now: datetime) -> dict:
     if _JSON_NUL.search(data):  # PostgreSQL's jsonb refuses \u0000
         raise EventRejected("invalid_schema", "event.data must not contain NUL characters.")
     row["data"] = data  # serialized once, embedded as is when stored
+    row["data_value"] = body["data"]  # parsed, for the rollups
 
     if timestamp > now + MAX_FUTURE_SKEW:
         raise EventRejected("invalid_timestamp", "timestamp is more than 1 hour in the future.")
@@ -272,12 +274,14 @@ _PG_TYPES = {"event_id": "uuid", "timestamp": "timestamptz", "ci": "boolean", "d
 
 
 def store_batch(app_pk: int, rows: list[dict], *, received_at: datetime) -> int:
-    """Store the rows atomically in one statement; returns how many were new.
+    """Store the rows and their rollups atomically; returns how many events were new.
 
     Event ids the app already has are skipped, so a retried batch stores
-    nothing twice (PROTOCOL.md, Idempotency)."""
+    nothing twice and counts nothing twice (PROTOCOL.md, Idempotency)."""
     if not rows:
         return 0
+    # A fixed order, so two batches sharing events lock them in the same order.
+    rows = sorted(rows, key=lambda row: row["event_id"])
     with transaction.atomic():
         if connection.vendor == "postgresql":
             return _store_postgresql(app_pk, rows, received_at)
@@ -287,47 +291,68 @@ def store_batch(app_pk: int, rows: list[dict], *, received_at: datetime) -> int:
 def _store_postgresql(app_pk: int, rows: list[dict], received_at: datetime) -> int:
     # The whole batch travels as one jsonb parameter and PostgreSQL pulls the
     # columns out itself: the cheapest idempotent way measured (PERFORMANCE.md).
+    # The same statement adds the rows it really inserted to the rollups.
     table = Event._meta.db_table
     record = ", ".join(f"{name} {_PG_TYPES.get(name, 'text')}" for name in _COLUMNS)
     columns = ", ".join(_COLUMNS)
     # A JSON null in event.data would come out of the recordset as SQL NULL; keep it JSON.
     selected = ", ".join("COALESCE(data, 'null'::jsonb)" if name == "data" else name for name in _COLUMNS)
-    sql = (
+    insert = (
         f"INSERT INTO {table} (app_id, received_at, {columns}) "
-        f"SELECT %s, %s, {selected} FROM jsonb_to_recordset(%s::jsonb) AS x({record}) "
-        f"ON CONFLICT (app_id, event_id) DO NOTHING"
+        f"SELECT %(app)s, %(received)s, {selected} FROM jsonb_to_recordset(%(rows)s::jsonb) AS x({record}) "
+        f"ON CONFLICT DO NOTHING"
+    )
+    payload = orjson.dumps(
+        [{name: orjson.Fragment(row["data"]) if name == "data" else row[name] for name in _COLUMNS} for row in rows]
     )
     with connection.cursor() as cursor:
-        payload = orjson.dumps([{**row, "data": orjson.Fragment(row["data"])} for row in rows])
-        cursor.execute(sql, [app_pk, received_at, payload.decode()])
-        return cursor.rowcount
+        cursor.execute(
+            rollups.postgresql_insert_with_rollups(insert),
+            {"app": app_pk, "received": received_at, "rows": payload.decode()},
+        )
+        return cursor.fetchone()[0]
 
 
 def _store_generic(app_pk: int, rows: list[dict], received_at: datetime) -> int:
-    # SQLite: executemany in one transaction (PERFORMANCE.md). Values are
-    # adapted the way Django stores them, so the ORM reads them back.
+    # SQLite: the transaction holds the write lock from its start (IMMEDIATE),
+    # so the ids found here cannot change before the insert. executemany in one
+    # transaction is SQLite's fast path (PERFORMANCE.md). Values are adapted the
+    # way Django stores them, so the ORM reads them back.
     table = Event._meta.db_table
     ops = connection.ops
-    placeholders = ", ".join(["%s"] * (len(_COLUMNS) + 2))
-    sql = (
-        f"INSERT INTO {table} (app_id, received_at, {', '.join(_COLUMNS)}) VALUES ({placeholders}) "
-        f"ON CONFLICT (app_id, event_id) DO NOTHING"
-    )
-    received = ops.adapt_datetimefield_value(received_at)
-    params = [
-        (
-            app_pk,
-            received,
-            uuid.UUID(row["event_id"]).hex,
-            ops.adapt_datetimefield_value(row["timestamp"]),
-            *(row[name] for name in _COLUMNS[2:-1]),
-            row["data"].decode(),
-        )
-        for row in rows
-    ]
     with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-        return cursor.rowcount
+        placeholders = ", ".join(["%s"] * len(rows))
+        cursor.execute(
+            f"SELECT event_id FROM {table} WHERE app_id = %s AND event_id IN ({placeholders})",
+            [app_pk, *(uuid.UUID(row["event_id"]).hex for row in rows)],
+        )
+        seen = {uuid.UUID(value).hex for (value,) in cursor.fetchall()}
+        new_rows = []
+        for row in rows:
+            key = uuid.UUID(row["event_id"]).hex
+            if key not in seen:
+                seen.add(key)
+                new_rows.append(row)
+        if not new_rows:
+            return 0
+        received = ops.adapt_datetimefield_value(received_at)
+        cursor.executemany(
+            f"INSERT INTO {table} (app_id, received_at, {', '.join(_COLUMNS)}) "
+            f"VALUES ({', '.join(['%s'] * (len(_COLUMNS) + 2))})",
+            [
+                (
+                    app_pk,
+                    received,
+                    uuid.UUID(row["event_id"]).hex,
+                    ops.adapt_datetimefield_value(row["timestamp"]),
+                    *(row[name] for name in _COLUMNS[2:-1]),
+                    row["data"].decode(),
+                )
+                for row in new_rows
+            ],
+        )
+    rollups.add_rows(app_pk, new_rows)
+    return len(new_rows)
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,36 @@
+import logging
+
+from django.core.management.base import BaseCommand, CommandError
+
+from organizations.models import App
+from telemetry import rollups
+
+logger = logging.getLogger(__name__)
+
+
+class Command(BaseCommand):
+    help = "Recompute the pre-aggregated analytics of apps from their raw events."
+
+    def add_arguments(self, parser):
+        parser.add_argument("app_ids", nargs="*", help="Public app ids (app_…); all apps when none are given.")
+
+    def handle(self, *, app_ids: list[str], **options) -> str:
+        apps = App.objects.order_by("pk")
+        if app_ids:
+            apps = apps.filter(public_id__in=app_ids)
+            missing = set(app_ids) - set(apps.values_list("public_id", flat=True))
+            if missing:
+                raise CommandError(f"No app with id {', '.join(sorted(missing))}.")
+        done = failed = 0
+        for app in apps:
+            try:
+                rollups.rebuild(app.pk)
+            except Exception:
+                logger.exception("rebuilding rollups failed for %s", app.public_id)
+                failed += 1
+                continue
+            done += 1
+            self.stdout.write(f"{app.public_id}: rebuilt")
+        if failed:
+            raise CommandError(f"{failed} apps failed; {done} rebuilt.")
+        return f"Done: {done} apps rebuilt."

@@ -1,0 +1,161 @@
+"""The rollups stay exactly in step with stored events, whichever path changed them."""
+
+from __future__ import annotations
+
+import io
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from django.core.management import call_command
+from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
+
+from organizations.services import create_app
+from telemetry import ingest, rollups
+from telemetry.models import DailyActor, Event, HourlyRollup
+from tests.factories import iso, make_event
+
+NOW = datetime.now(timezone.utc).replace(microsecond=0)
+
+
+def snapshot(app) -> tuple[dict, set]:
+    rows = {
+        (r.hour, r.dimension, r.value): (r.events, r.succeeded, r.failed, r.timed, r.duration_ms_sum)
+        for r in HourlyRollup.objects.filter(app=app)
+        if r.events
+    }
+    actors = set(DailyActor.objects.filter(app=app).values_list("day", "kind", "actor"))
+    return rows, actors
+
+
+def store(app, events, *, now=None) -> int:
+    now = now or datetime.now(timezone.utc)
+    batch = ingest.validate_events(events, now=now)
+    assert not batch.errors, batch.errors
+    return ingest.store_batch(app.pk, batch.rows, received_at=now)
+
+
+def command(name="build", *, success=True, duration=1234, at=NOW, user="client_a", session="sess_1", **data):
+    event = make_event(timestamp=iso(at), user_id=user, session_id=session)
+    event["event"]["data"] = {"command": name, "success": success, "duration_ms": duration, **data}
+    return event
+
+
+def assert_rebuild_matches(app):
+    incremental = snapshot(app)
+    rollups.rebuild(app.pk)
+    assert snapshot(app) == incremental
+
+
+def test_ingest_counts_each_event_in_every_dimension(app):
+    feature = make_event(timestamp=iso(NOW))
+    feature["event"] = {"type": "feature_used", "data": {"feature": "export"}}
+    store(app, [command(), command(success=False, duration=10), feature])
+    hour = NOW.replace(minute=0, second=0)
+
+    rows, actors = snapshot(app)
+    assert rows[(hour, "total", "")] == (3, 1, 1, 2, 1244)
+    assert rows[(hour, "type", "command_execution")] == (2, 1, 1, 2, 1244)
+    assert rows[(hour, "type", "feature_used")] == (1, 0, 0, 0, 0)
+    assert rows[(hour, "os", "linux")][0] == 3
+    assert rows[(hour, "ci", "false")][0] == 3
+    assert rows[(hour, "command", "build")] == (2, 1, 1, 2, 1244)
+    buckets = {value: counts[0] for (_h, dimension, value), counts in rows.items() if dimension == "duration"}
+    assert buckets == {str(rollups.duration_bucket(1234)): 1, str(rollups.duration_bucket(10)): 1}
+    assert {(kind, actor) for _day, kind, actor in actors} >= {("u", "client_a"), ("s", "sess_1")}
+
+
+def test_a_retried_batch_is_not_counted_twice(app):
+    events = [command(), command(name="test")]
+    store(app, events)
+    before = snapshot(app)
+
+    assert store(app, events) == 0
+    assert snapshot(app) == before
+
+
+def test_rebuild_equals_incremental_on_a_mixed_history(app):
+    history = []
+    for i in range(60):
+        at = NOW - timedelta(hours=i * 7, minutes=i)
+        history.append(command(name=f"cmd{i % 4}", success=[True, False, None][i % 3], duration=[5, 0, 99.9, "x"][i % 4],
+                               at=at, user=f"client_{i % 5}", session=f"sess_{i % 9}"))
+        plain = make_event(timestamp=iso(at), user_id=f"client_{i % 3}", session_id=None)
+        plain["event"]["type"] = ["feature_used", "error"][i % 2]
+        plain["environment"]["ci"] = [True, None][i % 2]
+        history.append(plain)
+    for start in range(0, len(history), 25):
+        store(app, history[start:start + 25])
+    store(app, history[:10])  # a retry in the middle of the history
+
+    assert Event.objects.for_app(app).count() == 120
+    assert_rebuild_matches(app)
+
+
+def test_deleting_events_subtracts_exactly_what_was_removed(app):
+    old = [command(at=NOW - timedelta(days=3), user="client_old", session="sess_old") for _ in range(3)]
+    mixed_day = [command(at=NOW - timedelta(days=1), user=u, session=u.replace("client", "sess")) for u in ("client_x", "client_y")]
+    store(app, old + mixed_day + [command()])
+
+    doomed = Event.objects.filter(app=app, user_id__in=["client_old", "client_x"]).values_list("pk", flat=True)
+    assert rollups.delete_events(app.pk, list(doomed)) == 4
+
+    rows, actors = snapshot(app)
+    rollups.rebuild(app.pk)
+    assert (rows, actors) == snapshot(app)
+    assert not any(actor in ("client_old", "client_x") for _day, _kind, actor in actors)
+    assert any(actor == "client_y" for _day, _kind, actor in actors)
+
+
+def test_a_user_keeps_the_day_while_one_of_their_events_remains(app):
+    store(app, [command(user="client_k"), command(user="client_k")])
+    first = Event.objects.filter(app=app).order_by("pk").first()
+
+    rollups.delete_events(app.pk, [first.pk])
+
+    assert DailyActor.objects.filter(app=app, kind="u", actor="client_k").exists()
+
+
+def test_rebuild_rollups_command_rebuilds_every_app(app, org):
+    other, _ = create_app(organization=org, name="other")
+    store(app, [command()])
+    store(other, [command(), command()])
+    HourlyRollup.objects.all().delete()
+
+    out = io.StringIO()
+    call_command("rebuild_rollups", stdout=out)
+
+    assert f"{app.public_id}: rebuilt" in out.getvalue()
+    assert sum(HourlyRollup.objects.filter(dimension="total").values_list("events", flat=True)) == 3
+
+
+# Integers in the range a JSON parse can give the ingest path (orjson: i64 to u64).
+json_scalars = st.none() | st.booleans() | st.integers(min_value=-(2**63), max_value=2**64 - 1) | st.floats(
+    allow_nan=False, allow_infinity=False
+) | st.text(st.characters(blacklist_characters="\x00"), max_size=5)
+
+
+@hypothesis_settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    values=st.lists(
+        st.fixed_dictionaries(
+            {"success": json_scalars, "duration_ms": json_scalars, "command": json_scalars | st.text("ab", min_size=190, max_size=210)}
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    event_type=st.sampled_from(["command_execution", "other"]),
+)
+def test_python_and_sql_agree_on_any_event_data(app, values, event_type):
+    """The incremental path (SQL on PostgreSQL, Python elsewhere) and the rebuild agree."""
+    events = []
+    for data in values:
+        event = make_event()
+        event["event"]["type"] = event_type
+        event["event"]["data"] = data
+        events.append(event)
+    Event.objects.filter(app=app).delete()
+    HourlyRollup.objects.filter(app=app).delete()
+    DailyActor.objects.filter(app=app).delete()
+    store(app, events)
+
+    assert_rebuild_matches(app)
