@@ -1,0 +1,185 @@
+"""Tenant isolation: every page and action of the organizations and dashboard namespaces,
+found through the URL resolver so that a new page is covered without editing this file
+(except to say which role it needs, which the test insists on)."""
+
+from __future__ import annotations
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+
+from organizations import services
+from organizations.models import Membership, Role
+from tests.factories import make_app, make_org
+from tests.organizations.conftest import store_events
+
+NAMESPACES = ("organizations", "dashboard")
+
+# Pages that belong to no organization: reachable by any signed-in user (or anyone).
+NOT_ORG_SCOPED = {
+    "organizations:setup",
+    "organizations:login",
+    "organizations:logout",
+    "organizations:password_change",
+    "organizations:org_list",
+    "organizations:invite_accept",
+    "dashboard:home",
+}
+
+# The lowest role each organization page or action needs. A URL missing here fails
+# the test: decide who may use a new page when adding it.
+MIN_ROLE = {
+    "organizations:org_settings": Role.OWNER,
+    "organizations:org_retention": Role.OWNER,
+    "organizations:members": Role.VIEWER,
+    "organizations:member_invite": Role.OWNER,
+    "organizations:invitation_revoke": Role.OWNER,
+    "organizations:member_role": Role.OWNER,
+    "organizations:member_remove": Role.OWNER,
+    "organizations:audit": Role.ADMIN,
+    "organizations:app_list": Role.VIEWER,
+    "organizations:app_create": Role.ADMIN,
+    "organizations:app_credentials": Role.ADMIN,
+    "organizations:credential_reveal": Role.ADMIN,
+    "organizations:credentials_rotate": Role.ADMIN,
+    "organizations:credential_revoke": Role.ADMIN,
+    "organizations:app_settings": Role.ADMIN,
+    "organizations:app_state": Role.ADMIN,
+    "organizations:app_retention": Role.ADMIN,
+    "organizations:app_delete": Role.ADMIN,
+    "dashboard:org_overview": Role.VIEWER,
+    "dashboard:app_overview": Role.VIEWER,
+    "dashboard:app_events": Role.VIEWER,
+    "dashboard:event_detail": Role.VIEWER,
+    "dashboard:export_events": Role.ADMIN,
+    "dashboard:erase_user": Role.ADMIN,
+}
+
+
+def named_patterns() -> list[tuple[str, list[str]]]:
+    """(namespace:name, the pattern's keyword arguments) for every named URL in NAMESPACES."""
+    found = []
+
+    def walk(patterns, namespace):
+        for entry in patterns:
+            if isinstance(entry, URLResolver):
+                walk(entry.url_patterns, entry.namespace or namespace)
+            elif isinstance(entry, URLPattern) and entry.name and namespace in NAMESPACES:
+                found.append((f"{namespace}:{entry.name}", list(entry.pattern.converters)))
+
+    walk(get_resolver().url_patterns, None)
+    return found
+
+
+def org_scoped() -> list[str]:
+    return sorted(name for name, kwargs in named_patterns() if "org_id" in kwargs)
+
+
+@pytest.fixture
+def world(alice, bob, org, app):
+    """Alice's organization with one of everything a URL can name."""
+    store_events(app, 1)
+    invitation = services.invite_member(org, role=Role.VIEWER, by=alice)
+    return {
+        "org_id": org.public_id,
+        "app_id": app.public_id,
+        "member_id": Membership.objects.get(organization=org, user=bob).pk,
+        "invitation_id": invitation.pk,
+        "event_id": app.events.values_list("event_id", flat=True).first(),
+        "token": invitation.token,
+    }
+
+
+def url_for(name: str, world: dict) -> str:
+    kwargs = {key: world[key] for key in next(k for n, k in named_patterns() if n == name)}
+    return reverse(name, kwargs=kwargs)
+
+
+def test_every_page_is_classified():
+    names = {name for name, _ in named_patterns()}
+    unclassified = names - NOT_ORG_SCOPED - set(MIN_ROLE)
+    assert not unclassified, f"say which role these need in MIN_ROLE (or add to NOT_ORG_SCOPED): {sorted(unclassified)}"
+    scoped = set(org_scoped())
+    assert scoped == set(MIN_ROLE), "MIN_ROLE must name exactly the organization pages"
+    assert len(scoped) >= 20  # the walk really found the pages
+
+
+@pytest.mark.parametrize("name", org_scoped())
+def test_charlie_gets_404_on_every_page_and_action_of_alices_organization(name, world, login, charlie):
+    client = login(charlie)
+    url = url_for(name, world)
+    get = client.get(url)
+    # 405 answers a GET to a POST-only action before any lookup: it says nothing about the organization.
+    assert get.status_code in (404, 405), f"GET {url} -> {get.status_code}"
+    post = client.post(url, {"name": "x", "role": "owner", "choice": "7", "confirm": "my-cli"})
+    assert post.status_code in (404, 405), f"POST {url} -> {post.status_code}"
+    assert b"Alice Org" not in get.content + post.content
+
+
+def names_with_inner_ids() -> list[str]:
+    inner = {"app_id", "member_id", "invitation_id", "event_id"}
+    return sorted(name for name, kwargs in named_patterns() if "org_id" in kwargs and inner & set(kwargs))
+
+
+@pytest.mark.parametrize("name", names_with_inner_ids())
+def test_charlie_cannot_reach_alices_things_through_his_own_organization(name, world, login, charlie):
+    own = make_org(name="Charlie Corp", owner=charlie)
+    make_app(own, name="charlies-cli")
+    url = url_for(name, {**world, "org_id": own.public_id})
+    client = login(charlie)
+    assert client.get(url).status_code in (404, 405), url
+    assert client.post(url, {"confirm": "my-cli", "role": "owner"}).status_code in (404, 405), url
+
+
+@pytest.mark.parametrize("name", org_scoped())
+def test_an_anonymous_visitor_gets_sign_in_or_404(name, world, client):
+    url = url_for(name, world)
+    for response in (client.get(url), client.post(url)):
+        if response.status_code == 302:
+            assert response.url.startswith("/accounts/login/"), url
+        else:
+            assert response.status_code in (404, 405), f"{url} -> {response.status_code}"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, role in MIN_ROLE.items() if role != Role.VIEWER))
+def test_bob_the_viewer_gets_403_on_admin_and_owner_pages(name, world, login, bob):
+    client = login(bob)
+    url = url_for(name, world)
+    get = client.get(url)
+    assert get.status_code in (403, 405), f"GET {url} -> {get.status_code}"
+    post = client.post(url, {"name": "x", "role": "owner", "choice": "7", "confirm": "my-cli", "credential": "1"})
+    assert post.status_code == 403, f"POST {url} -> {post.status_code}"
+
+
+@pytest.mark.parametrize("name", sorted(n for n, role in MIN_ROLE.items() if role == Role.VIEWER))
+def test_bob_the_viewer_reads_the_viewer_pages(name, world, login, bob):
+    response = login(bob).get(url_for(name, world))
+    assert response.status_code == 200
+
+
+@pytest.mark.parametrize("name", sorted(n for n, role in MIN_ROLE.items() if role == Role.ADMIN))
+def test_an_admin_reaches_the_admin_pages_but_not_the_owner_pages(name, world, login, bob):
+    Membership.objects.filter(user=bob).update(role=Role.ADMIN)
+    response = login(bob).get(url_for(name, world))
+    assert response.status_code in (200, 405)
+
+
+def test_an_admin_gets_403_on_owner_pages(world, login, bob):
+    Membership.objects.filter(user=bob).update(role=Role.ADMIN)
+    client = login(bob)
+    for name in (n for n, role in MIN_ROLE.items() if role == Role.OWNER):
+        assert client.post(url_for(name, world), {"role": "owner"}).status_code == 403, name
+
+
+def test_the_viewer_navigation_hides_admin_and_owner_links(world, login, bob, alice):
+    bob_page = login(bob).get(f"/orgs/{world['org_id']}/apps/").content.decode()
+    assert "/audit/" not in bob_page and "/settings/" not in bob_page and "/credentials/" not in bob_page
+    alice_page = login(alice).get(f"/orgs/{world['org_id']}/apps/").content.decode()
+    assert "/audit/" in alice_page and f"/orgs/{world['org_id']}/settings/" in alice_page and "/credentials/" in alice_page
+
+
+def test_charlie_sees_nothing_of_alice_on_pages_outside_organizations(world, login, charlie):
+    client = login(charlie)
+    for name in sorted(NOT_ORG_SCOPED - {"organizations:invite_accept", "organizations:logout"}):
+        response = client.get(url_for(name, world), follow=True)
+        assert b"Alice Org" not in response.content, name
+        assert world["app_id"].encode() not in response.content, name
