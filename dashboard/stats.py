@@ -36,9 +36,10 @@ from django.db.models import (
     Subquery,
     Value,
     When,
+    Window,
 )
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, TruncDay, TruncHour
+from django.db.models.functions import Cast, RowNumber, Substr, TruncDay, TruncHour
 
 from organizations.models import App
 from telemetry.models import Event
@@ -236,16 +237,30 @@ class Bucket:
 
 def events_over_time(app_ids: Sequence[int], *, period: TimeRange) -> list[Bucket]:
     """Event counts per UTC hour or day across the period; buckets without events are zero."""
-    trunc = TruncHour if period.hourly else TruncDay
     rows = (
         _events(app_ids, period)
-        .annotate(bucket=trunc("timestamp", tzinfo=UTC))
+        .annotate(bucket=_bucket_start(hourly=period.hourly))
         .values("bucket")
         .annotate(n=Count("pk"))
         .order_by()
     )
-    counts = {row["bucket"].astimezone(UTC): row["n"] for row in rows}
+    counts = {_as_bucket_start(row["bucket"], hourly=period.hourly): row["n"] for row in rows}
     return [Bucket(start=start, count=counts.get(start, 0)) for start in period.bucket_starts()]
+
+
+def _bucket_start(*, hourly: bool):
+    if connection.vendor == "sqlite":
+        # Django keeps SQLite datetimes as UTC text, "YYYY-MM-DD HH:MM:SS...", so
+        # the bucket is a prefix: several times faster than Trunc, which calls
+        # a Python function for every row on SQLite.
+        return Substr("timestamp", 1, 13 if hourly else 10, output_field=CharField())
+    return (TruncHour if hourly else TruncDay)("timestamp", tzinfo=UTC)
+
+
+def _as_bucket_start(value, *, hourly: bool) -> datetime:
+    if isinstance(value, str):
+        return datetime.strptime(value, "%Y-%m-%d %H" if hourly else "%Y-%m-%d").replace(tzinfo=UTC)
+    return value.astimezone(UTC)
 
 
 # --- Breakdowns ---------------------------------------------------------------------------
@@ -371,9 +386,9 @@ def command_stats(app_ids: Sequence[int], *, period: TimeRange) -> CommandStats:
 def duration_percentiles(events: QuerySet[Event], *, timed: int) -> list[float | None]:
     """p50, p90 and p99 of data.duration_ms by nearest rank, identical on both databases.
 
-    PostgreSQL computes them in one query (percentile_disc). SQLite has no
-    percentile function, so it reads the value at each rank, one indexed
-    query per percentile over the already narrowed rows."""
+    PostgreSQL computes them with percentile_disc. SQLite has no percentile
+    function, so one query numbers the sorted durations and keeps the rows
+    at the wanted ranks."""
     if timed == 0:
         return [None] * len(PERCENTILES)
     numeric = events.filter(JSONIsNumber("data", "duration_ms")).annotate(duration=_number("duration_ms"))
@@ -382,13 +397,14 @@ def duration_percentiles(events: QuerySet[Event], *, timed: int) -> list[float |
             **{f"p{i}": PercentileDisc(F("duration"), fraction=p) for i, p in enumerate(PERCENTILES)}
         )
         return [row[f"p{i}"] for i in range(len(PERCENTILES))]
-    values = []
-    ordered = numeric.order_by("duration").values_list("duration", flat=True)
-    for p in PERCENTILES:
-        # The same float arithmetic as PostgreSQL's percentile_disc: rank ceil(p * n).
-        rank = max(1, math.ceil(p * timed))
-        values.append(ordered[rank - 1])
-    return values
+    # The same float arithmetic as PostgreSQL's percentile_disc: rank ceil(p * n).
+    ranks = [max(1, math.ceil(p * timed)) for p in PERCENTILES]
+    at_rank = dict(
+        numeric.annotate(rank=Window(RowNumber(), order_by=F("duration").asc()))
+        .filter(rank__in=ranks)
+        .values_list("rank", "duration")
+    )
+    return [at_rank.get(rank) for rank in ranks]
 
 
 @dataclass(frozen=True)
