@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/clacks
 
-.PHONY: install serve test test-sqlite test-postgres migrate bench clean
+.PHONY: install serve test test-sqlite test-postgres migrate bench clean browser-deps
 
 install: $(STAMP)
 
@@ -22,7 +22,7 @@ migrate: install
 serve: migrate
 	$(BIN)/gunicorn --config config/gunicorn.py --bind 127.0.0.1:$(PORT) config.wsgi
 
-test: install
+test: install browser-deps
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(MAKE) test-sqlite
 	$(MAKE) test-postgres
@@ -32,6 +32,10 @@ test-sqlite: install
 
 test-postgres: install
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest
+
+# tests/browser drives Debian's Chromium through Playwright; install it when missing.
+browser-deps:
+	test -x /usr/bin/chromium || { apt-get update -q && apt-get install -y -q chromium; }
 
 clean:
 	rm -rf $(VENV) staticfiles .pytest_cache .hypothesis
