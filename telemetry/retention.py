@@ -15,6 +15,7 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from organizations.models import App, Organization
+from telemetry import rollups
 from telemetry.models import Event
 
 logger = logging.getLogger(__name__)
@@ -95,7 +96,7 @@ def prune_app(
                 ids = _next_batch(app, cutoff, batch_size)
                 if not ids:
                     break
-                count, _ = Event.objects.filter(pk__in=ids).delete()
+                count = rollups.delete_events(app.pk, ids)  # subtracts them from the rollups too
             deleted += count
             batches += 1
             if progress is not None:
