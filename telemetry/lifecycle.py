@@ -23,6 +23,7 @@ from django.db.models.functions import Cast
 from organizations.models import App, Organization
 from organizations.services import record_audit
 from telemetry.ingest import parse_rfc3339
+from telemetry import rollups
 from telemetry.models import Event, EventQuerySet
 
 logger = logging.getLogger(__name__)
@@ -309,24 +310,27 @@ def delete_events(events: EventQuerySet, *, batch_size: int = DELETE_BATCH_SIZE)
     """Delete the events the queryset selects, at most `batch_size` per
     transaction; returns how many were deleted.
 
-    Every deletion of events goes through here. Filter the queryset to one
-    app so each batch is found on the (app, timestamp) index."""
+    Erasure deletes through here. Filter the queryset to one app so each
+    batch is found on the (app, timestamp) index."""
     deleted = 0
-    for page in keyset_pages(events, fields=(), page_size=batch_size):
+    for page in keyset_pages(events, fields=("app_id",), page_size=batch_size):
         with transaction.atomic():
             deleted += _delete_batch(page)
     return deleted
 
 
 def _delete_batch(page: list[tuple]) -> int:
-    """Delete one page of (timestamp, pk) rows inside the caller's transaction.
+    """Delete one page of (timestamp, pk, app_id) rows inside the caller's transaction.
 
-    This is the hook for data kept in step with events: subtract the batch
-    from any rollup here, in the same transaction, before the rows go."""
-    pks = [pk for _, pk in page]
-    # The timestamp bounds let a time-partitioned table look in the right partitions only.
-    first, last = page[0][0], page[-1][0]
-    deleted, _ = Event.objects.filter(pk__in=pks, timestamp__gte=first, timestamp__lte=last).delete()
+    The one place rows leave the events table here: data kept in step with
+    events (rollups) is adjusted in this function, per app, in the same
+    transaction as the delete."""
+    by_app: dict[int, list[int]] = {}
+    for _, pk, app_id in page:
+        by_app.setdefault(app_id, []).append(pk)
+    deleted = 0
+    for app_id, pks in by_app.items():
+        deleted += rollups.delete_events(app_id, pks)  # subtracts them from the rollups too
     return deleted
 
 
