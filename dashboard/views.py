@@ -17,6 +17,7 @@ from dashboard.charts import bar_chart
 from dashboard.forms import CUSTOM, EventFilterForm, RangeForm
 from organizations.access import get_app_access, get_org_access
 from organizations.views import home_redirect
+from telemetry import limits
 
 EVENTS_PER_PAGE = 50
 
@@ -106,6 +107,7 @@ def org_overview(request: HttpRequest, org_id: str) -> HttpResponse:
         access=access,
         apps=apps,
         activity=stats.app_activity(apps, period=context["period"]) if apps else [],
+        usage=limits.monthly_usage(organization),
     )
     return render(request, "dashboard/org_overview.html", context)
 

@@ -328,38 +328,42 @@ def _reserve_database(org_pk: int, month: date, *, events: int, quota: int) -> b
 @dataclass(frozen=True)
 class UsageSummary:
     month: date
-    used: int
+    used: int | None  # None: not counted, the plan having no quota
     quota: int | None  # None: no quota
     resets_at: datetime
     known: bool = True  # False when the counter could not be read (Redis down)
 
     @property
     def remaining(self) -> int | None:
-        return None if self.quota is None else max(0, self.quota - self.used)
+        return None if self.quota is None or self.used is None else max(0, self.quota - self.used)
 
     @property
     def percent(self) -> int | None:
         """Share of the quota used, 0-100 (capped: one batch may pass the quota)."""
-        if self.quota is None:
+        if self.quota is None or self.used is None:
             return None
         return min(100, math.floor(self.used * 100 / self.quota))
 
     @property
     def exceeded(self) -> bool:
-        return self.quota is not None and self.used >= self.quota
+        return self.remaining == 0
 
 
 def monthly_usage(org: Organization, *, now: datetime | None = None) -> UsageSummary:
-    """New events the organization stored this calendar month (UTC) against its quota."""
+    """New events the organization stored this calendar month (UTC) against its quota.
+    Without a quota nothing is counted (ingest skips the round trip), so used is None."""
     now = now or datetime.now(tz=dt_timezone.utc)
     month = month_of(now)
+    quota = plan_limits(org.tier).monthly_events
     known = True
-    if settings.REDIS_URL:
+    if quota is None:
+        used = None
+    elif settings.REDIS_URL:
         try:
             used = int(_redis().get(_month_key(org.pk, month)) or 0)
         except RedisError as exc:
             logger.warning("usage for %s unavailable: %s", org.public_id, exc.__class__.__name__)
-            used, known = 0, False
+            used, known = None, False
     else:
         used = (
             MonthlyUsage.objects.filter(organization=org, month=month).values_list("events", flat=True).first() or 0
@@ -368,7 +372,7 @@ def monthly_usage(org: Organization, *, now: datetime | None = None) -> UsageSum
     return UsageSummary(
         month=month,
         used=used,
-        quota=plan_limits(org.tier).monthly_events,
+        quota=quota,
         resets_at=datetime(following.year, following.month, 1, tzinfo=dt_timezone.utc),
         known=known,
     )

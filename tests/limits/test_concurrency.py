@@ -56,7 +56,7 @@ def test_every_concurrent_request_gets_its_own_count(on_postgres, store, app, wa
     assert sum(count <= 100 for count in counts) == 100
 
 
-def test_concurrent_batches_never_pass_the_quota_by_more_than_one_batch(on_postgres, store, org, warm_plans, settings):
+def test_concurrent_batches_never_pass_the_quota_by_more_than_one_batch(on_postgres, store, free_org, warm_plans, settings):
     settings.CLACKS_PLAN_FREE_MONTHLY_EVENTS = 100
     now = time.time()
 
@@ -64,7 +64,7 @@ def test_concurrent_batches_never_pass_the_quota_by_more_than_one_batch(on_postg
         admitted = []
         for _ in range(10):
             try:
-                limits.reserve_events(org.pk, tier=Tier.FREE, events=7, now=now)
+                limits.reserve_events(free_org.pk, tier=Tier.FREE, events=7, now=now)
                 admitted.append(7)
             except IngestError as refused:
                 assert refused.status == 429
@@ -75,17 +75,17 @@ def test_concurrent_batches_never_pass_the_quota_by_more_than_one_batch(on_postg
     # Each batch is admitted only while the count is under 100: 14 batches reach
     # 98, the 15th crosses to 105, and all 145 others are refused.
     assert len(admitted) == 15
-    assert limits.monthly_usage(org).used == 105
+    assert limits.monthly_usage(free_org).used == 105
 
 
-def test_room_given_back_under_concurrency_keeps_the_count_exact(on_postgres, store, org, warm_plans, settings):
+def test_room_given_back_under_concurrency_keeps_the_count_exact(on_postgres, store, free_org, warm_plans, settings):
     settings.CLACKS_PLAN_FREE_MONTHLY_EVENTS = 500  # 160 batches of 4 new events would be 640
 
     def work():
         stored = []
         for _ in range(10):
             try:
-                with limits.event_quota(org.pk, tier=Tier.FREE, events=9) as quota:
+                with limits.event_quota(free_org.pk, tier=Tier.FREE, events=9) as quota:
                     quota.record_stored(4)  # five of nine were duplicates
                     stored.append(4)
             except IngestError:
@@ -94,7 +94,7 @@ def test_room_given_back_under_concurrency_keeps_the_count_exact(on_postgres, st
 
     stored = run_at_once(work)
 
-    used = limits.monthly_usage(org).used
+    used = limits.monthly_usage(free_org).used
     assert used == sum(stored)  # every unused room given back, none twice
     assert len(stored) < THREADS * 10  # the quota did refuse some
     assert used < 500 + 9  # and let through at most one batch beyond it

@@ -5,9 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timezone
 
 from django.template.loader import render_to_string
+from django.urls import reverse
 
 from organizations.models import Tier
 from telemetry import limits
+from tests.factories import make_batch
 
 NOW = datetime(2031, 11, 20, 12, 0, tzinfo=timezone.utc)
 
@@ -50,7 +52,7 @@ def test_the_partial_says_when_the_quota_is_used_up(store, free_org):
 def test_the_partial_says_when_there_is_no_quota(store, org):
     html = render(org)
 
-    assert "<strong>0</strong> new events stored in November 2031. This plan has no monthly quota." in html
+    assert "This organization's plan has no monthly event quota." in html
 
 
 def test_the_partial_says_when_the_count_cannot_be_read(free_org, settings):
@@ -64,3 +66,33 @@ def test_the_partial_says_when_the_count_cannot_be_read(free_org, settings):
     }
 
     assert "cannot be read right now" in render(free_org)
+
+
+def test_members_see_the_months_usage_on_the_organization_overview(store, client, signed_post, free_org, app, bob):
+    signed_post(app, make_batch(4))
+    client.force_login(bob)  # a viewer
+
+    page = client.get(reverse("dashboard:org_overview", kwargs={"org_id": free_org.public_id}))
+
+    assert page.status_code == 200
+    html = " ".join(page.content.decode().split())
+    assert "Events this month" in html
+    assert "<strong>4</strong> of 10 events stored in" in html
+
+
+def test_outsiders_see_no_usage(client, free_org, charlie):
+    client.force_login(charlie)
+
+    page = client.get(reverse("dashboard:org_overview", kwargs={"org_id": free_org.public_id}))
+
+    assert page.status_code == 404
+    assert "Events this month" not in page.content.decode()
+
+
+def test_an_organization_without_a_quota_gets_no_usage_card(client, org, alice):
+    client.force_login(alice)
+
+    page = client.get(reverse("dashboard:org_overview", kwargs={"org_id": org.public_id}))
+
+    assert page.status_code == 200
+    assert "Events this month" not in page.content.decode()
