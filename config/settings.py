@@ -292,6 +292,11 @@ CLACKS_APP_CACHE_SECONDS = env_int("CLACKS_APP_CACHE_SECONDS", 30, minimum=0)
 CLACKS_SECRETS_KEYS = [key.strip() for key in env_secret("CLACKS_SECRETS_KEY").split(",") if key.strip()]
 # Public base URL of this server, shown in credentials and SDK snippets.
 CLACKS_PUBLIC_URL = env_str("CLACKS_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# PostgreSQL: the events table is partitioned by UTC "month" or "day" of the
+# event timestamp (telemetry.partitions); whole expired partitions are dropped.
+CLACKS_PARTITION_INTERVAL = env_str("CLACKS_PARTITION_INTERVAL", "month")
+if CLACKS_PARTITION_INTERVAL not in ("month", "day"):
+    raise ImproperlyConfigured(f"CLACKS_PARTITION_INTERVAL={CLACKS_PARTITION_INTERVAL!r}: use month or day")
 # Seconds a client is told to wait when storage is unavailable.
 CLACKS_RETRY_AFTER_SECONDS = env_int("CLACKS_RETRY_AFTER_SECONDS", 5, minimum=1)
 
@@ -350,14 +355,15 @@ LOGGING = {
     "disable_existing_loggers": False,
     # One JSON object per line on stdout (config/logs.py); gunicorn's own lines match.
     "formatters": {"json": {"()": "config.logs.JsonFormatter"}},
+    "filters": {"tracebacks_only": {"()": "config.logs.TracebacksOnly"}},
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         # Replaces Django's default console handler, which would print plain lines too.
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
-        # The request log has a line for every answer; Django's would repeat each
-        # 4xx. Its 5xx records stay: they carry the traceback.
-        "django.request": {"handlers": ["stdout"], "level": "ERROR", "propagate": False},
+        # The request log has a line for every answer; Django's repeats each 4xx
+        # and 5xx. Only its records of unhandled errors stay: they carry the traceback.
+        "django.request": {"handlers": ["stdout"], "filters": ["tracebacks_only"], "propagate": False},
         # Its DEBUG lines carry query parameters: event payloads, token hashes.
         "django.db.backends": {"level": "INFO"},
     },
