@@ -54,6 +54,14 @@ class JsonFormatter(OrjsonFormatter):
             log_data.update(rest)
 
 
+class TracebacksOnly(logging.Filter):
+    """Keep records that carry a traceback (for django.request: unhandled errors, not
+    the 4xx and 5xx answers the request log already has a line for)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.exc_info is not None
+
+
 # --- The request being served ------------------------------------------------------
 
 
@@ -112,7 +120,8 @@ def _log_slow_query(sql: str, elapsed_ms: float, *, many: bool, error: str | Non
     from telemetry import metrics
 
     metrics.SLOW_QUERIES.inc()
-    extra = {"duration_ms": round(elapsed_ms, 1), "sql": sql[:2000], "many": many, "database": alias}
+    # Whitespace folded so a multi-line statement reads as one line.
+    extra = {"duration_ms": round(elapsed_ms, 1), "sql": " ".join(sql.split())[:2000], "many": many, "database": alias}
     if error:
         extra["error"] = error
     slow_query_logger.warning("slow query (%.0f ms)", elapsed_ms, extra=extra)

@@ -43,3 +43,32 @@ def json_log():
     for logger, level in zip(loggers, levels):
         logger.removeHandler(handler)
         logger.setLevel(level)
+
+
+@pytest.fixture(scope="session")
+def served_database(tmp_path_factory):
+    """A migrated database for servers in subprocesses, of the kind this run uses;
+    dropped at the end. Tests create their own app in it, so counts stay their own."""
+    from tests.operations import servers
+
+    url = servers.fresh_database_url(tmp_path_factory.mktemp("served"), "served")
+    servers.manage("migrate", "--noinput", env=servers.base_env(DATABASE_URL=url))
+    yield url
+    servers.drop_database(url)
+
+
+@pytest.fixture
+def gunicorn(tmp_path, served_database):
+    """Start gunicorn servers on the served database (or another); all stopped afterwards."""
+    from tests.operations import servers
+
+    started = []
+
+    def start(*, database_url: str | None = None, workers: int = 2, **env: str) -> servers.Server:
+        server = servers.start_gunicorn(tmp_path, database_url or served_database, workers=workers, **env)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()
