@@ -97,7 +97,33 @@ def on_starting(server):
 
 
 def child_exit(server, worker):
-    # The dead worker's counters stay in the sum; its live gauges are dropped.
     from prometheus_client import multiprocess
 
-    multiprocess.mark_process_dead(worker.pid, str(metrics_dir))
+    fold_dead_worker(worker.pid)
+    multiprocess.mark_process_dead(worker.pid, str(metrics_dir))  # drops its live gauges
+
+
+def fold_dead_worker(pid: int) -> None:
+    """Add a dead worker's counters and histograms to one archive file per kind and
+    delete its own files. Without this, each worker recycled by max_requests leaves
+    files behind for good and every scrape reads more of them. Sums are unchanged:
+    prometheus_client adds up counter and histogram files whatever their names.
+    The lock keeps /metrics (telemetry.metrics.export) from reading half a fold."""
+    import fcntl
+
+    from prometheus_client.mmap_dict import MmapedDict
+
+    with open(metrics_dir / "fold.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        for kind in ("counter", "histogram", "summary"):
+            dead = metrics_dir / f"{kind}_{pid}.db"
+            if not dead.exists():
+                continue
+            archive = MmapedDict(str(metrics_dir / f"{kind}_archive.db"))
+            try:
+                for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(str(dead)):
+                    total, _ = archive.read_value(key)
+                    archive.write_value(key, total + value, timestamp)
+            finally:
+                archive.close()
+            dead.unlink()

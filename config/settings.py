@@ -344,6 +344,9 @@ CLACKS_METRICS_TOKEN = env_secret("CLACKS_METRICS_TOKEN")
 CLACKS_METRICS_ALLOWED_IPS = env_networks("CLACKS_METRICS_ALLOWED_IPS")
 # Label ingest event counters by app: one series per app, so only for a bounded number of apps.
 CLACKS_METRICS_PER_APP = env_bool("CLACKS_METRICS_PER_APP", False)
+# Where gunicorn workers write their metrics (set by config/gunicorn.py to var/prometheus
+# unless given); /metrics sums the files. Empty outside gunicorn: one process, no files.
+PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
 
 # --- Logging --------------------------------------------------------------------
 

@@ -13,9 +13,11 @@ and dead, so counters survive worker restarts.
 
 from __future__ import annotations
 
+import fcntl
 import hmac
 import ipaddress
 from collections import Counter as Tally
+from pathlib import Path
 from typing import Any
 
 from django.conf import settings
@@ -156,4 +158,9 @@ def export(request: HttpRequest) -> HttpResponse:
         )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
-    return ExportToDjangoView(request)
+    if not settings.PROMETHEUS_MULTIPROC_DIR:
+        return ExportToDjangoView(request)
+    # Shared with config/gunicorn.py's fold of a dead worker's files into the archive.
+    with open(Path(settings.PROMETHEUS_MULTIPROC_DIR) / "fold.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_SH)
+        return ExportToDjangoView(request)

@@ -53,6 +53,8 @@ def base_env(**overrides: str) -> dict[str, str]:
 
 
 def manage(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
+    # A command is not a gunicorn worker: it must not add its counts to a server's /metrics.
+    env = {key: value for key, value in env.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
     return subprocess.run(
         [str(BIN / "python"), "manage.py", *args], cwd=REPO, env=env, capture_output=True, text=True, check=check,
         timeout=300,
