@@ -305,6 +305,7 @@ def test_each_page_is_read_from_the_app_time_index(app, on_postgres):
         plan = page.explain()
 
     index_scan = next(line for line in plan.splitlines() if "Index Cond" in line)
-    assert "event_app_time" in plan
+    # On a time-partitioned table each partition has its own copy of the index.
+    assert "event_app_time" in plan or "_app_id_timestamp_idx" in plan
     # The page's own lower bound is part of the index range: a page does not reread earlier pages.
     assert "\"timestamp\" >= '2026-11-20 10:15:30+00'" in index_scan
