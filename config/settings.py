@@ -315,6 +315,9 @@ CLACKS_PLAN_ENTERPRISE_REQUESTS_PER_MINUTE = env_int("CLACKS_PLAN_ENTERPRISE_REQ
 CLACKS_PLAN_ENTERPRISE_MONTHLY_EVENTS = env_int("CLACKS_PLAN_ENTERPRISE_MONTHLY_EVENTS", 100_000_000, minimum=0)
 CLACKS_PLAN_SELF_HOSTED_REQUESTS_PER_MINUTE = env_int("CLACKS_PLAN_SELF_HOSTED_REQUESTS_PER_MINUTE", 60_000, minimum=1)
 CLACKS_PLAN_SELF_HOSTED_MONTHLY_EVENTS = env_int("CLACKS_PLAN_SELF_HOSTED_MONTHLY_EVENTS", 0, minimum=0)
+# Start of the Redis keys holding the counters (they name apps and organizations
+# by database id), so deployments sharing one Redis database keep apart.
+CLACKS_REDIS_KEY_PREFIX = env_str("CLACKS_REDIS_KEY_PREFIX", "clacks")
 
 REST_FRAMEWORK = {
     "DEFAULT_RENDERER_CLASSES": ["drf_orjson_renderer.renderers.ORJSONRenderer"],

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import time
+import uuid
 
 import pytest
 import redis
@@ -28,18 +29,25 @@ def _fresh_plans():
     limits.forget_plans()
 
 
+def delete_keys(client: redis.Redis, prefix: str) -> None:
+    """Delete this test's keys only: other runs may share the database (never FLUSHDB)."""
+    keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
+    if keys:
+        client.delete(*keys)
+
+
 @pytest.fixture
 def redis_counters(settings):
-    """Counters (and nonces) in a Redis database of their own, emptied before and after."""
+    """Counters and the cache in Redis, under key prefixes no other test run uses
+    (database ids repeat from one test database to the next)."""
     url = _redis_url()
     client = redis.Redis.from_url(url)
-    client.flushdb()
+    prefix = f"test-{uuid.uuid4().hex[:12]}"
     settings.REDIS_URL = url
-    settings.CACHES = {
-        "default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "KEY_PREFIX": "clacks"}
-    }
+    settings.CLACKS_REDIS_KEY_PREFIX = f"{prefix}:clacks"
+    settings.CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "KEY_PREFIX": prefix}}
     yield client
-    client.flushdb()
+    delete_keys(client, prefix)
 
 
 @pytest.fixture(params=["database", "redis"])

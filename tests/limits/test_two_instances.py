@@ -29,7 +29,7 @@ import redis
 
 from telemetry.auth import sign
 from tests.factories import make_batch
-from tests.limits.conftest import TWO_INSTANCE_REDIS_DB
+from tests.limits.conftest import TWO_INSTANCE_REDIS_DB, delete_keys
 
 pytestmark = pytest.mark.postgres
 
@@ -69,6 +69,7 @@ class Cluster:
     database_url: str
     apps: dict[str, Credentials]
     store: str
+    key_prefix: str
 
     def query(self, sql: str, params=()) -> list[tuple]:
         with psycopg.connect(self.database_url) as conn:
@@ -138,12 +139,13 @@ def cluster(request, tmp_path_factory):
     maintenance_url, database_url = _database_urls()
     name = urlsplit(database_url).path.lstrip("/")
     redis_url = f"redis://127.0.0.1:6379/{TWO_INSTANCE_REDIS_DB}"
-    redis.Redis.from_url(redis_url).flushdb()
+    key_prefix = f"twoinst-{uuid.uuid4().hex[:12]}:clacks"  # apart from other runs sharing the database
     var = tmp_path_factory.mktemp(f"twoinst-{store}")
     env = {
         **os.environ,
         "DATABASE_URL": database_url,
         "REDIS_URL": redis_url if store == "redis" else "",
+        "CLACKS_REDIS_KEY_PREFIX": key_prefix,
         "DEBUG": "False",
         "SECRET_KEY": "two-instances-" + uuid.uuid4().hex,
         "CLACKS_MANIFEST_STATIC": "False",
@@ -181,13 +183,13 @@ def cluster(request, tmp_path_factory):
                 )
             )
             _wait_until_live(port, processes[-1], log)
-        yield Cluster(ports=ports, database_url=database_url, apps=apps, store=store)
+        yield Cluster(ports=ports, database_url=database_url, apps=apps, store=store, key_prefix=key_prefix)
     finally:
         for process in processes:
             _stop(process)
         with psycopg.connect(maintenance_url, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        redis.Redis.from_url(redis_url).flushdb()
+        delete_keys(redis.Redis.from_url(redis_url), key_prefix)
 
 
 def signed(creds: Credentials, body: bytes, *, nonce: str | None = None) -> dict[str, str]:
@@ -300,16 +302,16 @@ def test_the_monthly_quota_is_shared_by_both_servers(cluster):
 
 
 def test_the_counters_live_where_the_configuration_says(cluster):
-    keys = redis.Redis.from_url(f"redis://127.0.0.1:6379/{TWO_INSTANCE_REDIS_DB}").keys("clacks:*")
+    client = redis.Redis.from_url(f"redis://127.0.0.1:6379/{TWO_INSTANCE_REDIS_DB}")
+    keys = [key.decode() for key in client.scan_iter(match=f"{cluster.key_prefix}:*")]
     rate_rows = cluster.query("SELECT count(*) FROM telemetry_requestcounter")[0][0]
     usage_rows = cluster.query("SELECT coalesce(sum(events), 0) FROM telemetry_monthlyusage")[0][0]
     nonce_rows = cluster.query("SELECT count(*) FROM telemetry_usednonce")[0][0]
 
     if cluster.store == "redis":
-        assert any(key.startswith(b"clacks:rate:") for key in keys)
-        assert any(key.startswith(b"clacks:events:") for key in keys)
-        assert any(key.startswith(b"clacks:nonce:") for key in keys)
-        assert (rate_rows, usage_rows, nonce_rows) == (0, 0, 0)
+        assert any(key.startswith(f"{cluster.key_prefix}:rate:") for key in keys)
+        assert any(key.startswith(f"{cluster.key_prefix}:events:") for key in keys)
+        assert (rate_rows, usage_rows, nonce_rows) == (0, 0, 0)  # nonces went to Redis too
     else:
-        assert not [key for key in keys if key.startswith((b"clacks:rate:", b"clacks:events:", b"clacks:nonce:"))]
+        assert keys == []
         assert rate_rows >= 3 and usage_rows == 22 and nonce_rows > 0
