@@ -33,29 +33,33 @@ _RFC3339 = re.compile(
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 
 
-def _max_length(name: str) -> int:
-    return Event._meta.get_field(name).max_length
-
+# Event columns an ingest row fills, in the order the insert statements list them.
+_COLUMNS = (
+    "event_id",
+    "timestamp",
+    "schema_version",
+    "event_type",
+    "category",
+    "user_id",
+    "session_id",
+    "service_name",
+    "service_version",
+    "service_language",
+    "service_language_version",
+    "os",
+    "os_version",
+    "arch",
+    "ci",
+    "shell",
+    "sdk_version",
+    "data",
+)
 
 # Column limits come from the model, so the check and the table cannot drift apart.
 LIMITS = {
-    name: _max_length(name)
-    for name in (
-        "schema_version",
-        "event_type",
-        "category",
-        "user_id",
-        "session_id",
-        "service_name",
-        "service_version",
-        "service_language",
-        "service_language_version",
-        "os",
-        "os_version",
-        "arch",
-        "shell",
-        "sdk_version",
-    )
+    name: Event._meta.get_field(name).max_length
+    for name in _COLUMNS
+    if Event._meta.get_field(name).get_internal_type() == "CharField"
 }
 
 
@@ -250,26 +254,6 @@ def _error_event_id(event) -> str:
 
 # --- Storage ----------------------------------------------------------------------
 
-_COLUMNS = (
-    "event_id",
-    "timestamp",
-    "schema_version",
-    "event_type",
-    "category",
-    "user_id",
-    "session_id",
-    "service_name",
-    "service_version",
-    "service_language",
-    "service_language_version",
-    "os",
-    "os_version",
-    "arch",
-    "ci",
-    "shell",
-    "sdk_version",
-    "data",
-)
 _PG_TYPES = {"event_id": "uuid", "timestamp": "timestamptz", "ci": "boolean", "data": "jsonb"}
 
 
