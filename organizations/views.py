@@ -555,7 +555,7 @@ def _app_settings_page(request: HttpRequest, app: App, access, *, status: int = 
         "preview": preview,
         "current_count": retention.events_past_retention(app, now=now),
         "effective_days": app.effective_retention_days,
-        "event_count": Event.objects.filter(app=app).count(),
+        "event_count": retention.stored_events(app),
     }
     return render(request, "organizations/app_settings.html", context, status=status)
 

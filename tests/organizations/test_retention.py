@@ -170,3 +170,17 @@ def test_two_purges_at_once_neither_fail_nor_count_a_row_twice(on_postgres):
     assert errors == []
     assert sum(results) == 3000
     assert Event.objects.filter(app=app).count() == 10
+
+
+def test_the_fast_count_matches_the_raw_events_around_hour_boundaries(app, events):
+    from datetime import datetime, timezone as dt_timezone
+
+    now = datetime(2026, 3, 10, 12, 30, tzinfo=dt_timezone.utc)
+    for minutes in (0, 1, 29, 30, 31, 59, 60, 61, 90, 24 * 60 + 5):
+        events(app, 1, age=timedelta(days=30, minutes=minutes), now=now)
+    for days in (29, 30, 31):
+        for extra in (timedelta(0), timedelta(minutes=30), timedelta(minutes=45)):
+            cutoff = now - timedelta(days=days) - extra
+            raw = Event.objects.filter(app=app, timestamp__lt=cutoff).count()
+            assert retention.count_before(app, cutoff) == raw, cutoff
+    assert retention.stored_events(app) == Event.objects.filter(app=app).count() == 10
