@@ -243,7 +243,7 @@ def reserve_events(org_pk: int, *, tier: str, events: int, now: float | None = N
         raise IngestError(
             429,
             "quota_exceeded",
-            f"This organization has stored its {quota} events for {month:%B %Y}; "
+            f"This organization has used its quota of {quota} new events for {month:%B %Y}; "
             f"the quota starts over in {retry_after} s (on the 1st, 00:00 UTC).",
             retry_after=retry_after,
         )

@@ -40,7 +40,7 @@ def test_the_batch_after_the_quota_gets_429_until_the_month_ends(store, signed_p
     assert refused.status_code == 429
     body = refused.json()
     assert body["error"]["code"] == "quota_exceeded"
-    assert "10 events" in body["error"]["message"]
+    assert "quota of 10 new events for " in body["error"]["message"]
     this_month = limits.month_of(datetime.now(timezone.utc))
     assert abs(body["retry_after"] - (limits.month_end_timestamp(this_month) - now)) <= 2
     assert refused["Retry-After"] == str(body["retry_after"])
