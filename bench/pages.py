@@ -1,0 +1,188 @@
+#!/usr/bin/env python3
+"""Time every analytics page at whatever size is seeded: p50/p95 over repeated requests.
+
+Pages are found by URL name (dashboard:org_overview, dashboard:app_overview,
+dashboard:app_events, dashboard:event_detail) and requested through Django's
+full stack (middleware, session, templates) with the test client, logged in
+as a viewer of the organization, once per range preset for the pages that
+take one. Timing is in-process: no socket, no gunicorn.
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/clacks_bench .venv/bin/python bench/pages.py
+    .venv/bin/python bench/pages.py --org-id org_acme --repeat 50 --path /api/stats/...
+
+The organization defaults to "Clacks demo" (made by seed_events.py). DEBUG is
+turned off unless set, as in production (DEBUG keeps every SQL query in memory).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parent
+sys.path.insert(0, str(BENCH))
+sys.path.insert(0, str(BENCH.parent))
+
+from ingest_load import percentile  # noqa: E402
+
+TARGET_P95_MS = 150.0  # issue 6: every analytics page under 150 ms p95 at 10 M events
+FALLBACK_PRESETS = ("24h", "7d", "30d", "90d")
+BENCH_USER = "bench-viewer"
+
+
+def setup_django() -> None:
+    os.environ.setdefault("DEBUG", "False")
+    os.environ.setdefault("SECRET_KEY", "bench-only-" + "x" * 40)
+    os.environ.setdefault("CLACKS_MANIFEST_STATIC", "False")  # no collectstatic needed to render pages
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
+    import django
+
+    django.setup()
+
+
+def presets() -> tuple[str, ...]:
+    """The range presets the pages offer (dashboard.stats.PRESETS when it exists)."""
+    try:
+        from dashboard.stats import PRESETS
+    except ImportError:
+        return FALLBACK_PRESETS
+    return tuple(PRESETS)
+
+
+def viewer_client(organization):
+    """A test client logged in (a real session row) as a viewer of the organization."""
+    from django.contrib.auth import get_user_model
+    from django.test import Client
+
+    from organizations.models import Membership, Role
+
+    user, _ = get_user_model().objects.get_or_create(username=BENCH_USER, defaults={"email": "bench@example.com"})
+    Membership.objects.get_or_create(organization=organization, user=user, defaults={"role": Role.VIEWER})
+    client = Client(HTTP_HOST="127.0.0.1")
+    client.force_login(user)
+    return client
+
+
+def targets(organization, *, extra_paths: list[str]) -> list[tuple[str, str, str]]:
+    """(page, range label, path) for every page, app and preset."""
+    from django.urls import NoReverseMatch, reverse
+
+    from telemetry.models import Event
+
+    def url(name: str, **kwargs) -> str | None:
+        try:
+            return reverse(name, kwargs=kwargs)
+        except NoReverseMatch:
+            print(f"  (no URL named {name} yet: skipped)")
+            return None
+
+    found = []
+    ranges = presets()
+    org_page = url("dashboard:org_overview", org_id=organization.public_id)
+    if org_page:
+        found += [("org_overview", preset, f"{org_page}?range={preset}") for preset in ranges]
+    for app in organization.apps.order_by("pk"):
+        kwargs = {"org_id": organization.public_id, "app_id": app.public_id}
+        page = url("dashboard:app_overview", **kwargs)
+        if page:
+            found += [(f"app_overview {app.name}", preset, f"{page}?range={preset}") for preset in ranges]
+        events = url("dashboard:app_events", **kwargs)
+        if events:
+            found.append((f"app_events {app.name}", "latest", events))
+            found.append((f"app_events {app.name}", "type=error", f"{events}?type=error"))
+            latest = Event.objects.filter(app=app).order_by("-timestamp").values_list("user_id", flat=True).first()
+            if latest:
+                found.append((f"app_events {app.name}", "one user", f"{events}?user={latest}"))
+        event_id = Event.objects.filter(app=app).order_by("-timestamp").values_list("event_id", flat=True).first()
+        if event_id:
+            detail = url("dashboard:event_detail", event_id=event_id, **kwargs)
+            if detail:
+                found.append((f"event_detail {app.name}", "-", detail))
+    found += [(path, "-", path) for path in extra_paths]
+    return found
+
+
+def time_page(client, path: str, *, repeat: int, warmup: int) -> dict:
+    from django.db import connection
+
+    queries = []
+
+    def count(execute, sql, params, many, context):
+        # Django's request_started signal empties connection.queries, so count here.
+        queries.append(sql)
+        return execute(sql, params, many, context)
+
+    with connection.execute_wrapper(count):
+        started = time.perf_counter()
+        first = client.get(path)
+        cold = time.perf_counter() - started
+    for _ in range(warmup):
+        client.get(path)
+    timings, statuses = [], set()
+    for _ in range(repeat):
+        started = time.perf_counter()
+        response = client.get(path)
+        timings.append(time.perf_counter() - started)
+        statuses.add(response.status_code)
+    timings.sort()
+    return {
+        "status": sorted(statuses | {first.status_code}),
+        "first_ms": cold * 1000,
+        "p50_ms": percentile(timings, 0.5) * 1000,
+        "p95_ms": percentile(timings, 0.95) * 1000,
+        "max_ms": timings[-1] * 1000,
+        "mean_ms": statistics.mean(timings) * 1000,
+        "queries": len(queries),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--org-id", help="organization public id (default: the 'Clacks demo' organization)")
+    parser.add_argument("--repeat", type=int, default=20, help="timed requests per page (default 20)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--path", action="append", default=[], help="another path to time (e.g. a stats API URL)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    setup_django()
+    import logging
+
+    from organizations.models import Organization
+    from telemetry.models import Event
+
+    logging.disable(logging.WARNING)  # slow-query warnings would interleave with the table
+    organization = (
+        Organization.objects.filter(public_id=args.org_id).first()
+        if args.org_id
+        else Organization.objects.filter(name="Clacks demo").first()
+    )
+    if organization is None:
+        raise SystemExit("no such organization: seed one with bench/seed_events.py or pass --org-id")
+    events = Event.objects.filter(app__organization=organization).count()
+    client = viewer_client(organization)
+    rows = []
+    print(f"analytics pages: {organization.public_id}, {events:,} events, {args.repeat} timed requests each")
+    print(f"  {'page':<28} {'range':<10} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'first':>8} {'SQL':>4}  status")
+    for page, label, path in targets(organization, extra_paths=args.path):
+        result = time_page(client, path, repeat=args.repeat, warmup=args.warmup)
+        rows.append({"page": page, "range": label, "path": path, **result})
+        flag = "" if result["p95_ms"] <= TARGET_P95_MS else f"  over {TARGET_P95_MS:.0f} ms"
+        print(
+            f"  {page:<28} {label:<10} {result['p50_ms']:8.1f} {result['p95_ms']:8.1f} {result['max_ms']:8.1f}"
+            f" {result['first_ms']:8.1f} {result['queries']:>4}  {','.join(map(str, result['status']))}{flag}",
+            flush=True,
+        )
+    if args.json:
+        print(json.dumps({"organization": organization.public_id, "events": events, "pages": rows}, indent=2))
+    worst = max(rows, key=lambda row: row["p95_ms"]) if rows else None
+    if worst:
+        print(f"  slowest p95: {worst['page']} {worst['range']} {worst['p95_ms']:.1f} ms (target {TARGET_P95_MS:.0f} ms)")
+
+
+if __name__ == "__main__":
+    main()
