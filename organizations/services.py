@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.core.cache import cache
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
@@ -173,6 +173,7 @@ class SetupClosed(Exception):
 
 
 INVITATION_LIFETIME = timedelta(days=7)
+SETUP_LOCK_ID = 0x636C61636B73  # "clacks": the advisory lock serialising first-run setup
 
 
 def create_first_admin(*, username: str, email: str, password: str, organization_name: str = ""):
@@ -181,6 +182,11 @@ def create_first_admin(*, username: str, email: str, password: str, organization
     Raises SetupClosed when any user exists, so the page cannot be replayed."""
     User = get_user_model()
     with transaction.atomic():
+        if connection.vendor == "postgresql":
+            # Two setup forms sent at once must not both create an admin. SQLite
+            # needs nothing: its transactions here take the write lock at BEGIN.
+            with connection.cursor() as cursor:
+                cursor.execute("SELECT pg_advisory_xact_lock(%s)", [SETUP_LOCK_ID])
         if User.objects.exists():
             raise SetupClosed
         user = User.objects.create_superuser(username=username, email=email, password=password)
@@ -296,7 +302,13 @@ def accept_invitation(invitation: Invitation, *, user, now: datetime | None = No
         )
         if taken != 1:
             raise InvitationUnusable
-        membership = Membership.objects.create(organization=invitation.organization, user=user, role=invitation.role)
+        try:
+            with transaction.atomic():
+                membership = Membership.objects.create(
+                    organization=invitation.organization, user=user, role=invitation.role
+                )
+        except IntegrityError:  # joined through another invitation a moment ago
+            raise AlreadyMember from None
         record_audit(
             invitation.organization,
             action="invitation.accept",

@@ -176,3 +176,34 @@ def test_the_admin_site_is_for_superusers(login, alice):
     assert client.get("/admin/").status_code == 200
     assert client.get("/admin/organizations/app/").status_code == 200
     assert client.get("/admin/organizations/auditentry/").status_code == 200
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_two_setups_at_once_create_one_admin(on_postgres):
+    import threading
+
+    from django.db import connection
+
+    from organizations import services
+
+    barrier = threading.Barrier(2)
+    outcomes = []
+
+    def set_up(name):
+        try:
+            barrier.wait()
+            services.create_first_admin(username=name, email="", password="a-long-test-password-1")
+            outcomes.append("created")
+        except services.SetupClosed:
+            outcomes.append("closed")
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=set_up, args=(name,)) for name in ("one", "two")]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert sorted(outcomes) == ["closed", "created"]
+    assert User.objects.count() == 1
