@@ -147,9 +147,7 @@ def app_events(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
         "filter_query": filter_query,
         "newer_query": urlencode([*kept, ("after", page.newer.encode())]) if page.newer else "",
         "older_query": urlencode([*kept, ("before", page.older.encode())]) if page.older else "",
-        "type_suggestions": stats.event_types(
-            [app.pk], period=stats.preset_range("30d", now=timezone.now())
-        ),
+        "type_suggestions": stats.recent_event_types(app.pk),
         "ever_had_events": bool(page.events) or stats.has_events([app.pk]),
     }
     return render(request, "dashboard/app_events.html", context)

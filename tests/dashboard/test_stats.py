@@ -297,10 +297,12 @@ def test_a_cursor_survives_its_text_form_and_garbage_is_no_cursor():
     assert Cursor.decode("") is None
 
 
-def test_event_types_suggest_the_most_frequent_first(history):
+def test_event_type_suggestions_come_from_the_latest_events_most_frequent_first(history):
     app, _ = history
 
-    assert stats.event_types([app.pk], period=week()) == ["command_execution", "feature_used"]
+    assert stats.recent_event_types(app.pk) == ["command_execution", "feature_used"]
+    # The 4 latest events are all commands; the feature_used one is older.
+    assert stats.recent_event_types(app.pk, sample=4) == ["command_execution"]
 
 
 def test_the_event_document_has_the_sdks_shape(history):
