@@ -35,3 +35,23 @@ def retention_label(days: int | None) -> str:
     if days is None:
         return "forever"
     return f"{days} day{'s' if days != 1 else ''}"
+
+
+def _plain(value) -> str:
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, dict):
+        if set(value) == {"from", "to"}:
+            return f"{_plain(value['from'])} → {_plain(value['to'])}"
+        return ", ".join(f"{key} {_plain(item)}" for key, item in value.items())
+    return str(value)
+
+
+@register.filter
+def audit_details(details) -> list[tuple[str, str]]:
+    """An audit entry's details as (label, readable text) pairs: changes read "old → new"."""
+    if not isinstance(details, dict):
+        return []
+    return [(str(key).replace("_", " "), _plain(value)) for key, value in details.items()]

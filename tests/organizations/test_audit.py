@@ -39,3 +39,12 @@ def test_the_audit_log_pages_by_fifty(login, alice, org):
     second = client.get(f"/orgs/{org.public_id}/audit/?page=2")
     assert b"Page 2 of 2" in second.content
     assert client.get(f"/orgs/{org.public_id}/audit/?page=banana").status_code == 200
+
+
+def test_changes_read_old_to_new(login, alice, org, app):
+    services.set_app_retention(app, override=True, days=30, by=alice)
+    services.update_organization(org, name="Renamed", tier=org.tier, is_active=org.is_active, by=alice)
+    body = login(alice).get(f"/orgs/{org.public_id}/audit/").content.decode()
+    assert "name: Alice Org → Renamed" in body
+    assert "from: override no, days none" in body
+    assert "to: override yes, days 30" in body
