@@ -20,6 +20,9 @@ class OrganizationAdmin(admin.ModelAdmin):
     readonly_fields = ["public_id", "created_at"]
     inlines = [MembershipInline]
 
+    def has_add_permission(self, request):
+        return False  # created at /orgs/, which gives it a public id and an owner
+
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         # Disabling here must reach ingest at once, as it does from the dashboard.

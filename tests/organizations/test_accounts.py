@@ -207,3 +207,30 @@ def test_two_setups_at_once_create_one_admin(on_postgres):
         thread.join()
     assert sorted(outcomes) == ["closed", "created"]
     assert User.objects.count() == 1
+
+
+def test_a_superuser_edits_an_organization_in_the_admin_and_ingest_follows(client, org, app, signed_post):
+    from tests.factories import make_batch
+
+    root = make_user("root", is_superuser=True, is_staff=True)
+    client.force_login(root)
+    assert signed_post(app, make_batch(1)).status_code == 200
+    assert client.get("/admin/organizations/organization/add/").status_code == 403
+    page = client.get(f"/admin/organizations/organization/{org.pk}/change/")
+    assert page.status_code == 200
+    response = client.post(
+        f"/admin/organizations/organization/{org.pk}/change/",
+        {
+            "name": org.name,
+            "tier": org.tier,
+            "retention_days": "90",
+            "memberships-TOTAL_FORMS": "0",
+            "memberships-INITIAL_FORMS": "0",
+            "memberships-MIN_NUM_FORMS": "0",
+            "memberships-MAX_NUM_FORMS": "1000",
+        },
+    )
+    assert response.status_code == 302, response.content[:2000]
+    org.refresh_from_db()
+    assert org.is_active is False
+    assert signed_post(app, make_batch(1)).status_code == 403
