@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+import uuid
 
 import orjson
 import pytest
@@ -73,9 +74,10 @@ def test_errors_after_authentication_carry_the_rate_headers_and_count(store, sig
 
 
 def test_forged_and_replayed_requests_spend_nothing(store, signed_post, free_org, app):
+    nonce = str(uuid.uuid4())
     forged = signed_post(app, make_batch(1), key="not the secret")
-    first = signed_post(app, make_batch(1), nonce="f1d5e9b8-5f3e-4a53-9c1e-3e8a3cfa1b0e")
-    replay = signed_post(app, make_batch(1), nonce="f1d5e9b8-5f3e-4a53-9c1e-3e8a3cfa1b0e")
+    first = signed_post(app, make_batch(1), nonce=nonce)
+    replay = signed_post(app, make_batch(1), nonce=nonce)
     after = signed_post(app, make_batch(1))
 
     assert forged.status_code == 401 and "X-RateLimit-Limit" not in forged
