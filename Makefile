@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/clacks
 
-.PHONY: install serve test test-sqlite test-postgres migrate bench clean browser-deps
+.PHONY: install serve test test-sqlite test-postgres migrate bench clean browser-deps backup restore-check
 
 install: $(STAMP)
 
@@ -32,6 +32,14 @@ test-sqlite: install
 
 test-postgres: install
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest
+
+# A backup of DATABASE_URL (default: the SQLite file) in var/backups; the oldest past 14 go.
+backup: install
+	$(BIN)/python bin/dbbackup backup
+
+# Restore the newest backup into a scratch database and compare every table's row count.
+restore-check: install
+	$(BIN)/python bin/dbbackup check
 
 # tests/browser drives Debian's Chromium through Playwright; install it when missing.
 browser-deps:
