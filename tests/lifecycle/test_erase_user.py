@@ -140,3 +140,15 @@ def test_delete_events_removes_exactly_the_selected_events_across_shared_timesta
     assert deleted == 9
     assert list(Event.objects.values_list("user_id", flat=True).distinct()) == [KEPT]
     assert Event.objects.count() == 5
+
+
+def test_it_erases_more_events_than_one_scan_collects(app):
+    scan = lifecycle.DELETE_BATCHES_PER_SCAN
+    store_events(app, events_of(ERASED, 2 * scan + 5) + events_of(KEPT, 3))
+
+    with CaptureQueriesContext(connection) as queries:
+        result = lifecycle.erase_user(app.organization, user_id=ERASED, via="command", batch_size=1)
+
+    deletes = [query["sql"] for query in queries if query["sql"].startswith('DELETE FROM "telemetry_event"')]
+    assert result.total == len(deletes) == 2 * scan + 5
+    assert Event.objects.filter(user_id=KEPT).count() == 3
