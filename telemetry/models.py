@@ -168,7 +168,7 @@ class HourlyRollup(models.Model):
     succeeded = models.BigIntegerField(default=0)
     failed = models.BigIntegerField(default=0)
     timed = models.BigIntegerField(default=0)
-    duration_ms_sum = models.FloatField(default=0)
+    duration_ms_sum = models.BigIntegerField(default=0)  # whole milliseconds: sums stay exact
 
     class Meta:
         constraints = [

@@ -36,7 +36,7 @@ class Migration(migrations.Migration):
                 ('succeeded', models.BigIntegerField(default=0)),
                 ('failed', models.BigIntegerField(default=0)),
                 ('timed', models.BigIntegerField(default=0)),
-                ('duration_ms_sum', models.FloatField(default=0)),
+                ('duration_ms_sum', models.BigIntegerField(default=0)),
                 ('app', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to='organizations.app')),
             ],
             options={
