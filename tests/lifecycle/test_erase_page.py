@@ -143,3 +143,12 @@ def test_erasing_without_the_csrf_token_is_refused(alice, org, apps):
 
     assert confirm(client, org).status_code == 403
     assert Event.objects.filter(user_id=ERASED).count() == 5
+
+
+def test_admins_find_the_page_in_the_organizations_navigation_and_viewers_do_not(client, alice, bob, org):
+    members = reverse("organizations:members", args=[org.public_id])
+    client.force_login(alice)
+    assert f'href="{url(org)}"' in client.get(members).content.decode()
+
+    client.force_login(bob)
+    assert f'href="{url(org)}"' not in client.get(members).content.decode()

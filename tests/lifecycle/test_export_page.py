@@ -161,3 +161,12 @@ def test_a_download_without_the_csrf_token_is_refused(alice, app):
 
     assert response.status_code == 403
     assert not AuditEntry.objects.filter(action="events.export").exists()
+
+
+def test_admins_find_the_page_in_the_apps_navigation_and_viewers_do_not(client, alice, bob, app):
+    overview = reverse("dashboard:app_overview", args=[app.organization.public_id, app.public_id])
+    client.force_login(alice)
+    assert f'href="{url(app)}"' in client.get(overview).content.decode()
+
+    client.force_login(bob)
+    assert f'href="{url(app)}"' not in client.get(overview).content.decode()
