@@ -8,7 +8,10 @@ single connection, one transaction per batch:
 - `copy`: plain COPY, not idempotent: the raw ceiling ingest is compared with;
 - `store_batch`: the ingest path's own statement (telemetry.ingest.store_batch)
   with rows already validated, so the gap between the two is the statement's
-  cost and the gap to the HTTP figure is everything else.
+  cost and the gap to the HTTP figure is everything else;
+- `store_no_rollups` (asked for with --method): the same statement with its
+  rollup part taken out (telemetry.rollups patched in this process only), to
+  show what keeping the aggregates in step costs per batch.
 
 It also times per-event validation (telemetry.ingest.validate_events), which
 costs Python CPU in every ingest request.
@@ -108,7 +111,19 @@ def store_batches(batches: list[list[dict]], *, app_pk: int, now: datetime) -> N
         assert inserted == len(batch), (inserted, len(batch))
 
 
-METHODS = {"copy": copy_batches, "store_batch": store_batches}
+def store_batches_without_rollups(batches: list[list[dict]], *, app_pk: int, now: datetime) -> None:
+    """store_batch with the rollup part of its statement taken out: what the rollups cost."""
+    from telemetry import rollups
+
+    wrap = rollups.postgresql_insert_with_rollups
+    rollups.postgresql_insert_with_rollups = lambda insert: f"WITH inserted AS ({insert} RETURNING 1) SELECT count(*) FROM inserted"
+    try:
+        store_batches(batches, app_pk=app_pk, now=now)
+    finally:
+        rollups.postgresql_insert_with_rollups = wrap
+
+
+METHODS = {"copy": copy_batches, "store_batch": store_batches, "store_no_rollups": store_batches_without_rollups}
 
 
 # --- The run ------------------------------------------------------------------------------
@@ -136,6 +151,26 @@ def drop_scratch_app(app) -> None:
     app.delete()
 
 
+def _run_parallel(method: str, batches: list[list[dict]], *, app_pk: int, now: datetime, connections: int) -> None:
+    """Split the batches over `connections` processes, each with its own connection."""
+    import multiprocessing
+
+    from django.db import connections as django_connections
+
+    django_connections.close_all()  # each child opens its own
+    context = multiprocessing.get_context("fork")
+    children = [
+        context.Process(target=METHODS[method], args=(batches[i::connections],), kwargs={"app_pk": app_pk, "now": now})
+        for i in range(connections)
+    ]
+    for child in children:
+        child.start()
+    for child in children:
+        child.join()
+        if child.exitcode != 0:
+            raise RuntimeError(f"{method} failed in a child process")
+
+
 def measure_ceiling(
     *,
     batch_sizes: tuple[int, ...] = (100, 1000),
@@ -143,10 +178,13 @@ def measure_ceiling(
     repeat: int = 3,
     methods: tuple[str, ...] = ("copy", "store_batch"),
     seed: int = 1,
+    connections: int = 1,
 ) -> list[dict]:
     """Events/s for each method and batch size: the median of `repeat` runs of `events` events.
 
-    Runs alternate between methods so a machine that drifts in speed hurts both alike."""
+    Runs alternate between methods so a machine that drifts in speed hurts both alike.
+    With connections > 1, that many processes write the same app's batches at
+    once, as gunicorn workers do (row locks shared by batches show up here)."""
     from django.db import connection
 
     if connection.vendor != "postgresql":
@@ -162,13 +200,17 @@ def measure_ceiling(
                     rows = validated_rows(events, seed=seed + run * 7919 + len(results), now=now)
                     batches = [rows[i : i + batch_size] for i in range(0, len(rows), batch_size)]
                     started = time.perf_counter()
-                    METHODS[method](batches, app_pk=app.pk, now=now)
+                    if connections == 1:
+                        METHODS[method](batches, app_pk=app.pk, now=now)
+                    else:
+                        _run_parallel(method, batches, app_pk=app.pk, now=now, connections=connections)
                     rates[method].append(len(rows) / (time.perf_counter() - started))
             for method in methods:
                 results.append(
                     {
                         "method": method,
                         "batch_size": batch_size,
+                        "connections": connections,
                         "events": events,
                         "events_per_s": statistics.median(rates[method]),
                         "runs": rates[method],
@@ -194,15 +236,17 @@ def measure_validation(*, events: int = 20_000, seed: int = 2) -> float:
 
 
 def report(results: list[dict], validation_us: float | None = None) -> str:
-    lines = ["storage ceiling: single connection, one transaction per batch, into the events table"]
+    connections = results[0]["connections"] if results else 1
+    where = "single connection" if connections == 1 else f"{connections} connections at once, one app"
+    lines = [f"storage ceiling: {where}, one transaction per batch, into the events table"]
     for result in results:
         runs = ", ".join(f"{rate:,.0f}" for rate in result["runs"])
         lines.append(
-            f"  {result['method']:<12} batch {result['batch_size']:>5}  {result['events_per_s']:>9,.0f} events/s"
+            f"  {result['method']:<16} batch {result['batch_size']:>5}  {result['events_per_s']:>9,.0f} events/s"
             f"   (median of {len(result['runs'])} runs: {runs})"
         )
     if validation_us is not None:
-        lines.append(f"  validation   {validation_us:.1f} us of CPU per event (telemetry.ingest.validate_events)")
+        lines.append(f"  validation       {validation_us:.1f} us of CPU per event (telemetry.ingest.validate_events)")
     return "\n".join(lines)
 
 
@@ -212,6 +256,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--events", type=int, default=50_000, help="events per run (default 50,000)")
     parser.add_argument("--repeat", type=int, default=3, help="runs per figure; the median is printed (default 3)")
     parser.add_argument("--method", choices=sorted(METHODS), action="append", help="repeatable; default all")
+    parser.add_argument("--connections", type=int, default=1, help="write from this many processes at once (default 1)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     setup_django()
@@ -220,6 +265,7 @@ def main(argv: list[str] | None = None) -> None:
         events=args.events,
         repeat=args.repeat,
         methods=tuple(args.method or ("copy", "store_batch")),
+        connections=args.connections,
     )
     validation = measure_validation()
     if args.json:
