@@ -1,8 +1,8 @@
 """Getting an app's events out (export) and deleting a user's events (erasure).
 
-Every deletion of events goes through `delete_events()`: work that keeps
-derived data in step with the events table (rollups) hooks in there, once,
-rather than in each caller.
+Erasure deletes through `delete_events()`, which hands each batch to
+`rollups.delete_events` (as retention does), so the pre-aggregated counts
+lose exactly what the events table loses.
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from django.db.models.functions import Cast
 
 from organizations.models import App, Organization
 from organizations.services import record_audit
-from telemetry.ingest import parse_rfc3339
 from telemetry import rollups
+from telemetry.ingest import parse_rfc3339
 from telemetry.models import Event, EventQuerySet
 
 logger = logging.getLogger(__name__)
@@ -34,7 +34,7 @@ EXPORT_PAGE_SIZE = 2000
 # Rows deleted per transaction: short transactions keep ingest writing while
 # a large erasure runs, and a failure part-way loses nothing already done.
 DELETE_BATCH_SIZE = 1000
-# Batches whose keys one query collects; 20 batches of keys take about 2 MB.
+# Batches whose keys one query collects; 20 batches of keys take a few MB.
 DELETE_BATCHES_PER_SCAN = 20
 
 
@@ -66,10 +66,11 @@ def day_range(first: date | None, last: date | None) -> TimeRange:
     """Whole UTC days from `first` through `last`, both included."""
     if first and last and last < first:
         raise LifecycleError("The end date is before the start date.")
-    return TimeRange(
-        start=datetime.combine(first, time.min, dt_timezone.utc) if first else None,
-        end=datetime.combine(last + timedelta(days=1), time.min, dt_timezone.utc) if last else None,
-    )
+    try:
+        end = datetime.combine(last + timedelta(days=1), time.min, dt_timezone.utc) if last else None
+    except OverflowError:  # 9999-12-31 has no next day
+        raise LifecycleError("The end date is too far in the future.") from None
+    return TimeRange(start=datetime.combine(first, time.min, dt_timezone.utc) if first else None, end=end)
 
 
 def parse_time_range(first: str | None, last: str | None) -> TimeRange:
@@ -91,7 +92,10 @@ def _parse_bound(text: str | None, *, name: str, end: bool) -> datetime | None:
     except ValueError:
         day = None
     if day is not None:
-        return datetime.combine(day + timedelta(days=1) if end else day, time.min, dt_timezone.utc)
+        try:
+            return datetime.combine(day + timedelta(days=1) if end else day, time.min, dt_timezone.utc)
+        except OverflowError:  # 9999-12-31 has no next day
+            raise LifecycleError(f"{name} {text!r} is too far in the future.") from None
     moment = parse_rfc3339(text)
     if moment is None:
         raise LifecycleError(f"{name} {text!r}: use a date (2026-11-30) or an RFC 3339 time (2026-11-30T12:00:00Z).")

@@ -282,6 +282,13 @@ def test_a_bad_date_gives_a_message_that_says_what_to_type():
         lifecycle.parse_time_range(None, "2026-02-30")
 
 
+def test_the_last_representable_day_is_refused_rather_than_overflowing():
+    with pytest.raises(lifecycle.LifecycleError, match="--to '9999-12-31' is too far in the future"):
+        lifecycle.parse_time_range(None, "9999-12-31")
+    with pytest.raises(lifecycle.LifecycleError, match="end date is too far in the future"):
+        lifecycle.day_range(date(2026, 1, 1), date(9999, 12, 31))
+
+
 def test_an_empty_or_reversed_range_is_refused():
     with pytest.raises(lifecycle.LifecycleError, match="range is empty"):
         lifecycle.parse_time_range("2026-11-10T00:00:00Z", "2026-11-10T00:00:00Z")

@@ -142,6 +142,15 @@ def test_an_end_before_the_start_is_a_form_error_not_a_download(client, alice, a
     assert not AuditEntry.objects.filter(action="events.export").exists()
 
 
+def test_a_date_with_no_next_day_is_a_form_error_not_a_500(client, alice, app):
+    client.force_login(alice)
+
+    response = download(client, app, date_to="9999-12-31")
+
+    assert response.status_code == 200
+    assert "The end date is too far in the future." in response.content.decode()
+
+
 def test_a_missing_date_or_unknown_format_is_a_form_error(client, alice, app):
     client.force_login(alice)
 
