@@ -45,7 +45,8 @@ def _plain(value) -> str:
     if isinstance(value, dict):
         if set(value) == {"from", "to"}:
             return f"{_plain(value['from'])} → {_plain(value['to'])}"
-        return ", ".join(f"{key} {_plain(item)}" for key, item in value.items())
+        # Sorted: PostgreSQL's jsonb does not keep the order the keys were written in.
+        return ", ".join(f"{key} {_plain(value[key])}" for key in sorted(value))
     return str(value)
 
 

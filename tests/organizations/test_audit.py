@@ -46,5 +46,5 @@ def test_changes_read_old_to_new(login, alice, org, app):
     services.update_organization(org, name="Renamed", tier=org.tier, is_active=org.is_active, by=alice)
     body = login(alice).get(f"/orgs/{org.public_id}/audit/").content.decode()
     assert "name: Alice Org → Renamed" in body
-    assert "from: override no, days none" in body
-    assert "to: override yes, days 30" in body
+    assert "from: days none, override no" in body
+    assert "to: days 30, override yes" in body
