@@ -6,7 +6,7 @@ page, and the page falls back to a sensible default rather than failing.
 
 from __future__ import annotations
 
-from datetime import datetime, timezone as dt_timezone
+from datetime import date, datetime, timedelta, timezone as dt_timezone
 
 from django import forms
 
@@ -14,6 +14,9 @@ from dashboard import stats
 
 UTC = dt_timezone.utc
 CUSTOM = "custom"
+# Far enough back for any telemetry, and far enough from year 1 that the
+# previous period of the longest range is still a valid date.
+EARLIEST = date(2000, 1, 1)
 
 
 class RangeForm(forms.Form):
@@ -43,6 +46,11 @@ class RangeForm(forms.Form):
             today = self.now.astimezone(UTC).date()
             if start > today:
                 raise forms.ValidationError("The start date is in the future; there are no events yet.")
+            # A day of slack: "today" where the viewer is may be tomorrow in UTC.
+            if end > today + timedelta(days=1):
+                raise forms.ValidationError("The end date is in the future; pick today or earlier.")
+            if start < EARLIEST:
+                raise forms.ValidationError(f"Pick a start date from {EARLIEST.day} {EARLIEST:%B %Y} on.")
             if stats.day_range(start, end).length > stats.MAX_RANGE:
                 raise forms.ValidationError(f"A range can span at most {stats.MAX_RANGE.days} days.")
         return cleaned

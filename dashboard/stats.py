@@ -55,6 +55,7 @@ MAX_RANGE = timedelta(days=1100)
 # What the SDK's track_command() sends (telemetry-kit src/telemetry.rs).
 COMMAND_EVENT_TYPE = "command_execution"
 PERCENTILES = (0.5, 0.9, 0.99)
+MAX_PK = 2**63 - 1  # events.id is a bigint
 
 
 # --- Time ranges -----------------------------------------------------------------------
@@ -509,11 +510,14 @@ class Cursor:
         match = cls._FORMAT.match(text or "")
         if match is None:
             return None
+        pk = int(match[2])
+        if pk > MAX_PK:  # the database would refuse it as out of range
+            return None
         try:
             moment = datetime(1970, 1, 1, tzinfo=UTC) + timedelta(microseconds=int(match[1]))
         except OverflowError:
             return None
-        return cls(timestamp=moment, pk=int(match[2]))
+        return cls(timestamp=moment, pk=pk)
 
 
 @dataclass(frozen=True)

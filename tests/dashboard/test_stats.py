@@ -294,6 +294,7 @@ def test_a_cursor_survives_its_text_form_and_garbage_is_no_cursor():
     assert Cursor.decode(cursor.encode()) == cursor
     assert Cursor.decode("nonsense") is None
     assert Cursor.decode("99999999999999999999-1") is None
+    assert Cursor.decode(f"1-{2**63}") is None  # past the bigint primary key
     assert Cursor.decode("") is None
 
 
