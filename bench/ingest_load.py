@@ -86,8 +86,9 @@ def _client(index: int, options: dict, ready, go, start_at, results) -> None:
     accepted = duplicates = 0
     ready.put(index)
     go.wait()
-    cpu_before = _own_cpu()
     begin = start_at.value
+    time.sleep(max(0.0, begin - time.monotonic()))  # all clients start together
+    cpu_before = _own_cpu()
     measure_from = begin + options["warmup"]
     end = measure_from + options["duration"] if options["duration"] else float("inf")
     max_requests = options["requests_per_client"]
