@@ -10,7 +10,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.utils import timezone
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_safe
 
 from dashboard import stats
 from dashboard.charts import bar_chart
@@ -95,7 +95,7 @@ def _analytics(app_ids: list[int], form: RangeForm) -> dict:
 
 
 @login_required
-@require_GET
+@require_safe
 def org_overview(request: HttpRequest, org_id: str) -> HttpResponse:
     access = get_org_access(request.user, org_id)
     organization = access.organization
@@ -113,7 +113,7 @@ def org_overview(request: HttpRequest, org_id: str) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def app_overview(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
     app, access = get_app_access(request.user, org_id, app_id)
     form = _range_form(request)
@@ -123,7 +123,7 @@ def app_overview(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse
 
 
 @login_required
-@require_GET
+@require_safe
 def app_events(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
     app, access = get_app_access(request.user, org_id, app_id)
     form = EventFilterForm(request.GET)
@@ -154,7 +154,7 @@ def app_events(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
 
 
 @login_required
-@require_GET
+@require_safe
 def event_detail(request: HttpRequest, org_id: str, app_id: str, event_id: str) -> HttpResponse:
     app, access = get_app_access(request.user, org_id, app_id)
     event = stats.get_event(app.pk, event_id)
