@@ -173,8 +173,9 @@ class HourlyRollup(models.Model):
     class Meta:
         constraints = [
             # The upsert's conflict target, and the index every analytics read
-            # uses: one app's rows in an hour range. Leads with the app (sharding).
-            models.UniqueConstraint(fields=["app", "hour", "dimension", "value"], name="rollup_key"),
+            # uses: one app's rows of one dimension in an hour range. Leads with
+            # the app (sharding).
+            models.UniqueConstraint(fields=["app", "dimension", "hour", "value"], name="rollup_key"),
         ]
 
     def __str__(self) -> str:

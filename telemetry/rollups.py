@@ -179,7 +179,7 @@ def _rollup_upsert_sql(sign: str = "") -> str:
            {sign}count(*), {sign}count(*) FILTER (WHERE success), {sign}count(*) FILTER (WHERE NOT success),
            {sign}count(duration), {sign}coalesce(sum(duration), 0)
     FROM contributions GROUP BY hour, dimension, value ORDER BY hour, dimension, value
-    ON CONFLICT (app_id, hour, dimension, value) DO UPDATE SET
+    ON CONFLICT (app_id, dimension, hour, value) DO UPDATE SET
         events = r.events + excluded.events, succeeded = r.succeeded + excluded.succeeded,
         failed = r.failed + excluded.failed, timed = r.timed + excluded.timed,
         duration_ms_sum = r.duration_ms_sum + excluded.duration_ms_sum"""
@@ -233,7 +233,7 @@ def _apply_deltas(app_pk: int, deltas: dict[tuple, Counts]) -> None:
     sql = f"""
         INSERT INTO {_ROLLUP_TABLE} AS r (app_id, hour, dimension, value, events, succeeded, failed, timed, duration_ms_sum)
         VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-        ON CONFLICT (app_id, hour, dimension, value) DO UPDATE SET
+        ON CONFLICT (app_id, dimension, hour, value) DO UPDATE SET
             events = r.events + excluded.events, succeeded = r.succeeded + excluded.succeeded,
             failed = r.failed + excluded.failed, timed = r.timed + excluded.timed,
             duration_ms_sum = r.duration_ms_sum + excluded.duration_ms_sum"""
