@@ -2,9 +2,11 @@
 
 Each function takes the apps to count (primary keys, so one app and a whole
 organization share the code) and a time range, runs a bounded number of
-aggregate queries over the (app, timestamp) index, and returns plain values a
-template can use. Views never build event queries themselves, so these
-functions can later read pre-aggregated tables instead without a view changing.
+aggregate queries, and returns plain values a template can use. Counts come
+from the pre-aggregated rollups (telemetry.rollups: per app, UTC hour and
+dimension; users and sessions per UTC day), so a page costs the same whatever
+the number of events. Only the recent-events explorer and the event detail
+read raw events, through the (app, timestamp) index.
 
 Times are UTC throughout: ranges and buckets start on UTC hour or day
 boundaries, and pages label them so.
@@ -14,35 +16,17 @@ from __future__ import annotations
 
 import math
 import re
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 
-from django.db import connection
-from django.db.models import (
-    Aggregate,
-    Avg,
-    BooleanField,
-    Case,
-    CharField,
-    Count,
-    F,
-    FloatField,
-    Func,
-    Max,
-    OuterRef,
-    Q,
-    QuerySet,
-    Subquery,
-    Value,
-    When,
-    Window,
-)
+from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import Cast, RowNumber, Substr, TruncDay, TruncHour
 
 from organizations.models import App
-from telemetry.models import Event
+from telemetry.models import DailyActor, Event, HourlyRollup
+from telemetry.rollups import COMMAND_EVENT_TYPE, bucket_range
 
 UTC = dt_timezone.utc
 HOUR = timedelta(hours=1)
@@ -52,8 +36,6 @@ HOURLY_UP_TO = timedelta(hours=48)
 # The longest custom range a page accepts (daily buckets: about 3 years of bars).
 MAX_RANGE = timedelta(days=1100)
 
-# What the SDK's track_command() sends (telemetry-kit src/telemetry.rs).
-COMMAND_EVENT_TYPE = "command_execution"
 PERCENTILES = (0.5, 0.9, 0.99)
 MAX_PK = 2**63 - 1  # events.id is a bigint
 
@@ -134,48 +116,16 @@ def day_range(first: date, last: date) -> TimeRange:
 # --- Query helpers --------------------------------------------------------------------
 
 
-def _events(app_ids: Sequence[int], period: TimeRange) -> QuerySet[Event]:
-    # app_id IN (...) AND timestamp range: an index range scan on event_app_time per app.
-    return Event.objects.filter(app_id__in=list(app_ids), timestamp__gte=period.start, timestamp__lt=period.end)
-
-
-class JSONIsNumber(Func):
-    """True where data[key] is a JSON number, so a cast of it cannot fail on PostgreSQL."""
-
-    output_field = BooleanField()
-
-    def __init__(self, field: str, key: str):
-        super().__init__(F(field), Value(key, output_field=CharField()))
-        self.key = key
-
-    def as_sql(self, compiler, connection, **extra):
-        field_sql, field_params = compiler.compile(self.source_expressions[0])
-        if connection.vendor == "postgresql":
-            return f"(jsonb_typeof({field_sql} -> %s) = 'number')", [*field_params, self.key]
-        if connection.vendor == "sqlite":
-            path = '$."' + self.key.replace('"', "") + '"'
-            return f"(json_type({field_sql}, %s) IN ('integer', 'real'))", [*field_params, path]
-        raise NotImplementedError(f"JSONIsNumber has no SQL for {connection.vendor}")
-
-
-def _number(key: str) -> Case:
-    """data[key] as a float where it is a JSON number, else NULL (never a cast error)."""
-    return Case(
-        When(JSONIsNumber("data", key), then=Cast(KeyTextTransform(key, "data"), FloatField())),
-        default=None,
-        output_field=FloatField(),
+def _rollups(app_ids: Sequence[int], period: TimeRange, dimension: str) -> QuerySet[HourlyRollup]:
+    # One range of the rollup_key index (app, dimension, hour, value) per app.
+    return HourlyRollup.objects.filter(
+        app_id__in=list(app_ids), dimension=dimension, hour__gte=period.start, hour__lt=period.end
     )
 
 
-class PercentileDisc(Aggregate):
-    """PostgreSQL's nearest-rank percentile: the first value whose rank reaches the fraction."""
-
-    function = "percentile_disc"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression, *, fraction: float, **extra):
-        super().__init__(expression, fraction=repr(float(fraction)), **extra)
+def _days(period: TimeRange) -> tuple[date, date]:
+    """The first and last UTC day the period touches."""
+    return period.start.astimezone(UTC).date(), (period.end.astimezone(UTC) - timedelta(microseconds=1)).date()
 
 
 # --- Totals and change ----------------------------------------------------------------
@@ -202,23 +152,30 @@ class Summary:
 
 
 def summary(app_ids: Sequence[int], *, period: TimeRange) -> Summary:
-    """Events, distinct users and distinct sessions in the period and in the one before (one query)."""
-    both = TimeRange(start=period.previous.start, end=period.end)
-    now_q = Q(timestamp__gte=period.start)
-    before_q = Q(timestamp__lt=period.start)
-    with_session = ~Q(session_id="")
-    row = _events(app_ids, both).aggregate(
-        events=Count("pk", filter=now_q),
-        events_before=Count("pk", filter=before_q),
-        users=Count("user_id", distinct=True, filter=now_q),
-        users_before=Count("user_id", distinct=True, filter=before_q),
-        sessions=Count("session_id", distinct=True, filter=now_q & with_session),
-        sessions_before=Count("session_id", distinct=True, filter=before_q & with_session),
+    """Events, distinct users and distinct sessions in the period and in the one before (two queries).
+
+    Users and sessions are counted over the whole UTC days the period touches
+    (the rollups keep them per day)."""
+    previous = period.previous
+    both = TimeRange(start=previous.start, end=period.end)
+    events = _rollups(app_ids, both, "total").aggregate(
+        now=Sum("events", filter=Q(hour__gte=period.start), default=0),
+        before=Sum("events", filter=Q(hour__lt=period.start), default=0),
+    )
+    first, last = _days(period)
+    first_before, last_before = _days(previous)
+    now_days = Q(day__gte=first, day__lte=last)
+    before_days = Q(day__gte=first_before, day__lte=last_before)
+    actors = DailyActor.objects.filter(app_id__in=list(app_ids), day__gte=first_before, day__lte=last).aggregate(
+        users=Count("actor", distinct=True, filter=now_days & Q(kind="u")),
+        users_before=Count("actor", distinct=True, filter=before_days & Q(kind="u")),
+        sessions=Count("actor", distinct=True, filter=now_days & Q(kind="s")),
+        sessions_before=Count("actor", distinct=True, filter=before_days & Q(kind="s")),
     )
     return Summary(
-        events=Change(row["events"], row["events_before"]),
-        users=Change(row["users"], row["users_before"]),
-        sessions=Change(row["sessions"], row["sessions_before"]),
+        events=Change(events["now"], events["before"]),
+        users=Change(actors["users"], actors["users_before"]),
+        sessions=Change(actors["sessions"], actors["sessions_before"]),
     )
 
 
@@ -238,35 +195,17 @@ class Bucket:
 
 def events_over_time(app_ids: Sequence[int], *, period: TimeRange) -> list[Bucket]:
     """Event counts per UTC hour or day across the period; buckets without events are zero."""
-    rows = (
-        _events(app_ids, period)
-        .annotate(bucket=_bucket_start(hourly=period.hourly))
-        .values("bucket")
-        .annotate(n=Count("pk"))
-        .order_by()
-    )
-    counts = {_as_bucket_start(row["bucket"], hourly=period.hourly): row["n"] for row in rows}
+    step = period.bucket_size
+    counts: dict[datetime, int] = defaultdict(int)
+    hours = _rollups(app_ids, period, "total").values("hour").annotate(n=Sum("events")).order_by()
+    for row in hours:
+        counts[floor_to(row["hour"], step)] += row["n"]
     return [Bucket(start=start, count=counts.get(start, 0)) for start in period.bucket_starts()]
-
-
-def _bucket_start(*, hourly: bool):
-    if connection.vendor == "sqlite":
-        # Django keeps SQLite datetimes as UTC text, "YYYY-MM-DD HH:MM:SS...", so
-        # the bucket is a prefix: several times faster than Trunc, which calls
-        # a Python function for every row on SQLite.
-        return Substr("timestamp", 1, 13 if hourly else 10, output_field=CharField())
-    return (TruncHour if hourly else TruncDay)("timestamp", tzinfo=UTC)
-
-
-def _as_bucket_start(value, *, hourly: bool) -> datetime:
-    if isinstance(value, str):
-        return datetime.strptime(value, "%Y-%m-%d %H" if hourly else "%Y-%m-%d").replace(tzinfo=UTC)
-    return value.astimezone(UTC)
 
 
 # --- Breakdowns ---------------------------------------------------------------------------
 
-# Dimension (an Event column) and its heading, in display order.
+# Dimension and its heading, in display order; the rollups name them shorter.
 DIMENSIONS = {
     "event_type": "Event type",
     "category": "Category",
@@ -275,6 +214,8 @@ DIMENSIONS = {
     "service_version": "Service version",
     "ci": "CI",
 }
+_ROLLUP_DIMENSION = {"event_type": "type", "service_version": "version"}
+_CI_VALUES = {"true": True, "false": False, "": None}
 _CI_LABELS = {True: "CI", False: "Not CI", None: "Unknown"}
 
 
@@ -305,28 +246,30 @@ def breakdowns(
     app_ids: Sequence[int], *, period: TimeRange, dimensions: Sequence[str] = tuple(DIMENSIONS), limit: int = 8
 ) -> list[Breakdown]:
     """The most frequent values of each dimension in the period (one query per dimension, plus the total)."""
-    events = _events(app_ids, period)
-    total = events.count()
+    total = _rollups(app_ids, period, "total").aggregate(n=Sum("events", default=0))["n"]
     result = []
     for dimension in dimensions:
         if dimension not in DIMENSIONS:
             raise ValueError(f"unknown dimension {dimension!r}")
-        top = []
+        top: list[tuple] = []
         if total:
-            top = (
-                events.values(dimension)
-                .annotate(n=Count("pk"))
-                # Ties in a stable order on both databases (they sort NULL differently).
-                .order_by("-n", F(dimension).asc(nulls_last=True))[:limit]
+            grouped = (
+                _rollups(app_ids, period, _ROLLUP_DIMENSION.get(dimension, dimension))
+                .values("value")
+                .annotate(n=Sum("events"))
+                .filter(n__gt=0)
             )
+            if dimension == "ci":
+                # Three values at most; unknown sorts last, as "no value" does elsewhere.
+                top = sorted(
+                    ((_CI_VALUES[row["value"]], row["n"]) for row in grouped),
+                    key=lambda pair: (-pair[1], pair[0] is None, pair[0]),
+                )[:limit]
+            else:
+                top = [(row["value"], row["n"]) for row in grouped.order_by("-n", "value")[:limit]]
         rows = [
-            BreakdownRow(
-                value=row[dimension],
-                label=_label(dimension, row[dimension]),
-                count=row["n"],
-                share=row["n"] * 100 / total,
-            )
-            for row in top
+            BreakdownRow(value=value, label=_label(dimension, value), count=count, share=count * 100 / total)
+            for value, count in top
         ]
         result.append(
             Breakdown(
@@ -359,20 +302,19 @@ class CommandStats:
         return self.succeeded * 100 / self.with_outcome if self.with_outcome else None
 
 
-def _commands(app_ids: Sequence[int], period: TimeRange) -> QuerySet[Event]:
-    return _events(app_ids, period).filter(event_type=COMMAND_EVENT_TYPE)
-
-
 def command_stats(app_ids: Sequence[int], *, period: TimeRange) -> CommandStats:
-    """Success rate and duration percentiles (nearest rank) of command events."""
-    commands = _commands(app_ids, period)
-    row = commands.aggregate(
-        runs=Count("pk"),
-        succeeded=Count("pk", filter=Q(data__success=True)),
-        failed=Count("pk", filter=Q(data__success=False)),
-        timed=Count("pk", filter=JSONIsNumber("data", "duration_ms")),
+    """Success rate and duration percentiles of command events (two queries)."""
+    row = (
+        _rollups(app_ids, period, "type")
+        .filter(value=COMMAND_EVENT_TYPE)
+        .aggregate(
+            runs=Sum("events", default=0),
+            succeeded=Sum("succeeded", default=0),
+            failed=Sum("failed", default=0),
+            timed=Sum("timed", default=0),
+        )
     )
-    percentiles = duration_percentiles(commands, timed=row["timed"])
+    percentiles = duration_percentiles(app_ids, period=period) if row["timed"] else [None] * len(PERCENTILES)
     return CommandStats(
         runs=row["runs"],
         with_outcome=row["succeeded"] + row["failed"],
@@ -384,28 +326,28 @@ def command_stats(app_ids: Sequence[int], *, period: TimeRange) -> CommandStats:
     )
 
 
-def duration_percentiles(events: QuerySet[Event], *, timed: int) -> list[float | None]:
-    """p50, p90 and p99 of data.duration_ms by nearest rank, identical on both databases.
-
-    PostgreSQL computes them with percentile_disc. SQLite has no percentile
-    function, so one query numbers the sorted durations and keeps the rows
-    at the wanted ranks."""
-    if timed == 0:
-        return [None] * len(PERCENTILES)
-    numeric = events.filter(JSONIsNumber("data", "duration_ms")).annotate(duration=_number("duration_ms"))
-    if connection.vendor == "postgresql":
-        row = numeric.aggregate(
-            **{f"p{i}": PercentileDisc(F("duration"), fraction=p) for i, p in enumerate(PERCENTILES)}
-        )
-        return [row[f"p{i}"] for i in range(len(PERCENTILES))]
-    # The same float arithmetic as PostgreSQL's percentile_disc: rank ceil(p * n).
-    ranks = [max(1, math.ceil(p * timed)) for p in PERCENTILES]
-    at_rank = dict(
-        numeric.annotate(rank=Window(RowNumber(), order_by=F("duration").asc()))
-        .filter(rank__in=ranks)
-        .values_list("rank", "duration")
+def duration_percentiles(app_ids: Sequence[int], *, period: TimeRange) -> list[float | None]:
+    """p50, p90 and p99 of command durations by nearest rank, read from the
+    rollups' duration histogram: the middle of the bucket holding that rank
+    (exact below 10 ms, within about 12 % above)."""
+    histogram = (
+        _rollups(app_ids, period, "duration").values("value").annotate(n=Sum("events")).filter(n__gt=0).order_by()
     )
-    return [at_rank.get(rank) for rank in ranks]
+    counts = sorted((int(row["value"]), row["n"]) for row in histogram)
+    total = sum(n for _, n in counts)
+    if not total:
+        return [None] * len(PERCENTILES)
+    result = []
+    for p in PERCENTILES:
+        rank, seen = max(1, math.ceil(p * total)), 0
+        for bucket, n in counts:
+            seen += n
+            if seen >= rank:
+                low, high = bucket_range(bucket)
+                # Durations are whole ms, so [low, high) holds low .. high - 1.
+                result.append(float(low) if high is None else (low + high - 1) / 2)
+                break
+    return result
 
 
 @dataclass(frozen=True)
@@ -425,24 +367,25 @@ class CommandRow:
 def top_commands(app_ids: Sequence[int], *, period: TimeRange, limit: int = 10) -> list[CommandRow]:
     """The most run commands (data.command) with their outcomes and mean duration (one query)."""
     rows = (
-        _commands(app_ids, period)
-        .annotate(command=KeyTextTransform("command", "data"))
-        .values("command")
+        _rollups(app_ids, period, "command")
+        .values("value")
         .annotate(
-            runs=Count("pk"),
-            succeeded=Count("pk", filter=Q(data__success=True)),
-            failed=Count("pk", filter=Q(data__success=False)),
-            avg_ms=Avg(_number("duration_ms")),
+            runs=Sum("events"),
+            succeeded=Sum("succeeded"),
+            failed=Sum("failed"),
+            timed=Sum("timed"),
+            duration_sum=Sum("duration_ms_sum"),
         )
-        .order_by("-runs", "command")[:limit]
+        .filter(runs__gt=0)
+        .order_by("-runs", "value")[:limit]
     )
     return [
         CommandRow(
-            command=row["command"] if row["command"] is not None else "(none)",
+            command=row["value"] or "(none)",
             runs=row["runs"],
             succeeded=row["succeeded"],
             failed=row["failed"],
-            avg_ms=row["avg_ms"],
+            avg_ms=row["duration_sum"] / row["timed"] if row["timed"] else None,
         )
         for row in rows
     ]
@@ -460,25 +403,23 @@ class AppActivity:
 
 
 def app_activity(apps: Sequence[App], *, period: TimeRange) -> list[AppActivity]:
-    """For each app, its events and users in the period and its latest event ever (two queries)."""
+    """For each app, its events and users in the period and its latest event ever (three queries)."""
     app_ids = [app.pk for app in apps]
-    counts = {
-        row["app_id"]: row
-        for row in _events(app_ids, period)
+    events = dict(
+        _rollups(app_ids, period, "total").values("app_id").annotate(n=Sum("events")).values_list("app_id", "n")
+    )
+    first, last_day = _days(period)
+    users = dict(
+        DailyActor.objects.filter(app_id__in=app_ids, kind="u", day__gte=first, day__lte=last_day)
         .values("app_id")
-        .annotate(events=Count("pk"), users=Count("user_id", distinct=True))
-        .order_by()
-    }
+        .annotate(n=Count("actor", distinct=True))
+        .values_list("app_id", "n")
+    )
     # The newest event per app, read from the end of each app's index range.
     newest = Event.objects.filter(app_id=OuterRef("pk")).order_by("-timestamp").values("timestamp")[:1]
     last = dict(App.objects.filter(pk__in=app_ids).annotate(last=Subquery(newest)).values_list("pk", "last"))
     return [
-        AppActivity(
-            app=app,
-            events=counts.get(app.pk, {}).get("events", 0),
-            users=counts.get(app.pk, {}).get("users", 0),
-            last_event_at=last.get(app.pk),
-        )
+        AppActivity(app=app, events=events.get(app.pk, 0), users=users.get(app.pk, 0), last_event_at=last.get(app.pk))
         for app in apps
     ]
 

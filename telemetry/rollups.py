@@ -68,10 +68,13 @@ def bucket_range(index: int) -> tuple[int, int | None]:
 
 def _command_facts(event_type: str, data) -> tuple[str | None, bool | None, int | None]:
     """(command name, success, whole-ms duration) of a command event; Nones otherwise."""
-    if event_type != COMMAND_EVENT_TYPE or not isinstance(data, dict):
+    if event_type != COMMAND_EVENT_TYPE:
         return None, None, None
+    if not isinstance(data, dict):
+        return "", None, None
     command = data.get("command")
-    command = command[:VALUE_LENGTH] if isinstance(command, str) else None
+    # Command runs without a name are counted under "" rather than left out.
+    command = command[:VALUE_LENGTH] if isinstance(command, str) else ""
     success = data.get("success")
     success = success if isinstance(success, bool) else None
     duration = data.get("duration_ms")
@@ -147,8 +150,9 @@ facts AS (
            CASE WHEN s.event_type = '{COMMAND_EVENT_TYPE}' AND jsonb_typeof(s.data -> 'duration_ms') = 'number'
                      AND (s.data ->> 'duration_ms')::float8 BETWEEN 0 AND {MAX_DURATION_MS}
                 THEN floor((s.data ->> 'duration_ms')::float8)::bigint END AS duration,
-           CASE WHEN s.event_type = '{COMMAND_EVENT_TYPE}' AND jsonb_typeof(s.data -> 'command') = 'string'
-                THEN left(s.data ->> 'command', {VALUE_LENGTH}) END AS command,
+           CASE WHEN s.event_type = '{COMMAND_EVENT_TYPE}'
+                THEN CASE WHEN jsonb_typeof(s.data -> 'command') = 'string'
+                          THEN left(s.data ->> 'command', {VALUE_LENGTH}) ELSE '' END END AS command,
            s.event_type, s.category, s.os, s.arch, s.service_version, s.ci
     FROM {{source}} s
 ),

@@ -9,6 +9,7 @@ import pytest
 from dashboard import stats
 from dashboard.stats import Cursor, EventFilters, TimeRange
 from telemetry.models import Event
+from telemetry.rollups import bucket_range, duration_bucket
 from tests.dashboard.conftest import NOW, sdk_event, store
 from tests.factories import make_app
 
@@ -170,6 +171,17 @@ def test_breakdowns_of_an_empty_period_have_no_rows(history):
 # --- Commands ----------------------------------------------------------------------------------
 
 
+def histogram_reading(*exact: int) -> tuple[float, ...]:
+    """What the rollups' duration histogram reports for these exact nearest-rank
+    values: the middle of the bucket holding each (telemetry.rollups)."""
+    readings = []
+    for value in exact:
+        low, high = bucket_range(duration_bucket(value))
+        readings.append((low + high - 1) / 2)
+        assert readings[-1] == pytest.approx(value, rel=0.12)
+    return tuple(readings)
+
+
 def test_command_stats_count_outcomes_and_percentiles_of_numeric_durations(history):
     app, _ = history
 
@@ -177,7 +189,7 @@ def test_command_stats_count_outcomes_and_percentiles_of_numeric_durations(histo
 
     assert (commands.runs, commands.with_outcome, commands.succeeded, commands.timed) == (4, 3, 2, 3)
     assert commands.success_rate == pytest.approx(200 / 3)
-    assert (commands.p50_ms, commands.p90_ms, commands.p99_ms) == (200, 300, 300)
+    assert (commands.p50_ms, commands.p90_ms, commands.p99_ms) == histogram_reading(200, 300, 300)
 
 
 def test_duration_percentiles_are_nearest_rank_over_a_hundred_runs(app):
@@ -191,8 +203,17 @@ def test_duration_percentiles_are_nearest_rank_over_a_hundred_runs(app):
 
     commands = stats.command_stats([app.pk], period=week())
 
-    assert (commands.p50_ms, commands.p90_ms, commands.p99_ms) == (50, 90, 99)
+    assert (commands.p50_ms, commands.p90_ms, commands.p99_ms) == histogram_reading(50, 90, 99)
     assert commands.success_rate == 75.0
+
+
+def test_small_durations_are_exact_and_large_ones_within_the_bucket_width(app):
+    store(app, *[sdk_event(at(10, 1), data={"command": "x", "duration_ms": ms}) for ms in (3, 3, 3, 7, 12_345)])
+
+    commands = stats.command_stats([app.pk], period=week())
+
+    assert commands.p50_ms == 3
+    assert commands.p99_ms == pytest.approx(12_345, rel=0.12)
 
 
 def test_command_stats_without_command_events_are_empty(app):
