@@ -27,7 +27,12 @@ PORTS = range(8201, 8230)
 
 
 def free_port() -> int:
-    for port in PORTS:
+    """A port of PORTS nothing is bound to now. Tried in random order: other runs of
+    these tests may be picking ports at the same moment (callers still check that
+    their server got the port; see start_gunicorn)."""
+    import random
+
+    for port in random.sample(PORTS, len(PORTS)):
         with socket.socket() as probe:
             probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             try:
@@ -192,6 +197,19 @@ class Server:
                 self.process.kill()
                 self.process.wait()
 
+    def bound(self, timeout: float = 30) -> bool:
+        """True once this gunicorn listens on its port; False if another process holds it."""
+        listening = f"Listening at: http://127.0.0.1:{self.port} "
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.log_path.read_text()
+            if listening in text:
+                return True
+            if "Connection in use" in text or self.process.poll() is not None:
+                return False
+            time.sleep(0.05)
+        raise RuntimeError(f"server did not bind in {timeout} s:\n{self.log_path.read_text()}")
+
     def wait_live(self, timeout: float = 30) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -207,29 +225,37 @@ class Server:
 
 
 def start_gunicorn(tmp_path: Path, database_url: str, *, workers: int = 2, **env: str) -> Server:
-    """gunicorn with the repository's config/gunicorn.py, as `make serve` runs it."""
-    port = free_port()
-    metrics_dir = tmp_path / f"prometheus-{port}"
-    log_path = tmp_path / f"gunicorn-{port}.log"
-    child_env = base_env(
-        DATABASE_URL=database_url,
-        CLACKS_VAR_DIR=str(tmp_path / "var"),
-        PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
-        WEB_CONCURRENCY=str(workers),
-        **env,
-    )
-    with log_path.open("wb") as log:
-        process = subprocess.Popen(
-            [str(BIN / "gunicorn"), "--config", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}", "config.wsgi"],
-            cwd=REPO, env=child_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+    """gunicorn with the repository's config/gunicorn.py, as `make serve` runs it.
+
+    If another process takes the chosen port first, it tries another: a server
+    that answers on a port it did not bind would be someone else's."""
+    for _ in range(5):
+        port = free_port()
+        metrics_dir = tmp_path / f"prometheus-{port}"
+        log_path = tmp_path / f"gunicorn-{port}.log"
+        child_env = base_env(
+            DATABASE_URL=database_url,
+            CLACKS_VAR_DIR=str(tmp_path / "var"),
+            PROMETHEUS_MULTIPROC_DIR=str(metrics_dir),
+            WEB_CONCURRENCY=str(workers),
+            **env,
         )
-    server = Server(port, process, log_path, metrics_dir, child_env)
-    try:
-        server.wait_live()
-    except Exception:
-        server.stop()
-        raise
-    return server
+        with log_path.open("wb") as log:
+            process = subprocess.Popen(
+                [str(BIN / "gunicorn"), "--config", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}", "config.wsgi"],
+                cwd=REPO, env=child_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+        server = Server(port, process, log_path, metrics_dir, child_env)
+        try:
+            if not server.bound():
+                server.stop()
+                continue
+            server.wait_live()
+        except Exception:
+            server.stop()
+            raise
+        return server
+    raise RuntimeError("could not bind a port for gunicorn in 5 tries")
 
 
 def scrape(port: int, headers: dict | None = None) -> dict[tuple[str, frozenset], float]:
@@ -278,9 +304,15 @@ class PrivatePostgres:
             owner = pwd.getpwnam("postgres")
             os.chown(self.root, owner.pw_uid, owner.pw_gid)
         self.data = self.root / "data"
-        self.port = free_port()
         self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
-        self.start()
+        for attempt in range(5):  # another process may take the port between the probe and the start
+            self.port = free_port()
+            try:
+                self.start()
+                return
+            except subprocess.CalledProcessError:
+                if attempt == 4:
+                    raise
 
     @property
     def url(self) -> str:

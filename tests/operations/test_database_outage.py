@@ -23,6 +23,7 @@ def unreachable_database_url(tmp_path):
     # A port held but never listened on: connections to it are refused at once,
     # and no server started meanwhile can take it.
     with socket.socket() as held:
+        held.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # a port in TIME_WAIT is fine
         held.bind(("127.0.0.1", servers.free_port()))
         yield f"postgres://postgres@127.0.0.1:{held.getsockname()[1]}/clacks"
 

@@ -41,6 +41,11 @@ def wait_for(port: int, path: str, status: int, process: subprocess.Popen, log: 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         assert process.poll() is None, log.read_text()
+        text = log.read_text()
+        assert "Connection in use" not in text, f"another process took port {port}"
+        if f"Listening at: http://127.0.0.1:{port} " not in text:  # only ask our own gunicorn
+            time.sleep(0.2)
+            continue
         try:
             if servers.request(port, "GET", path, timeout=5).status == status:
                 return
