@@ -89,6 +89,7 @@ class AppPlan:
     name: str
     events: int
     users: int
+    public_id: str = ""
 
 
 @dataclass
@@ -295,9 +296,23 @@ def write_generic(plan: SeedPlan, *, progress) -> int:
 # --- Hooks ------------------------------------------------------------------------------------
 
 
-def before_seed(*, start: datetime, end: datetime) -> None:
-    """Get storage ready for rows in [start, end]. Time partitioning will need its
-    partitions created here for the whole window before COPY can route rows."""
+def before_seed(*, start: datetime, end: datetime, progress=print) -> None:
+    """Get storage ready for rows in [start, end]: on a time-partitioned events
+    table, create the partitions of the whole window (and the usual ones ahead),
+    so the rows do not all land in the DEFAULT partition."""
+    try:
+        from telemetry import partitions
+    except ImportError:
+        return
+    if not partitions.is_partitioned():
+        return
+    intervals, day = 0, start.date()
+    while day <= end.date():
+        day = partitions.interval_bounds(day)[1]
+        intervals += 1
+    created = partitions.ensure_partitions(now=start, ahead=intervals + 3)
+    if created:
+        progress(f"created partitions {created[0]} to {created[-1]}")
 
 
 def after_seed(*, apps: list, progress) -> None:
@@ -309,7 +324,7 @@ def after_seed(*, apps: list, progress) -> None:
 
     if "rebuild_rollups" in get_commands():
         started = time.monotonic()
-        call_command("rebuild_rollups")
+        call_command("rebuild_rollups", *(app.public_id for app in apps), stdout=open(os.devnull, "w"))
         progress(f"rebuild_rollups took {time.monotonic() - started:.0f} s")
     else:
         progress("no rebuild_rollups command: aggregates not rebuilt")
@@ -338,7 +353,7 @@ def demo_apps(*, total: int, replace: bool) -> list[AppPlan]:
                 cursor.execute(f"DELETE FROM {Event._meta.db_table} WHERE app_id = %s", [app.pk])
         events = round(total * share)
         users = max(50, round(users_per_million * max(events, 1) / 1e6 * 4 ** (1 - min(1.0, events / 1e6))))
-        plans.append(AppPlan(pk=app.pk, name=name, events=events, users=users))
+        plans.append(AppPlan(pk=app.pk, name=name, events=events, users=users, public_id=app.public_id))
     return plans
 
 
@@ -357,7 +372,7 @@ def seed_events(
 
     end = end or datetime.now(timezone.utc)
     plan = SeedPlan(apps=demo_apps(total=events, replace=replace), days=days, end=end, seed=seed)
-    before_seed(start=end - timedelta(days=days), end=end)
+    before_seed(start=end - timedelta(days=days), end=end, progress=progress)
     started = time.monotonic()
     last = [started]
 
