@@ -196,6 +196,8 @@ class Server:
             except subprocess.TimeoutExpired:
                 self.process.kill()
                 self.process.wait()
+        end_session(self.process)
+
 
     def bound(self, timeout: float = 30) -> bool:
         """True once this gunicorn listens on its port; False if another process holds it."""
@@ -222,6 +224,15 @@ class Server:
                 pass
             time.sleep(0.1)
         raise RuntimeError(f"server not live after {timeout} s:\n{self.log_path.read_text()}")
+
+
+def end_session(process: subprocess.Popen) -> None:
+    """Kill whatever is left of a server started with start_new_session=True: a worker
+    stuck in a system call outlives a master that gave up waiting for it."""
+    try:
+        os.killpg(process.pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
 
 
 def start_gunicorn(tmp_path: Path, database_url: str, *, workers: int = 2, **env: str) -> Server:

@@ -57,7 +57,10 @@ def wait_for(port: int, path: str, status: int, process: subprocess.Popen, log: 
 
 def stop(process: subprocess.Popen) -> int:
     process.send_signal(signal.SIGTERM)
-    return process.wait(timeout=60)
+    try:
+        return process.wait(timeout=60)
+    finally:
+        servers.end_session(process)
 
 
 @pytest.fixture
