@@ -114,8 +114,11 @@ def time_page(client, path: str, *, repeat: int, warmup: int) -> dict:
 
     def count(execute, sql, params, many, context):
         # Django's request_started signal empties connection.queries, so count here.
-        queries.append(sql)
-        return execute(sql, params, many, context)
+        started = time.perf_counter()
+        try:
+            return execute(sql, params, many, context)
+        finally:
+            queries.append((time.perf_counter() - started, sql))
 
     with connection.execute_wrapper(count):
         started = time.perf_counter()
@@ -138,6 +141,7 @@ def time_page(client, path: str, *, repeat: int, warmup: int) -> dict:
         "max_ms": timings[-1] * 1000,
         "mean_ms": statistics.mean(timings) * 1000,
         "queries": len(queries),
+        "slowest_queries": [(seconds * 1000, sql) for seconds, sql in sorted(queries, reverse=True)[:3]],
     }
 
 
@@ -147,6 +151,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=20, help="timed requests per page (default 20)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--path", action="append", default=[], help="another path to time (e.g. a stats API URL)")
+    parser.add_argument("--slow-queries", action="store_true", help="print the 3 slowest SQL statements of pages over the target")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     setup_django()
@@ -177,6 +182,9 @@ def main(argv: list[str] | None = None) -> None:
             f" {result['first_ms']:8.1f} {result['queries']:>4}  {','.join(map(str, result['status']))}{flag}",
             flush=True,
         )
+        if args.slow_queries and flag:
+            for ms, sql in result["slowest_queries"]:
+                print(f"      {ms:8.1f} ms  {' '.join(sql.split())[:300]}")
     if args.json:
         print(json.dumps({"organization": organization.public_id, "events": events, "pages": rows}, indent=2))
     worst = max(rows, key=lambda row: row["p95_ms"]) if rows else None
