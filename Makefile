@@ -33,6 +33,14 @@ test-sqlite: install
 test-postgres: install
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest
 
+# HTTP ingest against PostgreSQL's COPY rate in one run (README, Performance).
+# The database must exist; gunicorn is started on BENCH_PORT for the run.
+BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/clacks_bench
+BENCH_PORT ?= 8503
+bench: install
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python manage.py migrate --noinput
+	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/compare.py --serve $(BENCH_PORT) --clients 8 --clients 32
+
 # A backup of DATABASE_URL (default: the SQLite file) in var/backups; the oldest past 14 go.
 backup: install
 	$(BIN)/python bin/dbbackup backup

@@ -38,8 +38,13 @@ import storage_ceiling  # noqa: E402
 
 def start_server(*, port: int, workers: int, log: Path) -> subprocess.Popen:
     """gunicorn on this checkout, as `make serve` runs it but with DEBUG off."""
+    from django.conf import settings
+
     env = dict(os.environ)
-    env.setdefault("SECRET_KEY", "bench-only-" + "x" * 40)
+    # The app's HMAC secret was encrypted here with a key derived from this
+    # process's SECRET_KEY (a development key under var/ when unset): the
+    # server must derive the same one to read it.
+    env.setdefault("SECRET_KEY", settings.SECRET_KEY)
     env.update({"DEBUG": "False", "WEB_CONCURRENCY": str(workers)})
     command = [
         str(REPO / ".venv/bin/gunicorn"),
@@ -166,6 +171,9 @@ def main(argv: list[str] | None = None) -> None:
             f"  HTTP {result['mode']:<28} {result['clients']:>3} clients  {result['events_per_s']:>8,.0f} events/s"
             f"  = {result['events_per_s'] / copy_rate:.2f} x COPY   p50/p95/p99 {lat['p50']:.0f}/{lat['p95']:.0f}/{lat['p99']:.0f} ms"
         )
+        refused = {code: n for code, n in result["statuses"].items() if code not in ("200", "207")}
+        if refused:
+            print(f"    not accepted: {refused} (see /tmp/clacks_bench_gunicorn_*.log)")
 
 
 def _commit() -> str:
