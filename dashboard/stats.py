@@ -25,7 +25,8 @@ from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.fields.json import KeyTextTransform
 
 from organizations.models import App
-from telemetry.models import DailyActor, Event, HourlyRollup
+from telemetry import sketches
+from telemetry.models import Event, HourlyRollup
 from telemetry.rollups import COMMAND_EVENT_TYPE, bucket_range
 
 UTC = dt_timezone.utc
@@ -38,6 +39,7 @@ MAX_RANGE = timedelta(days=1100)
 
 PERCENTILES = (0.5, 0.9, 0.99)
 MAX_PK = 2**63 - 1  # events.id is a bigint
+NO_ONE = sketches.Distinct(0)
 
 
 # --- Time ranges -----------------------------------------------------------------------
@@ -135,6 +137,7 @@ def _days(period: TimeRange) -> tuple[date, date]:
 class Change:
     current: int
     previous: int
+    estimated: bool = False  # the counts are sketch estimates (telemetry.sketches)
 
     @property
     def percent(self) -> float | None:
@@ -152,31 +155,27 @@ class Summary:
 
 
 def summary(app_ids: Sequence[int], *, period: TimeRange) -> Summary:
-    """Events, distinct users and distinct sessions in the period and in the one before (two queries).
+    """Events, distinct users and distinct sessions in the period and in the one before.
 
     Users and sessions are counted over the whole UTC days the period touches
-    (the rollups keep them per day)."""
+    (the rollups keep them per day): exactly for ranges of up to
+    sketches.EXACT_UP_TO user- or session-days, estimated beyond."""
     previous = period.previous
     both = TimeRange(start=previous.start, end=period.end)
     events = _rollups(app_ids, both, "total").aggregate(
         now=Sum("events", filter=Q(hour__gte=period.start), default=0),
         before=Sum("events", filter=Q(hour__lt=period.start), default=0),
     )
-    first, last = _days(period)
-    first_before, last_before = _days(previous)
-    now_days = Q(day__gte=first, day__lte=last)
-    before_days = Q(day__gte=first_before, day__lte=last_before)
-    actors = DailyActor.objects.filter(app_id__in=list(app_ids), day__gte=first_before, day__lte=last).aggregate(
-        users=Count("actor", distinct=True, filter=now_days & Q(kind="u")),
-        users_before=Count("actor", distinct=True, filter=before_days & Q(kind="u")),
-        sessions=Count("actor", distinct=True, filter=now_days & Q(kind="s")),
-        sessions_before=Count("actor", distinct=True, filter=before_days & Q(kind="s")),
-    )
+    distinct = sketches.count_distinct(app_ids, spans=[_days(period), _days(previous)], kinds=("u", "s"))
     return Summary(
         events=Change(events["now"], events["before"]),
-        users=Change(actors["users"], actors["users_before"]),
-        sessions=Change(actors["sessions"], actors["sessions_before"]),
+        users=_change(*distinct["u"]),
+        sessions=_change(*distinct["s"]),
     )
+
+
+def _change(now: sketches.Distinct, before: sketches.Distinct) -> Change:
+    return Change(now.count, before.count, estimated=now.estimated or before.estimated)
 
 
 def has_events(app_ids: Sequence[int]) -> bool:
@@ -399,27 +398,28 @@ class AppActivity:
     app: App
     events: int
     users: int
+    users_estimated: bool
     last_event_at: datetime | None
 
 
 def app_activity(apps: Sequence[App], *, period: TimeRange) -> list[AppActivity]:
-    """For each app, its events and users in the period and its latest event ever (three queries)."""
+    """For each app, its events and users in the period and its latest event ever (a bounded number of queries)."""
     app_ids = [app.pk for app in apps]
     events = dict(
         _rollups(app_ids, period, "total").values("app_id").annotate(n=Sum("events")).values_list("app_id", "n")
     )
-    first, last_day = _days(period)
-    users = dict(
-        DailyActor.objects.filter(app_id__in=app_ids, kind="u", day__gte=first, day__lte=last_day)
-        .values("app_id")
-        .annotate(n=Count("actor", distinct=True))
-        .values_list("app_id", "n")
-    )
+    users = sketches.count_distinct_per_app(app_ids, kind="u", span=_days(period))
     # The newest event per app, read from the end of each app's index range.
     newest = Event.objects.filter(app_id=OuterRef("pk")).order_by("-timestamp").values("timestamp")[:1]
     last = dict(App.objects.filter(pk__in=app_ids).annotate(last=Subquery(newest)).values_list("pk", "last"))
     return [
-        AppActivity(app=app, events=events.get(app.pk, 0), users=users.get(app.pk, 0), last_event_at=last.get(app.pk))
+        AppActivity(
+            app=app,
+            events=events.get(app.pk, 0),
+            users=users.get(app.pk, NO_ONE).count,
+            users_estimated=users.get(app.pk, NO_ONE).estimated,
+            last_event_at=last.get(app.pk),
+        )
         for app in apps
     ]
 

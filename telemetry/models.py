@@ -200,3 +200,30 @@ class DailyActor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.actor} on {self.day} for app #{self.app_id}"
+
+
+class DailySketch(models.Model):
+    """A HyperLogLog sketch of an app's users (kind 'u') or sessions ('s') on
+    one UTC day, built from its DailyActor rows (telemetry.sketches).
+
+    Distinct counts over long ranges of large apps are merged from these
+    instead of counting millions of DailyActor rows. A sketch is a cache: it
+    records the day's stored events when it was built, is rebuilt when that
+    number has changed, and is deleted with the events it summarises."""
+
+    app = models.ForeignKey(App, models.CASCADE, related_name="+")
+    day = models.DateField()
+    kind = models.CharField(max_length=1)
+    actors = models.PositiveIntegerField(help_text="DailyActor rows summarised: the exact count that day.")
+    events = models.BigIntegerField(help_text="The day's stored events when built; another number now means stale.")
+    sketch = models.BinaryField()
+    built_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # The build's upsert target and the range read's index; leads with the app (sharding).
+            models.UniqueConstraint(fields=["app", "kind", "day"], name="sketch_once_per_day"),
+        ]
+
+    def __str__(self) -> str:
+        return f"sketch of {self.actors} {self.kind} on {self.day} for app #{self.app_id}"

@@ -131,7 +131,7 @@ def drop_expired_partitions(*, now: datetime) -> list[str]:
     Which apps have events in a partition comes from the rollups, which also
     lose exactly those hours and days, so they stay in step."""
     from organizations.models import App
-    from telemetry.models import DailyActor, HourlyRollup
+    from telemetry.models import DailyActor, DailySketch, HourlyRollup
 
     dropped = []
     for partition in existing_partitions():
@@ -152,6 +152,7 @@ def drop_expired_partitions(*, now: datetime) -> list[str]:
                 app_id__in=app_ids, hour__gte=partition.start_at, hour__lt=partition.end_at
             ).delete()
             DailyActor.objects.filter(app_id__in=app_ids, day__gte=partition.start, day__lt=partition.end).delete()
+            DailySketch.objects.filter(app_id__in=app_ids, day__gte=partition.start, day__lt=partition.end).delete()
             with connection.cursor() as cursor:
                 # Run deferred foreign-key checks now: a table with pending ones cannot be dropped.
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")

@@ -26,6 +26,7 @@ from datetime import date, datetime, timedelta, timezone as dt_timezone
 
 from django.db import connection, transaction
 
+from telemetry import sketches
 from telemetry.models import DailyActor, Event, HourlyRollup
 
 UTC = dt_timezone.utc
@@ -287,6 +288,7 @@ def delete_events(app_pk: int, event_pks: list[int]) -> int:
         _apply_deltas(app_pk, deltas)
         _drop_empty_rollups(app_pk, {hour for hour, _, _ in deltas})
         _drop_actors_without_events(app_pk, actors)
+        sketches.forget(app_pk, {day for _, day, _ in actors})
     return deleted
 
 
@@ -321,6 +323,7 @@ def rebuild(app_pk: int, *, chunk_size: int = 5000) -> None:
     with transaction.atomic():
         HourlyRollup.objects.filter(app_id=app_pk).delete()
         DailyActor.objects.filter(app_id=app_pk).delete()
+        sketches.forget(app_pk)
         if connection.vendor == "postgresql":
             source = f"(SELECT * FROM {_EVENT_TABLE} WHERE app_id = %(app)s)"
             with connection.cursor() as cursor:

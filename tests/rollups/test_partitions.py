@@ -9,8 +9,8 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from telemetry import partitions, rollups
-from telemetry.models import DailyActor, Event, HourlyRollup
+from telemetry import partitions, rollups, sketches
+from telemetry.models import DailyActor, DailySketch, Event, HourlyRollup
 from tests.factories import iso, make_app, make_event
 from tests.rollups.test_rollups import snapshot, store
 
@@ -74,6 +74,8 @@ def test_a_partition_past_every_apps_retention_is_dropped_and_the_rollups_follow
     partitions._create_partition(date(2020, 3, 1), date(2020, 4, 1))
     store(app, [make_event(timestamp=iso(at(2020, 3, 5))), make_event(timestamp=iso(datetime.now(UTC)))])
     store(other, [make_event(timestamp=iso(at(2020, 3, 9)))])
+    sketches.refresh(app.pk)
+    sketches.refresh(other.pk)
 
     dropped = partitions.drop_expired_partitions(now=datetime.now(UTC))
 
@@ -81,6 +83,8 @@ def test_a_partition_past_every_apps_retention_is_dropped_and_the_rollups_follow
     assert Event.objects.count() == 1
     assert not HourlyRollup.objects.filter(hour__lt=at(2020, 4, 1)).exists()
     assert not DailyActor.objects.filter(day__lt=date(2020, 4, 1)).exists()
+    assert not DailySketch.objects.filter(day__lt=date(2020, 4, 1)).exists()
+    assert DailySketch.objects.filter(app=app).exists()  # today's stays
     before = snapshot(app)
     rollups.rebuild(app.pk)
     assert snapshot(app) == before
