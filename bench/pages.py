@@ -70,6 +70,7 @@ def viewer_client(organization):
 
 def targets(organization, *, extra_paths: list[str]) -> list[tuple[str, str, str]]:
     """(page, range label, path) for every page, app and preset."""
+    from django.db.models import Count
     from django.urls import NoReverseMatch, reverse
 
     from telemetry.models import Event
@@ -95,9 +96,17 @@ def targets(organization, *, extra_paths: list[str]) -> list[tuple[str, str, str
         if events:
             found.append((f"app_events {app.name}", "latest", events))
             found.append((f"app_events {app.name}", "type=error", f"{events}?type=error"))
-            latest = Event.objects.filter(app=app).order_by("-timestamp").values_list("user_id", flat=True).first()
+            latest = Event.objects.filter(app=app).order_by("-timestamp").values_list("user_id", "session_id").first()
             if latest:
-                found.append((f"app_events {app.name}", "one user", f"{events}?user={latest}"))
+                found.append((f"app_events {app.name}", "one user", f"{events}?user={latest[0]}"))
+                found.append((f"app_events {app.name}", "one session", f"{events}?session={latest[1]}"))
+            # The user with the fewest events: the filter must find a handful among millions.
+            quiet = (
+                Event.objects.filter(app=app).values("user_id").annotate(n=Count("pk")).order_by("n", "user_id")
+                .values_list("user_id", flat=True).first()
+            )
+            if quiet:
+                found.append((f"app_events {app.name}", "quiet user", f"{events}?user={quiet}"))
         event_id = Event.objects.filter(app=app).order_by("-timestamp").values_list("event_id", flat=True).first()
         if event_id:
             detail = url("dashboard:event_detail", event_id=event_id, **kwargs)
