@@ -4,9 +4,11 @@ Each function takes the apps to count (primary keys, so one app and a whole
 organization share the code) and a time range, runs a bounded number of
 aggregate queries, and returns plain values a template can use. Counts come
 from the pre-aggregated rollups (telemetry.rollups: per app, UTC hour and
-dimension; users and sessions per UTC day), so a page costs the same whatever
+dimension; users and sessions per UTC day, counted over long ranges from
+daily sketches, telemetry.sketches), so a page costs about the same whatever
 the number of events. Only the recent-events explorer and the event detail
-read raw events, through the (app, timestamp) index.
+read raw events, through the (app, timestamp) index and its user and session
+variants.
 
 Times are UTC throughout: ranges and buckets start on UTC hour or day
 boundaries, and pages label them so.

@@ -11,6 +11,10 @@ session. Three paths keep them right:
 - `rebuild` recomputes an app's rollups from raw events, and must give the
   same numbers as the incremental path (a test checks it on both databases).
 
+Distinct counts over long ranges come from daily sketches of DailyActor
+(telemetry.sketches), a cache that every deletion here invalidates for the
+days it touches.
+
 What an event contributes is defined twice, once in Python (`event_facts`, for
 SQLite) and once in SQL (`_FACTS_SQL`, for PostgreSQL); tests hold the two to
 the same answers.
