@@ -20,15 +20,15 @@ import math
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.fields.json import KeyTextTransform
 
 from organizations.models import App
-from telemetry import sketches
-from telemetry.models import Event, HourlyRollup
+from telemetry import daily, sketches
+from telemetry.models import DailyRollup, Event, HourlyRollup
 from telemetry.rollups import COMMAND_EVENT_TYPE, bucket_range
 
 UTC = dt_timezone.utc
@@ -53,6 +53,9 @@ class TimeRange:
 
     start: datetime
     end: datetime
+    # Closed UTC days whose daily rollups were made fresh for this read
+    # (with_daily_rollups); None: read hourly rollups only.
+    daily: tuple[date, date] | None = None
 
     @property
     def length(self) -> timedelta:
@@ -73,7 +76,7 @@ class TimeRange:
     @property
     def previous(self) -> TimeRange:
         """The period of equal length just before this one."""
-        return TimeRange(start=self.start - self.length, end=self.start)
+        return TimeRange(start=self.start - self.length, end=self.start, daily=self.daily)
 
     def bucket_starts(self) -> list[datetime]:
         step = self.bucket_size
@@ -120,11 +123,71 @@ def day_range(first: date, last: date) -> TimeRange:
 # --- Query helpers --------------------------------------------------------------------
 
 
-def _rollups(app_ids: Sequence[int], period: TimeRange, dimension: str) -> QuerySet[HourlyRollup]:
+def with_daily_rollups(app_ids: Sequence[int], period: TimeRange) -> TimeRange:
+    """The period, set to read the daily rollups of its closed whole days (and
+    of the period before it), which are brought up to date here, once.
+
+    Every function below gives the same numbers with or without this; with it,
+    a long range reads a row per day instead of one per hour."""
+    if period.hourly:
+        return period
+    days = daily.closed_days(period.previous.start, period.end)
+    if days is not None:
+        daily.ensure_fresh(app_ids, *days)
+    return replace(period, daily=days)
+
+
+def _rollups(app_ids: Sequence[int], period: TimeRange, dimension: str) -> list[QuerySet]:
+    """The period's rollup rows of one dimension, as querysets to sum: the
+    daily rollups of its fresh closed days and the hourly rollups of the rest."""
+    app_ids = list(app_ids)
+    days = _daily_days(period)
     # One range of the rollup_key index (app, dimension, hour, value) per app.
-    return HourlyRollup.objects.filter(
-        app_id__in=list(app_ids), dimension=dimension, hour__gte=period.start, hour__lt=period.end
-    )
+    hourly = HourlyRollup.objects.filter(app_id__in=app_ids, dimension=dimension)
+    if days is None:
+        return [hourly.filter(hour__gte=period.start, hour__lt=period.end)]
+    first, last = days
+    day_start, day_end = daily.start_of(first), daily.start_of(last) + DAY
+    return [
+        DailyRollup.objects.filter(app_id__in=app_ids, dimension=dimension, day__gte=first, day__lte=last),
+        hourly.filter(Q(hour__gte=period.start, hour__lt=day_start) | Q(hour__gte=day_end, hour__lt=period.end)),
+    ]
+
+
+def _daily_days(period: TimeRange) -> tuple[date, date] | None:
+    """The whole days of the period that have fresh daily rollups."""
+    if period.daily is None or period.hourly:
+        return None
+    whole = daily.closed_days(period.start, period.end)
+    if whole is None:
+        return None
+    first, last = max(whole[0], period.daily[0]), min(whole[1], period.daily[1])
+    return (first, last) if first <= last else None
+
+
+_FIELDS = ("events", "succeeded", "failed", "timed", "duration_ms_sum")
+
+
+def _total(parts: list[QuerySet]) -> dict[str, int]:
+    """Each rollup count summed over the parts."""
+    result = dict.fromkeys(_FIELDS, 0)
+    for sums in _grouped(parts, "app_id").values():
+        for name in _FIELDS:
+            result[name] += sums[name]
+    return result
+
+
+def _grouped(parts: list[QuerySet], by: str) -> dict[object, dict[str, int]]:
+    """Each rollup count summed over the parts per value of the column `by` (one query)."""
+    sums = {f"sum_{name}": Sum(name) for name in _FIELDS}
+    queries = [part.values(by).annotate(**sums).order_by() for part in parts]
+    rows = queries[0].union(*queries[1:], all=True) if len(queries) > 1 else queries[0]
+    result: dict[object, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_FIELDS, 0))
+    for row in rows:
+        group = result[row[by]]
+        for name in _FIELDS:
+            group[name] += row[f"sum_{name}"]
+    return result
 
 
 def _days(period: TimeRange) -> tuple[date, date]:
@@ -163,11 +226,10 @@ def summary(app_ids: Sequence[int], *, period: TimeRange) -> Summary:
     (the rollups keep them per day): exactly for ranges of up to
     sketches.EXACT_UP_TO user- or session-days, estimated beyond."""
     previous = period.previous
-    both = TimeRange(start=previous.start, end=period.end)
-    events = _rollups(app_ids, both, "total").aggregate(
-        now=Sum("events", filter=Q(hour__gte=period.start), default=0),
-        before=Sum("events", filter=Q(hour__lt=period.start), default=0),
-    )
+    events = {
+        "now": _total(_rollups(app_ids, period, "total"))["events"],
+        "before": _total(_rollups(app_ids, previous, "total"))["events"],
+    }
     distinct = sketches.count_distinct(app_ids, spans=[_days(period), _days(previous)], kinds=("u", "s"))
     return Summary(
         events=Change(events["now"], events["before"]),
@@ -198,9 +260,10 @@ def events_over_time(app_ids: Sequence[int], *, period: TimeRange) -> list[Bucke
     """Event counts per UTC hour or day across the period; buckets without events are zero."""
     step = period.bucket_size
     counts: dict[datetime, int] = defaultdict(int)
-    hours = _rollups(app_ids, period, "total").values("hour").annotate(n=Sum("events")).order_by()
-    for row in hours:
-        counts[floor_to(row["hour"], step)] += row["n"]
+    for part in _rollups(app_ids, period, "total"):
+        moment = "day" if part.model is DailyRollup else "hour"
+        for at, n in part.values(moment).annotate(n=Sum("events")).order_by().values_list(moment, "n"):
+            counts[daily.start_of(at) if moment == "day" else floor_to(at, step)] += n
     return [Bucket(start=start, count=counts.get(start, 0)) for start in period.bucket_starts()]
 
 
@@ -247,27 +310,23 @@ def breakdowns(
     app_ids: Sequence[int], *, period: TimeRange, dimensions: Sequence[str] = tuple(DIMENSIONS), limit: int = 8
 ) -> list[Breakdown]:
     """The most frequent values of each dimension in the period (one query per dimension, plus the total)."""
-    total = _rollups(app_ids, period, "total").aggregate(n=Sum("events", default=0))["n"]
+    total = _total(_rollups(app_ids, period, "total"))["events"]
     result = []
     for dimension in dimensions:
         if dimension not in DIMENSIONS:
             raise ValueError(f"unknown dimension {dimension!r}")
         top: list[tuple] = []
         if total:
-            grouped = (
-                _rollups(app_ids, period, _ROLLUP_DIMENSION.get(dimension, dimension))
-                .values("value")
-                .annotate(n=Sum("events"))
-                .filter(n__gt=0)
-            )
+            grouped = _grouped(_rollups(app_ids, period, _ROLLUP_DIMENSION.get(dimension, dimension)), "value")
+            counts = [(value, sums["events"]) for value, sums in grouped.items() if sums["events"] > 0]
             if dimension == "ci":
                 # Three values at most; unknown sorts last, as "no value" does elsewhere.
                 top = sorted(
-                    ((_CI_VALUES[row["value"]], row["n"]) for row in grouped),
+                    ((_CI_VALUES[value], n) for value, n in counts),
                     key=lambda pair: (-pair[1], pair[0] is None, pair[0]),
                 )[:limit]
             else:
-                top = [(row["value"], row["n"]) for row in grouped.order_by("-n", "value")[:limit]]
+                top = sorted(counts, key=lambda pair: (-pair[1], pair[0]))[:limit]
         rows = [
             BreakdownRow(value=value, label=_label(dimension, value), count=count, share=count * 100 / total)
             for value, count in top
@@ -305,16 +364,8 @@ class CommandStats:
 
 def command_stats(app_ids: Sequence[int], *, period: TimeRange) -> CommandStats:
     """Success rate and duration percentiles of command events (two queries)."""
-    row = (
-        _rollups(app_ids, period, "type")
-        .filter(value=COMMAND_EVENT_TYPE)
-        .aggregate(
-            runs=Sum("events", default=0),
-            succeeded=Sum("succeeded", default=0),
-            failed=Sum("failed", default=0),
-            timed=Sum("timed", default=0),
-        )
-    )
+    sums = _total([part.filter(value=COMMAND_EVENT_TYPE) for part in _rollups(app_ids, period, "type")])
+    row = {"runs": sums["events"], "succeeded": sums["succeeded"], "failed": sums["failed"], "timed": sums["timed"]}
     percentiles = duration_percentiles(app_ids, period=period) if row["timed"] else [None] * len(PERCENTILES)
     return CommandStats(
         runs=row["runs"],
@@ -331,10 +382,8 @@ def duration_percentiles(app_ids: Sequence[int], *, period: TimeRange) -> list[f
     """p50, p90 and p99 of command durations by nearest rank, read from the
     rollups' duration histogram: the middle of the bucket holding that rank
     (exact below 10 ms, within about 12 % above)."""
-    histogram = (
-        _rollups(app_ids, period, "duration").values("value").annotate(n=Sum("events")).filter(n__gt=0).order_by()
-    )
-    counts = sorted((int(row["value"]), row["n"]) for row in histogram)
+    histogram = _grouped(_rollups(app_ids, period, "duration"), "value")
+    counts = sorted((int(value), sums["events"]) for value, sums in histogram.items() if sums["events"] > 0)
     total = sum(n for _, n in counts)
     if not total:
         return [None] * len(PERCENTILES)
@@ -366,29 +415,21 @@ class CommandRow:
 
 
 def top_commands(app_ids: Sequence[int], *, period: TimeRange, limit: int = 10) -> list[CommandRow]:
-    """The most run commands (data.command) with their outcomes and mean duration (one query)."""
-    rows = (
-        _rollups(app_ids, period, "command")
-        .values("value")
-        .annotate(
-            runs=Sum("events"),
-            succeeded=Sum("succeeded"),
-            failed=Sum("failed"),
-            timed=Sum("timed"),
-            duration_sum=Sum("duration_ms_sum"),
-        )
-        .filter(runs__gt=0)
-        .order_by("-runs", "value")[:limit]
-    )
+    """The most run commands (data.command) with their outcomes and mean duration."""
+    grouped = _grouped(_rollups(app_ids, period, "command"), "value")
+    top = sorted(
+        ((command, sums) for command, sums in grouped.items() if sums["events"] > 0),
+        key=lambda pair: (-pair[1]["events"], pair[0]),
+    )[:limit]
     return [
         CommandRow(
-            command=row["value"] or "(none)",
-            runs=row["runs"],
-            succeeded=row["succeeded"],
-            failed=row["failed"],
-            avg_ms=row["duration_sum"] / row["timed"] if row["timed"] else None,
+            command=command or "(none)",
+            runs=sums["events"],
+            succeeded=sums["succeeded"],
+            failed=sums["failed"],
+            avg_ms=sums["duration_ms_sum"] / sums["timed"] if sums["timed"] else None,
         )
-        for row in rows
+        for command, sums in top
     ]
 
 
@@ -407,9 +448,7 @@ class AppActivity:
 def app_activity(apps: Sequence[App], *, period: TimeRange) -> list[AppActivity]:
     """For each app, its events and users in the period and its latest event ever (a bounded number of queries)."""
     app_ids = [app.pk for app in apps]
-    events = dict(
-        _rollups(app_ids, period, "total").values("app_id").annotate(n=Sum("events")).values_list("app_id", "n")
-    )
+    events = {app_id: sums["events"] for app_id, sums in _grouped(_rollups(app_ids, period, "total"), "app_id").items()}
     users = sketches.count_distinct_per_app(app_ids, kind="u", span=_days(period))
     # The newest event per app, read from the end of each app's index range.
     newest = Event.objects.filter(app_id=OuterRef("pk")).order_by("-timestamp").values("timestamp")[:1]

@@ -68,7 +68,7 @@ def _span_label(period: stats.TimeRange) -> str:
 
 def _analytics(app_ids: list[int], form: RangeForm) -> dict:
     """Everything the shared analytics section shows, for one app or an organization."""
-    period = form.time_range()
+    period = stats.with_daily_rollups(app_ids, form.time_range())
     buckets = stats.events_over_time(app_ids, period=period)
     summary = stats.summary(app_ids, period=period)
     context = {

@@ -154,6 +154,10 @@ class MonthlyUsage(models.Model):
 # --- Pre-aggregated analytics (telemetry.rollups) -------------------------------------
 
 
+# What the rollups count events by (telemetry.rollups.event_facts says how).
+ROLLUP_DIMENSIONS = ("total", "type", "category", "os", "arch", "version", "ci", "command", "duration")
+
+
 class HourlyRollup(models.Model):
     """Stored events of one app in one UTC hour, counted per value of one dimension.
 
@@ -163,9 +167,10 @@ class HourlyRollup(models.Model):
     raw events. The command fields (succeeded, failed, timed, duration sum) are
     counted for command events only."""
 
-    app = models.ForeignKey(App, models.CASCADE, related_name="+")
+    # No index of its own: the unique key below leads with the app.
+    app = models.ForeignKey(App, models.CASCADE, related_name="+", db_index=False)
     hour = models.DateTimeField()
-    # total, type, category, os, arch, version, ci, command, duration (see rollups.DIMENSIONS).
+    # One of ROLLUP_DIMENSIONS.
     dimension = models.CharField(max_length=16)
     value = models.CharField(max_length=200)
     events = models.BigIntegerField(default=0)
@@ -191,7 +196,8 @@ class DailyActor(models.Model):
     event to an app on a UTC day: distinct users and sessions are counted from
     here rather than from raw events."""
 
-    app = models.ForeignKey(App, models.CASCADE, related_name="+")
+    # No index of its own: the unique key below leads with the app.
+    app = models.ForeignKey(App, models.CASCADE, related_name="+", db_index=False)
     day = models.DateField()
     kind = models.CharField(max_length=1)
     actor = models.CharField(max_length=200)
@@ -215,7 +221,8 @@ class DailySketch(models.Model):
     records the day's stored events when it was built, is rebuilt when that
     number has changed, and is deleted with the events it summarises."""
 
-    app = models.ForeignKey(App, models.CASCADE, related_name="+")
+    # No index of its own: the unique key below leads with the app.
+    app = models.ForeignKey(App, models.CASCADE, related_name="+", db_index=False)
     day = models.DateField()
     kind = models.CharField(max_length=1)
     actors = models.PositiveIntegerField(help_text="DailyActor rows summarised: the exact count that day.")
@@ -231,3 +238,32 @@ class DailySketch(models.Model):
 
     def __str__(self) -> str:
         return f"sketch of {self.actors} {self.kind} on {self.day} for app #{self.app_id}"
+
+
+class DailyRollup(models.Model):
+    """HourlyRollup summed per UTC day, for the closed days of long ranges
+    (telemetry.daily): a 90-day range reads 90 rows per value instead of 2,160.
+
+    A cache of HourlyRollup, never written by ingest: a day is built once it
+    is over, rebuilt when its hourly total no longer matches its `total` row
+    (late events), and deleted with the events it summarises."""
+
+    # No index of its own: the unique key below leads with the app.
+    app = models.ForeignKey(App, models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    dimension = models.CharField(max_length=16)
+    value = models.CharField(max_length=200)
+    events = models.BigIntegerField(default=0)
+    succeeded = models.BigIntegerField(default=0)
+    failed = models.BigIntegerField(default=0)
+    timed = models.BigIntegerField(default=0)
+    duration_ms_sum = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            # The build's upsert target and the index of every read, like HourlyRollup's rollup_key.
+            models.UniqueConstraint(fields=["app", "dimension", "day", "value"], name="daily_rollup_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.events} events for app #{self.app_id} on {self.day}, {self.dimension}={self.value!r}"

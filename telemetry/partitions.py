@@ -131,7 +131,7 @@ def drop_expired_partitions(*, now: datetime) -> list[str]:
     Which apps have events in a partition comes from the rollups, which also
     lose exactly those hours and days, so they stay in step."""
     from organizations.models import App
-    from telemetry.models import DailyActor, DailySketch, HourlyRollup
+    from telemetry.models import DailyActor, DailyRollup, DailySketch, HourlyRollup
 
     dropped = []
     for partition in existing_partitions():
@@ -153,6 +153,7 @@ def drop_expired_partitions(*, now: datetime) -> list[str]:
             ).delete()
             DailyActor.objects.filter(app_id__in=app_ids, day__gte=partition.start, day__lt=partition.end).delete()
             DailySketch.objects.filter(app_id__in=app_ids, day__gte=partition.start, day__lt=partition.end).delete()
+            DailyRollup.objects.filter(app_id__in=app_ids, day__gte=partition.start, day__lt=partition.end).delete()
             with connection.cursor() as cursor:
                 # Run deferred foreign-key checks now: a table with pending ones cannot be dropped.
                 cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")

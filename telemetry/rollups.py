@@ -11,9 +11,9 @@ session. Three paths keep them right:
 - `rebuild` recomputes an app's rollups from raw events, and must give the
   same numbers as the incremental path (a test checks it on both databases).
 
-Distinct counts over long ranges come from daily sketches of DailyActor
-(telemetry.sketches), a cache that every deletion here invalidates for the
-days it touches.
+Two caches are derived from these for long ranges: daily sums of the hourly
+rows (telemetry.daily) and daily sketches of DailyActor (telemetry.sketches).
+Every deletion here drops both for the days it touches.
 
 What an event contributes is defined twice, once in Python (`event_facts`, for
 SQLite) and once in SQL (`_FACTS_SQL`, for PostgreSQL); tests hold the two to
@@ -30,12 +30,12 @@ from datetime import date, datetime, timedelta, timezone as dt_timezone
 
 from django.db import connection, transaction
 
-from telemetry import sketches
-from telemetry.models import DailyActor, Event, HourlyRollup
+from telemetry import daily, sketches
+from telemetry.models import ROLLUP_DIMENSIONS, DailyActor, Event, HourlyRollup
 
 UTC = dt_timezone.utc
 COMMAND_EVENT_TYPE = "command_execution"  # what the SDK's track_command() sends
-DIMENSIONS = ("total", "type", "category", "os", "arch", "version", "ci", "command", "duration")
+DIMENSIONS = ROLLUP_DIMENSIONS
 VALUE_LENGTH = HourlyRollup._meta.get_field("value").max_length
 # Durations outside this range (negative, or over ~31 years) are not timings.
 MAX_DURATION_MS = 10**12
@@ -292,7 +292,9 @@ def delete_events(app_pk: int, event_pks: list[int]) -> int:
         _apply_deltas(app_pk, deltas)
         _drop_empty_rollups(app_pk, {hour for hour, _, _ in deltas})
         _drop_actors_without_events(app_pk, actors)
-        sketches.forget(app_pk, {day for _, day, _ in actors})
+        days = {day for _, day, _ in actors}
+        sketches.forget(app_pk, days)
+        daily.forget(app_pk, days)
     return deleted
 
 
@@ -328,6 +330,7 @@ def rebuild(app_pk: int, *, chunk_size: int = 5000) -> None:
         HourlyRollup.objects.filter(app_id=app_pk).delete()
         DailyActor.objects.filter(app_id=app_pk).delete()
         sketches.forget(app_pk)
+        daily.forget(app_pk)
         if connection.vendor == "postgresql":
             source = f"(SELECT * FROM {_EVENT_TABLE} WHERE app_id = %(app)s)"
             with connection.cursor() as cursor:
