@@ -25,6 +25,7 @@ from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import TruncDate
 
 from organizations.models import App
 from telemetry import daily, sketches
@@ -190,6 +191,25 @@ def _grouped(parts: list[QuerySet], by: str) -> dict[object, dict[str, int]]:
     return result
 
 
+def _events_per_day(app_ids: Sequence[int], period: TimeRange) -> sketches.DayEvents | None:
+    """Stored events per app and UTC day of a period of whole days, read mostly
+    from daily rollups; None for ranges counted per hour, which may cut days."""
+    if period.hourly:
+        return None
+    totals: dict[tuple[int, date], int] = defaultdict(int)
+    for part in _rollups(app_ids, period, "total"):
+        if part.model is DailyRollup:
+            rows = part.values_list("app_id", "day", "events")
+        else:
+            rows = (
+                part.annotate(day=TruncDate("hour", tzinfo=UTC)).values("app_id", "day")
+                .annotate(n=Sum("events")).values_list("app_id", "day", "n")
+            )  # fmt: skip
+        for app_id, day, n in rows:
+            totals[(app_id, day)] += n
+    return {key: n for key, n in totals.items() if n > 0}
+
+
 def _days(period: TimeRange) -> tuple[date, date]:
     """The first and last UTC day the period touches."""
     return period.start.astimezone(UTC).date(), (period.end.astimezone(UTC) - timedelta(microseconds=1)).date()
@@ -230,7 +250,10 @@ def summary(app_ids: Sequence[int], *, period: TimeRange) -> Summary:
         "now": _total(_rollups(app_ids, period, "total"))["events"],
         "before": _total(_rollups(app_ids, previous, "total"))["events"],
     }
-    distinct = sketches.count_distinct(app_ids, spans=[_days(period), _days(previous)], kinds=("u", "s"))
+    both = TimeRange(start=previous.start, end=period.end, daily=period.daily)
+    distinct = sketches.count_distinct(
+        app_ids, spans=[_days(period), _days(previous)], kinds=("u", "s"), day_events=_events_per_day(app_ids, both)
+    )
     return Summary(
         events=Change(events["now"], events["before"]),
         users=_change(*distinct["u"]),
@@ -449,7 +472,9 @@ def app_activity(apps: Sequence[App], *, period: TimeRange) -> list[AppActivity]
     """For each app, its events and users in the period and its latest event ever (a bounded number of queries)."""
     app_ids = [app.pk for app in apps]
     events = {app_id: sums["events"] for app_id, sums in _grouped(_rollups(app_ids, period, "total"), "app_id").items()}
-    users = sketches.count_distinct_per_app(app_ids, kind="u", span=_days(period))
+    users = sketches.count_distinct_per_app(
+        app_ids, kind="u", span=_days(period), day_events=_events_per_day(app_ids, period)
+    )
     # The newest event per app, read from the end of each app's index range.
     newest = Event.objects.filter(app_id=OuterRef("pk")).order_by("-timestamp").values("timestamp")[:1]
     last = dict(App.objects.filter(pk__in=app_ids).annotate(last=Subquery(newest)).values_list("pk", "last"))

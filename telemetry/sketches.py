@@ -4,8 +4,10 @@ DailyActor (telemetry.rollups) holds one row per app, UTC day and user or
 session: exact, but a 90-day range of a busy app is millions of rows, seconds
 of counting per page view. So a range is counted one of two ways:
 
-- exactly, from DailyActor, when the range holds at most EXACT_UP_TO rows (a
-  bounded read of the index tells, before anything is counted);
+- exactly, from DailyActor, when the range holds at most EXACT_UP_TO rows:
+  known before anything is counted when the range has no more events than
+  that (an event is at most one user-day and one session-day), else from
+  the sketches' exact per-day counts;
 - otherwise by merging one HyperLogLog sketch per app and day (Apache
   DataSketches, lg_k 12: about 1.6 % relative standard error), and the
   result says it is an estimate.
@@ -26,6 +28,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
+from typing import NamedTuple
 
 import datasketches
 from django.db.models import Count, Max, Min, Q, Sum
@@ -38,7 +41,7 @@ UTC = dt_timezone.utc
 KINDS = ("u", "s")  # users, sessions
 LG_K = 12  # 2^12 registers: 1.6 % error in about 2 KB per app and day
 HLL_TYPE = datasketches.tgt_hll_type.HLL_4
-# Ranges holding at most this many DailyActor rows are counted exactly (milliseconds).
+# Ranges of at most this many user- or session-days are counted exactly (milliseconds).
 EXACT_UP_TO = 20_000
 MAX_AGE = timedelta(seconds=60)
 
@@ -52,52 +55,95 @@ class Distinct:
 Span = tuple[date, date]  # first and last UTC day, both included
 
 
+class Sketch(NamedTuple):
+    """A DailySketch row as reads use it (plain tuples: a range holds hundreds of them)."""
+
+    app_id: int
+    kind: str
+    day: date
+    actors: int
+    events: int
+    built_at: datetime
+    sketch: bytes
+
+
+DayEvents = dict[tuple[int, date], int]  # stored events per (app, UTC day), days without any left out
+
+
 def count_distinct(
-    app_ids: Sequence[int], *, spans: Sequence[Span], kinds: Sequence[str] = KINDS, now: datetime | None = None
+    app_ids: Sequence[int], *, spans: Sequence[Span], kinds: Sequence[str] = KINDS, now: datetime | None = None,
+    day_events: DayEvents | None = None,
 ) -> dict[str, list[Distinct]]:
     """Distinct users and/or sessions of the apps, together, in each span of days:
-    {kind: [Distinct per span]}."""
+    {kind: [Distinct per span]}. `day_events` saves a query when the caller
+    has the apps' events per day of all the spans' days already."""
+    app_ids = list(app_ids)
     first, last = min(span[0] for span in spans), max(span[1] for span in spans)
-    actors = _actors(app_ids, kinds, first, last)
-    if _at_most(actors, EXACT_UP_TO):
-        counts = actors.aggregate(**{
-            f"{kind}{i}": Count("actor", distinct=True, filter=Q(kind=kind, day__gte=a, day__lte=b))
-            for kind in kinds
-            for i, (a, b) in enumerate(spans)
-        })  # fmt: skip
-        return {kind: [Distinct(counts[f"{kind}{i}"]) for i in range(len(spans))] for kind in kinds}
-    sketches = fresh_sketches(app_ids, kinds=kinds, first=first, last=last, now=now)
-    return {
-        kind: [_merge(s for s in sketches if s.kind == kind and a <= s.day <= b) for a, b in spans] for kind in kinds
+    if day_events is None:
+        day_events = _day_events(app_ids, first, last)
+    wanted = [(kind, span) for kind in kinds for span in spans]
+    if sum(day_events.values()) <= EXACT_UP_TO:  # an event is at most one user-day and one session-day
+        return _regroup(kinds, spans, _exact(app_ids, wanted))
+    sketches = fresh_sketches(app_ids, kinds=kinds, first=first, last=last, now=now, day_events=day_events)
+    picked = {
+        (kind, span): [sketch for sketch in sketches if sketch.kind == kind and span[0] <= sketch.day <= span[1]]
+        for kind, span in wanted
     }
+    small = [key for key, rows in picked.items() if sum(row.actors for row in rows) <= EXACT_UP_TO]
+    result = {key: _merge(rows) for key, rows in picked.items() if key not in small}
+    result.update(_exact(app_ids, small))
+    return _regroup(kinds, spans, result)
+
+
+def _regroup(kinds, spans, counts: dict[tuple[str, Span], Distinct]) -> dict[str, list[Distinct]]:
+    return {kind: [counts[(kind, span)] for span in spans] for kind in kinds}
+
+
+def _exact(app_ids: list[int], wanted: list[tuple[str, Span]]) -> dict[tuple[str, Span], Distinct]:
+    """Exact distinct counts from DailyActor for each (kind, span), in one query."""
+    if not wanted:
+        return {}
+    first, last = min(span[0] for _, span in wanted), max(span[1] for _, span in wanted)
+    actors = DailyActor.objects.filter(
+        app_id__in=app_ids, kind__in=sorted({kind for kind, _ in wanted}), day__gte=first, day__lte=last
+    )
+    counts = actors.aggregate(**{
+        f"n{i}": Count("actor", distinct=True, filter=Q(kind=kind, day__gte=span[0], day__lte=span[1]))
+        for i, (kind, span) in enumerate(wanted)
+    })  # fmt: skip
+    return {key: Distinct(counts[f"n{i}"]) for i, key in enumerate(wanted)}
 
 
 def count_distinct_per_app(
-    app_ids: Sequence[int], *, kind: str, span: Span, now: datetime | None = None
+    app_ids: Sequence[int], *, kind: str, span: Span, now: datetime | None = None, day_events: DayEvents | None = None
 ) -> dict[int, Distinct]:
     """Distinct users or sessions of each app in the span of days; apps without any are left out."""
-    actors = _actors(app_ids, [kind], *span)
-    if _at_most(actors, EXACT_UP_TO):
-        grouped = actors.values("app_id").annotate(n=Count("actor", distinct=True)).values_list("app_id", "n")
-        return {app_id: Distinct(n) for app_id, n in grouped}
+    if day_events is None:
+        day_events = _day_events(app_ids, *span)
+    events = defaultdict(int)
+    for (app_id, _), n in day_events.items():
+        events[app_id] += n
+    small = {app_id for app_id, n in events.items() if n <= EXACT_UP_TO}
+    large = sorted(set(events) - small)
     by_app = defaultdict(list)
-    for sketch in fresh_sketches(app_ids, kinds=[kind], first=span[0], last=span[1], now=now):
-        by_app[sketch.app_id].append(sketch)
-    return {app_id: _merge(sketches) for app_id, sketches in by_app.items()}
+    if large:
+        large_days = {key: n for key, n in day_events.items() if key[0] in large}
+        for sketch in fresh_sketches(large, kinds=[kind], first=span[0], last=span[1], now=now, day_events=large_days):
+            by_app[sketch.app_id].append(sketch)
+    small |= {app_id for app_id, rows in by_app.items() if sum(row.actors for row in rows) <= EXACT_UP_TO}
+    result = {app_id: _merge(rows) for app_id, rows in by_app.items() if app_id not in small}
+    if small:
+        grouped = (
+            DailyActor.objects.filter(app_id__in=sorted(small), kind=kind, day__gte=span[0], day__lte=span[1])
+            .values("app_id")
+            .annotate(n=Count("actor", distinct=True))
+            .values_list("app_id", "n")
+        )
+        result.update((app_id, Distinct(n)) for app_id, n in grouped)
+    return result
 
 
-def _actors(app_ids: Sequence[int], kinds: Sequence[str], first: date, last: date):
-    # One range of the actor_once_per_day index (app, kind, day, actor) per app and kind.
-    return DailyActor.objects.filter(app_id__in=list(app_ids), kind__in=list(kinds), day__gte=first, day__lte=last)
-
-
-def _at_most(queryset, limit: int) -> bool:
-    """Whether the queryset has at most `limit` rows, reading no more than limit + 1 of them."""
-    # "day" is in the actors index, so PostgreSQL can count from the index alone.
-    return queryset.values("day")[: limit + 1].count() <= limit
-
-
-def _merge(sketches: Iterable[DailySketch]) -> Distinct:
+def _merge(sketches: Iterable[Sketch]) -> Distinct:
     union = datasketches.hll_union(LG_K)
     for sketch in sketches:
         union.update(datasketches.hll_sketch.deserialize(bytes(sketch.sketch)))
@@ -108,28 +154,30 @@ def _merge(sketches: Iterable[DailySketch]) -> Distinct:
 
 
 def fresh_sketches(
-    app_ids: Sequence[int], *, kinds: Sequence[str] = KINDS, first: date, last: date, now: datetime | None = None
-) -> list[DailySketch]:
+    app_ids: Sequence[int], *, kinds: Sequence[str] = KINDS, first: date, last: date, now: datetime | None = None,
+    day_events: DayEvents | None = None,
+) -> list[Sketch]:
     """The sketches of every app, kind and day with events in [first, last],
     building the missing and stale ones (one actors query per app and kind that needs any)."""
     now = now or timezone.now()
-    usable, stale = _split(app_ids, kinds=kinds, first=first, last=last, now=now)
+    usable, stale = _split(app_ids, kinds=kinds, first=first, last=last, now=now, day_events=day_events)
     for (app_id, kind), days in sorted(stale.items()):
         usable.extend(_build(app_id, kind=kind, day_events=days, now=now))
     return usable
 
 
 def _split(
-    app_ids: Sequence[int], *, kinds: Sequence[str], first: date, last: date, now: datetime
-) -> tuple[list[DailySketch], dict[tuple[int, str], dict[date, int]]]:
-    """The usable stored sketches, and per app and kind the days to (re)build with their event counts."""
-    day_events = _day_events(app_ids, first, last)
-    stored = {
-        (sketch.app_id, sketch.kind, sketch.day): sketch
-        for sketch in DailySketch.objects.filter(
-            app_id__in=list(app_ids), kind__in=list(kinds), day__gte=first, day__lte=last
-        )
-    }
+    app_ids: Sequence[int], *, kinds: Sequence[str], first: date, last: date, now: datetime,
+    day_events: DayEvents | None = None,
+) -> tuple[list[Sketch], dict[tuple[int, str], dict[date, int]]]:
+    """The usable stored sketches, and per app and kind the days to (re)build with their event counts
+    (`day_events`: the apps' events per day in the range, when the caller has read them already)."""
+    if day_events is None:
+        day_events = _day_events(app_ids, first, last)
+    rows = DailySketch.objects.filter(
+        app_id__in=list(app_ids), kind__in=list(kinds), day__gte=first, day__lte=last
+    ).values_list(*Sketch._fields)
+    stored = {(sketch.app_id, sketch.kind, sketch.day): sketch for sketch in map(Sketch._make, rows)}
     usable, stale = [], defaultdict(dict)
     for (app_id, day), events in day_events.items():
         for kind in kinds:
@@ -141,7 +189,7 @@ def _split(
     return usable, stale
 
 
-def _day_events(app_ids: Sequence[int], first: date, last: date) -> dict[tuple[int, date], int]:
+def _day_events(app_ids: Sequence[int], first: date, last: date) -> DayEvents:
     """Stored events per app and UTC day, from the hourly rollups (days without any left out)."""
     start = datetime.combine(first, time.min, tzinfo=UTC)
     end = datetime.combine(last, time.min, tzinfo=UTC) + timedelta(days=1)
@@ -156,7 +204,7 @@ def _day_events(app_ids: Sequence[int], first: date, last: date) -> dict[tuple[i
     return {(app_id, day): n for app_id, day, n in rows}
 
 
-def _build(app_id: int, *, kind: str, day_events: dict[date, int], now: datetime) -> list[DailySketch]:
+def _build(app_id: int, *, kind: str, day_events: dict[date, int], now: datetime) -> list[Sketch]:
     """Build and store the app's sketches of these days. `day_events` are the
     days' event counts read before the actors, so a sketch can only look
     older than it is (and be rebuilt), never newer."""
@@ -172,14 +220,14 @@ def _build(app_id: int, *, kind: str, day_events: dict[date, int], now: datetime
         hll[day].update(actor)
         counts[day] += 1
     sketches = [
-        DailySketch(
-            app_id=app_id, day=day, kind=kind, actors=counts[day], events=events, built_at=now,
+        Sketch(
+            app_id=app_id, kind=kind, day=day, actors=counts[day], events=events, built_at=now,
             sketch=(hll.get(day) or datasketches.hll_sketch(LG_K, HLL_TYPE)).serialize_compact(),
         )
         for day, events in sorted(day_events.items())
     ]
     DailySketch.objects.bulk_create(
-        sketches,
+        [DailySketch(**sketch._asdict()) for sketch in sketches],
         update_conflicts=True,
         unique_fields=["app", "kind", "day"],
         update_fields=["actors", "events", "sketch", "built_at"],

@@ -70,7 +70,7 @@ def test_large_ranges_merge_daily_sketches_to_within_a_few_percent(app, large):
     assert close_to(counts["u"][0], 2000)
     assert close_to(counts["u"][1], 1000)
     assert close_to(counts["s"][0], 3000)
-    assert counts["u"][2] == sketches.Distinct(0, estimated=True)
+    assert counts["u"][2] == sketches.Distinct(0)  # nothing to estimate
     built = DailySketch.objects.filter(app=app)
     assert sorted(built.values_list("kind", "day", "actors")) == sorted(
         [(kind, day, USERS_PER_DAY) for kind in "su" for day in DAYS]
@@ -153,3 +153,13 @@ def test_pages_mark_estimated_counts(client, alice, org, app, large):
     assert app_page.status_code == org_page.status_code == 200
     assert app_page.content.decode().count('class="estimate"') == 2  # users and sessions
     assert org_page.content.decode().count('class="estimate"') == 3  # and the app's row
+
+
+def test_a_range_with_many_events_but_few_user_days_is_still_counted_exactly(app, monkeypatch):
+    monkeypatch.setattr(sketches, "EXACT_UP_TO", 2500)
+    fill(app)  # 3,000 events: past the limit, so the sketches' per-day counts decide
+
+    users = sketches.count_distinct([app.pk], spans=[(DAYS[0], DAYS[1]), (DAYS[0], DAYS[2])], kinds=["u"])["u"]
+
+    assert users[0] == sketches.Distinct(1500)  # 2,000 user-days: counted
+    assert close_to(users[1], 2000)  # 3,000 user-days: estimated
