@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 
 from django.db import connection, transaction
-from django.db.models import Q, Sum
+from django.db.models import Max, Min, Q, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -117,3 +117,13 @@ def forget(app_id: int, days: Iterable[date] | None = None) -> None:
     if days is not None:
         rows = rows.filter(day__in=sorted(set(days)))
     rows.delete()
+
+
+def refresh(app_id: int, *, now: datetime | None = None) -> None:
+    """Bring every closed day of the app up to date (the scheduler's job, so page views rarely build any)."""
+    bounds = HourlyRollup.objects.filter(app_id=app_id, dimension="total").aggregate(first=Min("hour"), last=Max("hour"))
+    if bounds["first"] is None:
+        return
+    days = closed_days(start_of(bounds["first"].astimezone(UTC).date()), bounds["last"] + DAY, now=now)
+    if days is not None:
+        ensure_fresh([app_id], *days)

@@ -13,7 +13,7 @@ of counting per page view. So a range is counted one of two ways:
   result says it is an estimate.
 
 Sketches are a cache of DailyActor. They are built when a read first needs
-them, or ahead of it by `manage.py refresh_sketches`. Each remembers how many
+them, or ahead of it by `manage.py refresh_rollups`. Each remembers how many
 events its day had (from the hourly rollups) when it was built, and a read
 rebuilds the days whose count has changed since (late events). Deletions
 (retention, erasure, dropped partitions, rebuilds) delete the sketches of the

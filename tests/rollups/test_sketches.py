@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from telemetry import rollups, sketches
-from telemetry.models import DailyActor, DailySketch, Event
+from telemetry.models import DailyActor, DailyRollup, DailySketch, Event
 from tests.factories import iso, make_app, make_event
 from tests.rollups.test_rollups import store
 
@@ -132,14 +132,17 @@ def test_sketches_after_a_rebuild_are_the_ones_ingest_led_to(app, large):
     assert stored() == before
 
 
-def test_refresh_sketches_builds_what_is_missing_and_then_nothing(app):
+def test_refresh_rollups_builds_what_is_missing_and_then_nothing(app):
     fill(app)
     out = io.StringIO()
 
-    call_command("refresh_sketches", stdout=out)
-    call_command("refresh_sketches", stdout=out)
+    call_command("refresh_rollups", stdout=out)
+    call_command("refresh_rollups", stdout=out)
 
     assert out.getvalue().splitlines()[-2:] == ["Done: 6 sketches built.", "Done: 0 sketches built."]
+    assert sorted(DailyRollup.objects.filter(app=app, dimension="total").values_list("day", "events")) == [
+        (day, USERS_PER_DAY) for day in DAYS
+    ]
 
 
 def test_pages_mark_estimated_counts(client, alice, org, app, large):

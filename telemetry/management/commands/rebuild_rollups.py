@@ -3,13 +3,13 @@ import logging
 from django.core.management.base import BaseCommand, CommandError
 
 from organizations.models import App
-from telemetry import rollups, sketches
+from telemetry import daily, rollups, sketches
 
 logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
-    help = "Recompute the pre-aggregated analytics of apps (rollups, then sketches) from their raw events."
+    help = "Recompute the pre-aggregated analytics of apps from their raw events (rollups, then daily rollups and sketches)."
 
     def add_arguments(self, parser):
         parser.add_argument("app_ids", nargs="*", help="Public app ids (app_…); all apps when none are given.")
@@ -25,7 +25,9 @@ class Command(BaseCommand):
         for app in apps:
             try:
                 rollups.rebuild(app.pk)
-                sketches.refresh(app.pk)  # rebuilt rollups drop the sketches; build them again now
+                # A rebuild drops the caches derived from the rollups; build them again now.
+                daily.refresh(app.pk)
+                sketches.refresh(app.pk)
             except Exception:
                 logger.exception("rebuilding rollups failed for %s", app.public_id)
                 failed += 1

@@ -4,15 +4,15 @@ import time
 from django.core.management.base import BaseCommand, CommandError
 
 from organizations.models import App
-from telemetry import sketches
+from telemetry import daily, sketches
 
 logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
     help = (
-        "Build the missing and stale daily sketches of distinct users and sessions, so that "
-        "analytics pages over long ranges do not have to. Run it from the scheduler."
+        "Bring the daily rollups and the daily sketches of distinct users and sessions up to date, "
+        "so that analytics pages over long ranges do not have to. Run it from the scheduler."
     )
 
     def add_arguments(self, parser):
@@ -29,9 +29,10 @@ class Command(BaseCommand):
         for app in apps:
             started = time.monotonic()
             try:
+                daily.refresh(app.pk)
                 count = sketches.refresh(app.pk)
             except Exception:
-                logger.exception("refreshing sketches failed for %s", app.public_id)
+                logger.exception("refreshing daily rollups and sketches failed for %s", app.public_id)
                 failed += 1
                 continue
             built += count
