@@ -158,18 +158,12 @@ class MonthlyUsage(models.Model):
 ROLLUP_DIMENSIONS = ("total", "type", "category", "os", "arch", "version", "ci", "command", "duration")
 
 
-class HourlyRollup(models.Model):
-    """Stored events of one app in one UTC hour, counted per value of one dimension.
+class RollupCounts(models.Model):
+    """What the rollups count per app, period, dimension and value. The command
+    fields (succeeded, failed, timed, duration sum) count command events only."""
 
-    Kept in step with the events table by telemetry.rollups: ingest adds the
-    rows a batch really inserted (duplicates are not counted), deletions
-    subtract what they removed, and `rebuild_rollups` recomputes it all from
-    raw events. The command fields (succeeded, failed, timed, duration sum) are
-    counted for command events only."""
-
-    # No index of its own: the unique key below leads with the app.
+    # No index of its own: each rollup's unique key leads with the app.
     app = models.ForeignKey(App, models.CASCADE, related_name="+", db_index=False)
-    hour = models.DateTimeField()
     # One of ROLLUP_DIMENSIONS.
     dimension = models.CharField(max_length=16)
     value = models.CharField(max_length=200)
@@ -178,6 +172,20 @@ class HourlyRollup(models.Model):
     failed = models.BigIntegerField(default=0)
     timed = models.BigIntegerField(default=0)
     duration_ms_sum = models.BigIntegerField(default=0)  # whole milliseconds: sums stay exact
+
+    class Meta:
+        abstract = True
+
+
+class HourlyRollup(RollupCounts):
+    """Stored events of one app in one UTC hour, counted per value of one dimension.
+
+    Kept in step with the events table by telemetry.rollups: ingest adds the
+    rows a batch really inserted (duplicates are not counted), deletions
+    subtract what they removed, and `rebuild_rollups` recomputes it all from
+    raw events."""
+
+    hour = models.DateTimeField()
 
     class Meta:
         constraints = [
@@ -240,7 +248,7 @@ class DailySketch(models.Model):
         return f"sketch of {self.actors} {self.kind} on {self.day} for app #{self.app_id}"
 
 
-class DailyRollup(models.Model):
+class DailyRollup(RollupCounts):
     """HourlyRollup summed per UTC day, for the closed days of long ranges
     (telemetry.daily): a 90-day range reads 90 rows per value instead of 2,160.
 
@@ -248,16 +256,7 @@ class DailyRollup(models.Model):
     is over, rebuilt when its hourly total no longer matches its `total` row
     (late events), and deleted with the events it summarises."""
 
-    # No index of its own: the unique key below leads with the app.
-    app = models.ForeignKey(App, models.CASCADE, related_name="+", db_index=False)
     day = models.DateField()
-    dimension = models.CharField(max_length=16)
-    value = models.CharField(max_length=200)
-    events = models.BigIntegerField(default=0)
-    succeeded = models.BigIntegerField(default=0)
-    failed = models.BigIntegerField(default=0)
-    timed = models.BigIntegerField(default=0)
-    duration_ms_sum = models.BigIntegerField(default=0)
 
     class Meta:
         constraints = [

@@ -3,8 +3,8 @@ import time
 
 from django.core.management.base import BaseCommand, CommandError
 
-from organizations.models import App
 from telemetry import daily, sketches
+from telemetry.management.commands._apps import APP_IDS_HELP, selected_apps
 
 logger = logging.getLogger(__name__)
 
@@ -16,15 +16,10 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("app_ids", nargs="*", help="Public app ids (app_…); all apps when none are given.")
+        parser.add_argument("app_ids", nargs="*", help=APP_IDS_HELP)
 
     def handle(self, *, app_ids: list[str], **options) -> str:
-        apps = App.objects.order_by("pk")
-        if app_ids:
-            apps = apps.filter(public_id__in=app_ids)
-            missing = set(app_ids) - set(apps.values_list("public_id", flat=True))
-            if missing:
-                raise CommandError(f"No app with id {', '.join(sorted(missing))}.")
+        apps = selected_apps(app_ids)
         built = failed = 0
         for app in apps:
             started = time.monotonic()
