@@ -31,6 +31,8 @@ _RFC3339 = re.compile(
 )
 # A NUL escape in serialized JSON that is not itself an escaped backslash.
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
+# A UUID as str(uuid.UUID(...)) writes it, which is also how the SDK sends it.
+_CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
 # Event columns an ingest row fills, in the order the insert statements list them.
@@ -105,6 +107,23 @@ def parse_rfc3339(value) -> datetime | None:
     match = _RFC3339.match(value)
     if match is None:
         return None
+    try:
+        # Once the shape is known, Python's own parser (in C) reads it as _from_parts
+        # does, extra fractional digits dropped too, in a fifth of the time. Read by
+        # hand, an event's two timestamps were over half of its validation.
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        # It refuses a lower-case "z" and digits outside ASCII (which \d matches);
+        # a date that does not exist fails there as well.
+        return _from_parts(match)
+    try:
+        return moment.astimezone(dt_timezone.utc)
+    except OverflowError:  # year 1 or 9999 pushed out of range by the offset
+        return None
+
+
+def _from_parts(match: re.Match) -> datetime | None:
+    """parse_rfc3339 read from the regular expression's groups, one number at a time."""
     year, month, day, hour, minute, second, fraction, offset = match.groups()
     try:
         micros = int((fraction or "0")[:6].ljust(6, "0"))
@@ -161,11 +180,7 @@ def validate_event(event, *, now: datetime) -> dict:
         raise EventRejected("unsupported_schema", "Only schema version 1.x is supported.")
     schema_version = _text(event, "schema_version", column="schema_version", required=True, path="schema_version")
 
-    raw_id = event.get("event_id")
-    try:
-        event_id = uuid.UUID(raw_id) if isinstance(raw_id, str) else None
-    except ValueError:
-        event_id = None
+    event_id = _canonical_uuid(event.get("event_id"))
     if event_id is None:
         raise EventRejected("invalid_schema", "event_id must be a UUID.")
 
@@ -179,7 +194,7 @@ def validate_event(event, *, now: datetime) -> dict:
     metadata = _object(event, "metadata", "metadata")
 
     row = {
-        "event_id": str(event_id),
+        "event_id": event_id,
         "timestamp": timestamp,
         "schema_version": schema_version,
         "service_name": _text(service, "name", column="service_name", required=True, path="service.name"),
@@ -221,7 +236,9 @@ def validate_event(event, *, now: datetime) -> dict:
     data = orjson.dumps(body["data"])
     if len(data) > MAX_EVENT_DATA_BYTES:
         raise EventRejected("event_too_large", f"event.data is larger than {MAX_EVENT_DATA_BYTES} bytes.")
-    if _JSON_NUL.search(data):  # PostgreSQL's jsonb refuses \u0000
+    # PostgreSQL's jsonb refuses \u0000. The substring test first: the expression
+    # alone took longer than serializing the data.
+    if b"\\u0000" in data and _JSON_NUL.search(data):
         raise EventRejected("invalid_schema", "event.data must not contain NUL characters.")
     row["data"] = data  # serialized once, embedded as is when stored
     row["data_value"] = body["data"]  # parsed, for the rollups
@@ -246,10 +263,19 @@ def validate_events(events: list, *, now: datetime) -> ValidatedBatch:
 def _error_event_id(event) -> str:
     """The SDK decodes errors[].event_id as a UUID, so anything else becomes the nil UUID."""
     raw = event.get("event_id") if isinstance(event, dict) else None
+    return _canonical_uuid(raw) or NIL_UUID
+
+
+def _canonical_uuid(raw) -> str | None:
+    """The UUID in its lower-case hyphenated form, or None if raw is not UUID text."""
+    if not isinstance(raw, str):
+        return None
+    if _CANONICAL_UUID.match(raw):
+        return raw  # already in that form: parsing and printing it back cost 2 us an event
     try:
-        return str(uuid.UUID(raw)) if isinstance(raw, str) else NIL_UUID
+        return str(uuid.UUID(raw))
     except ValueError:
-        return NIL_UUID
+        return None
 
 
 # --- Storage ----------------------------------------------------------------------
@@ -304,16 +330,18 @@ def _store_generic(app_pk: int, rows: list[dict], received_at: datetime) -> int:
     # way Django stores them, so the ORM reads them back.
     table = Event._meta.db_table
     ops = connection.ops
+    # Django keeps a UUID here as 32 hex digits. A validated event_id is lower-case
+    # and hyphenated, so dropping the hyphens gives them without parsing the UUID.
     with connection.cursor() as cursor:
         placeholders = ", ".join(["%s"] * len(rows))
         cursor.execute(
             f"SELECT event_id FROM {table} WHERE app_id = %s AND event_id IN ({placeholders})",
-            [app_pk, *(uuid.UUID(row["event_id"]).hex for row in rows)],
+            [app_pk, *(row["event_id"].replace("-", "") for row in rows)],
         )
         seen = {uuid.UUID(value).hex for (value,) in cursor.fetchall()}
         new_rows = []
         for row in rows:
-            key = uuid.UUID(row["event_id"]).hex
+            key = row["event_id"].replace("-", "")
             if key not in seen:
                 seen.add(key)
                 new_rows.append(row)
@@ -327,7 +355,7 @@ def _store_generic(app_pk: int, rows: list[dict], received_at: datetime) -> int:
                 (
                     app_pk,
                     received,
-                    uuid.UUID(row["event_id"]).hex,
+                    row["event_id"].replace("-", ""),
                     ops.adapt_datetimefield_value(row["timestamp"]),
                     *(row[name] for name in _COLUMNS[2:-1]),
                     row["data"].decode(),

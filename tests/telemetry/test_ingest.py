@@ -218,6 +218,22 @@ def test_a_rejected_event_without_a_uuid_is_reported_with_the_nil_uuid(signed_po
     ]
 
 
+def test_an_event_id_in_another_uuid_form_is_the_same_event(signed_post, app):
+    event_id = uuid.uuid4()
+    stamp = make_event()["timestamp"]  # on PostgreSQL an event is once per (id, timestamp)
+    upper = make_event(event_id=str(event_id).upper(), timestamp=stamp)
+    braced = make_event(event_id="{" + event_id.hex + "}", timestamp=stamp)
+    rejected = make_event(event_id=str(uuid.uuid4()).upper(), schema_version="2.0.0")
+
+    first = signed_post(app, {"events": [upper, rejected]})
+    again = signed_post(app, {"events": [braced]})
+
+    assert (first.status_code, first.json()["accepted"], first.json()["duplicates"]) == (207, 1, 0)
+    assert first.json()["errors"][0]["event_id"] == rejected["event_id"].lower()
+    assert (again.status_code, again.json()["duplicates"]) == (200, 1)
+    assert [str(event.event_id) for event in Event.objects.for_app(app)] == [str(event_id)]
+
+
 def test_it_keeps_nine_digit_fractions_to_the_microsecond_and_accepts_offsets(signed_post, app):
     events = [
         make_event(timestamp="2026-11-23T23:50:56.714992575Z"),
