@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
 
@@ -292,10 +293,15 @@ def store_batch(app_pk: int, rows: list[dict], *, received_at: datetime) -> int:
         return 0
     # A fixed order, so two batches sharing events lock them in the same order.
     rows = sorted(rows, key=lambda row: row["event_id"])
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            return _store_postgresql(app_pk, rows, received_at)
-        return _store_generic(app_pk, rows, received_at)
+    if connection.vendor != "postgresql":
+        with transaction.atomic():
+            return _store_generic(app_pk, rows, received_at)
+    # One statement, which autocommit already makes atomic: a transaction around
+    # it would add a BEGIN and a COMMIT round trip, and keep the rollup rows that
+    # concurrent batches wait on locked until the COMMIT arrives. Inside a
+    # caller's transaction, the savepoint keeps a failure from spoiling it.
+    with transaction.atomic() if connection.in_atomic_block else nullcontext():
+        return _store_postgresql(app_pk, rows, received_at)
 
 
 def _store_postgresql(app_pk: int, rows: list[dict], received_at: datetime) -> int:

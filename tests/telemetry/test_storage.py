@@ -52,6 +52,26 @@ def test_a_failure_in_the_middle_of_a_batch_stores_nothing(app):
     assert Event.objects.count() == 0
 
 
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_in_autocommit_a_failure_in_the_middle_of_a_batch_stores_nothing_and_leaves_the_connection_usable(
+    on_postgres, app
+):
+    # As a gunicorn worker runs it: no transaction around store_batch but its own statement.
+    now = datetime.now(timezone.utc)
+    rows = ingest.validate_events([make_event() for _ in range(5)], now=now).rows
+    rows[2]["user_id"] = None
+
+    assert connection.get_autocommit()
+    with pytest.raises(IntegrityError):
+        ingest.store_batch(app.pk, rows, received_at=now)
+
+    assert Event.objects.count() == 0
+    rows[2]["user_id"] = rows[1]["user_id"]
+    assert ingest.store_batch(app.pk, rows, received_at=now) == 5
+    assert Event.objects.count() == 5
+
+
 def test_store_batch_reports_how_many_rows_were_new(app):
     now = datetime.now(timezone.utc)
     rows = ingest.validate_events([make_event() for _ in range(3)], now=now).rows
