@@ -138,19 +138,20 @@ def with_daily_rollups(app_ids: Sequence[int], period: TimeRange) -> TimeRange:
     return replace(period, daily=days)
 
 
-def _rollups(app_ids: Sequence[int], period: TimeRange, dimension: str) -> list[QuerySet]:
-    """The period's rollup rows of one dimension, as querysets to sum: the
-    daily rollups of its fresh closed days and the hourly rollups of the rest."""
+def _rollups(app_ids: Sequence[int], period: TimeRange, dimension: str | Sequence[str]) -> list[QuerySet]:
+    """The period's rollup rows of one dimension (or several), as querysets to
+    sum: the daily rollups of its fresh closed days and the hourly rollups of the rest."""
     app_ids = list(app_ids)
     days = _daily_days(period)
-    # One range of the rollup_key index (app, dimension, hour, value) per app.
-    hourly = HourlyRollup.objects.filter(app_id__in=app_ids, dimension=dimension)
+    # One range of the rollup_key index (app, dimension, hour, value) per app and dimension.
+    which = {"dimension": dimension} if isinstance(dimension, str) else {"dimension__in": list(dimension)}
+    hourly = HourlyRollup.objects.filter(app_id__in=app_ids, **which)
     if days is None:
         return [hourly.filter(hour__gte=period.start, hour__lt=period.end)]
     first, last = days
     day_start, day_end = daily.start_of(first), daily.start_of(last) + DAY
     return [
-        DailyRollup.objects.filter(app_id__in=app_ids, dimension=dimension, day__gte=first, day__lte=last),
+        DailyRollup.objects.filter(app_id__in=app_ids, day__gte=first, day__lte=last, **which),
         hourly.filter(Q(hour__gte=period.start, hour__lt=day_start) | Q(hour__gte=day_end, hour__lt=period.end)),
     ]
 
@@ -178,14 +179,15 @@ def _total(parts: list[QuerySet]) -> dict[str, int]:
     return result
 
 
-def _grouped(parts: list[QuerySet], by: str) -> dict[object, dict[str, int]]:
-    """Each rollup count summed over the parts per value of the column `by` (one query)."""
+def _grouped(parts: list[QuerySet], *by: str) -> dict[object, dict[str, int]]:
+    """Each rollup count summed over the parts per value of the column `by`
+    (per tuple of values, given several columns), in one query."""
     sums = {f"sum_{name}": Sum(name) for name in _FIELDS}
-    queries = [part.values(by).annotate(**sums).order_by() for part in parts]
+    queries = [part.values(*by).annotate(**sums).order_by() for part in parts]
     rows = queries[0].union(*queries[1:], all=True) if len(queries) > 1 else queries[0]
     result: dict[object, dict[str, int]] = defaultdict(lambda: dict.fromkeys(_FIELDS, 0))
     for row in rows:
-        group = result[row[by]]
+        group = result[row[by[0]] if len(by) == 1 else tuple(row[column] for column in by)]
         for name in _FIELDS:
             group[name] += row[f"sum_{name}"]
     return result
@@ -332,16 +334,22 @@ def _label(dimension: str, value) -> str:
 def breakdowns(
     app_ids: Sequence[int], *, period: TimeRange, dimensions: Sequence[str] = tuple(DIMENSIONS), limit: int = 8
 ) -> list[Breakdown]:
-    """The most frequent values of each dimension in the period (one query per dimension, plus the total)."""
+    """The most frequent values of each dimension in the period (two queries: the total, then every dimension)."""
+    unknown = set(dimensions) - set(DIMENSIONS)
+    if unknown:
+        raise ValueError(f"unknown dimension {sorted(unknown)[0]!r}")
     total = _total(_rollups(app_ids, period, "total"))["events"]
+    stored = {dimension: _ROLLUP_DIMENSION.get(dimension, dimension) for dimension in dimensions}
+    grouped = _grouped(_rollups(app_ids, period, sorted(set(stored.values()))), "dimension", "value") if total else {}
     result = []
     for dimension in dimensions:
-        if dimension not in DIMENSIONS:
-            raise ValueError(f"unknown dimension {dimension!r}")
         top: list[tuple] = []
         if total:
-            grouped = _grouped(_rollups(app_ids, period, _ROLLUP_DIMENSION.get(dimension, dimension)), "value")
-            counts = [(value, sums["events"]) for value, sums in grouped.items() if sums["events"] > 0]
+            counts = [
+                (value, sums["events"])
+                for (name, value), sums in grouped.items()
+                if name == stored[dimension] and sums["events"] > 0
+            ]
             if dimension == "ci":
                 # Three values at most; unknown sorts last, as "no value" does elsewhere.
                 top = sorted(
