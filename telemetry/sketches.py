@@ -42,7 +42,7 @@ KINDS = ("u", "s")  # users, sessions
 LG_K = 12  # 2^12 registers: 1.6 % error in about 2 KB per app and day
 HLL_TYPE = datasketches.tgt_hll_type.HLL_4
 # Ranges of at most this many user- or session-days are counted exactly (milliseconds).
-EXACT_UP_TO = 20_000
+EXACT_UP_TO = 5_000
 MAX_AGE = timedelta(seconds=60)
 
 
