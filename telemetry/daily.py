@@ -42,22 +42,36 @@ def closed_days(start: datetime, end: datetime, *, now: datetime | None = None) 
     return (first, last) if first <= last else None
 
 
-def ensure_fresh(app_ids: Sequence[int], first: date, last: date) -> None:
-    """Make the apps' daily rollups of [first, last] match their hourly rollups (call it for closed days only)."""
-    app_ids = list(app_ids)
-    hourly_totals = (
+def events_per_day(app_ids: Sequence[int], first: date, last: date) -> dict[tuple[int, date], int]:
+    """Stored events per app and UTC day in [first, last], from the hourly rollups (days without any left out)."""
+    rows = (
         HourlyRollup.objects.filter(
-            app_id__in=app_ids, dimension="total", hour__gte=start_of(first), hour__lt=start_of(last) + DAY
+            app_id__in=list(app_ids), dimension="total", hour__gte=start_of(first), hour__lt=start_of(last) + DAY
         )
         .annotate(day=TruncDate("hour", tzinfo=UTC))
         .values("app_id", "day")
         .annotate(n=Sum("events"))
+        .filter(n__gt=0)
         .values_list("app_id", "day", "n")
     )
+    return {(app_id, day): n for app_id, day, n in rows}
+
+
+def stored_days(app_id: int) -> tuple[date, date] | None:
+    """The first and last UTC day the app has events on, from the hourly rollups; None without any."""
+    bounds = HourlyRollup.objects.filter(app_id=app_id, dimension="total").aggregate(first=Min("hour"), last=Max("hour"))
+    if bounds["first"] is None:
+        return None
+    return bounds["first"].astimezone(UTC).date(), bounds["last"].astimezone(UTC).date()
+
+
+def ensure_fresh(app_ids: Sequence[int], first: date, last: date) -> None:
+    """Make the apps' daily rollups of [first, last] match their hourly rollups (call it for closed days only)."""
+    app_ids = list(app_ids)
     daily_totals = DailyRollup.objects.filter(
         app_id__in=app_ids, dimension="total", value="", day__gte=first, day__lte=last
     ).values_list("app_id", "day", "events")
-    hourly = {(app_id, day): n for app_id, day, n in hourly_totals}
+    hourly = events_per_day(app_ids, first, last)
     daily = {(app_id, day): n for app_id, day, n in daily_totals}
     stale = defaultdict(set)
     for app_id, day in hourly.keys() | daily.keys():
@@ -121,9 +135,7 @@ def forget(app_id: int, days: Iterable[date] | None = None) -> None:
 
 def refresh(app_id: int, *, now: datetime | None = None) -> None:
     """Bring every closed day of the app up to date (the scheduler's job, so page views rarely build any)."""
-    bounds = HourlyRollup.objects.filter(app_id=app_id, dimension="total").aggregate(first=Min("hour"), last=Max("hour"))
-    if bounds["first"] is None:
-        return
-    days = closed_days(start_of(bounds["first"].astimezone(UTC).date()), bounds["last"] + DAY, now=now)
+    stored = stored_days(app_id)
+    days = closed_days(start_of(stored[0]), start_of(stored[1]) + DAY, now=now) if stored else None
     if days is not None:
         ensure_fresh([app_id], *days)

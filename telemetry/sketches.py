@@ -27,17 +27,16 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone as dt_timezone
+from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
 import datasketches
-from django.db.models import Count, Max, Min, Q, Sum
-from django.db.models.functions import TruncDate
+from django.db.models import Count, Q
 from django.utils import timezone
 
-from telemetry.models import DailyActor, DailySketch, HourlyRollup
+from telemetry import daily
+from telemetry.models import DailyActor, DailySketch
 
-UTC = dt_timezone.utc
 KINDS = ("u", "s")  # users, sessions
 LG_K = 12  # 2^12 registers: 1.6 % error in about 2 KB per app and day
 HLL_TYPE = datasketches.tgt_hll_type.HLL_4
@@ -80,7 +79,7 @@ def count_distinct(
     app_ids = list(app_ids)
     first, last = min(span[0] for span in spans), max(span[1] for span in spans)
     if day_events is None:
-        day_events = _day_events(app_ids, first, last)
+        day_events = daily.events_per_day(app_ids, first, last)
     wanted = [(kind, span) for kind in kinds for span in spans]
     if sum(day_events.values()) <= EXACT_UP_TO:  # an event is at most one user-day and one session-day
         return _regroup(kinds, spans, _exact(app_ids, wanted))
@@ -119,7 +118,7 @@ def count_distinct_per_app(
 ) -> dict[int, Distinct]:
     """Distinct users or sessions of each app in the span of days; apps without any are left out."""
     if day_events is None:
-        day_events = _day_events(app_ids, *span)
+        day_events = daily.events_per_day(app_ids, *span)
     events = defaultdict(int)
     for (app_id, _), n in day_events.items():
         events[app_id] += n
@@ -173,7 +172,7 @@ def _split(
     """The usable stored sketches, and per app and kind the days to (re)build with their event counts
     (`day_events`: the apps' events per day in the range, when the caller has read them already)."""
     if day_events is None:
-        day_events = _day_events(app_ids, first, last)
+        day_events = daily.events_per_day(app_ids, first, last)
     rows = DailySketch.objects.filter(
         app_id__in=list(app_ids), kind__in=list(kinds), day__gte=first, day__lte=last
     ).values_list(*Sketch._fields)
@@ -187,21 +186,6 @@ def _split(
             else:
                 stale[(app_id, kind)][day] = events
     return usable, stale
-
-
-def _day_events(app_ids: Sequence[int], first: date, last: date) -> DayEvents:
-    """Stored events per app and UTC day, from the hourly rollups (days without any left out)."""
-    start = datetime.combine(first, time.min, tzinfo=UTC)
-    end = datetime.combine(last, time.min, tzinfo=UTC) + timedelta(days=1)
-    rows = (
-        HourlyRollup.objects.filter(app_id__in=list(app_ids), dimension="total", hour__gte=start, hour__lt=end)
-        .annotate(day=TruncDate("hour", tzinfo=UTC))
-        .values("app_id", "day")
-        .annotate(n=Sum("events"))
-        .filter(n__gt=0)
-        .values_list("app_id", "day", "n")
-    )
-    return {(app_id, day): n for app_id, day, n in rows}
 
 
 def _build(app_id: int, *, kind: str, day_events: dict[date, int], now: datetime) -> list[Sketch]:
@@ -247,9 +231,8 @@ def refresh(app_id: int, *, now: datetime | None = None) -> int:
     """Build every missing or stale sketch of the app (the scheduler's job,
     so that page views rarely build any); returns how many were built."""
     now = now or timezone.now()
-    bounds = HourlyRollup.objects.filter(app_id=app_id, dimension="total").aggregate(first=Min("hour"), last=Max("hour"))
-    if bounds["first"] is None:
+    stored = daily.stored_days(app_id)
+    if stored is None:
         return 0
-    first, last = bounds["first"].astimezone(UTC).date(), bounds["last"].astimezone(UTC).date()
-    _, stale = _split([app_id], kinds=KINDS, first=first, last=last, now=now)
+    _, stale = _split([app_id], kinds=KINDS, first=stored[0], last=stored[1], now=now)
     return sum(len(_build(app_id, kind=kind, day_events=days, now=now)) for (_, kind), days in sorted(stale.items()))
