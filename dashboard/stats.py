@@ -21,7 +21,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
-from datetime import date, datetime, time, timedelta, timezone as dt_timezone
+from datetime import date, datetime, time, timedelta
 
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.fields.json import KeyTextTransform
@@ -29,12 +29,10 @@ from django.db.models.functions import TruncDate
 
 from organizations.models import App
 from telemetry import daily, sketches
-from telemetry.models import DailyRollup, Event, HourlyRollup
+from telemetry.models import DailyRollup, Event, HourlyCounts
+from telemetry.periods import DAY, HOUR, UTC, start_of_day
 from telemetry.rollups import COMMAND_EVENT_TYPE, bucket_range
 
-UTC = dt_timezone.utc
-HOUR = timedelta(hours=1)
-DAY = timedelta(days=1)
 # Ranges up to this long are counted per hour, longer ones per day.
 HOURLY_UP_TO = timedelta(hours=48)
 # The longest custom range a page accepts (daily buckets: about 3 years of bars).
@@ -145,11 +143,11 @@ def _rollups(app_ids: Sequence[int], period: TimeRange, dimension: str | Sequenc
     days = _daily_days(period)
     # One range of the rollup_key index (app, dimension, hour, value) per app and dimension.
     which = {"dimension": dimension} if isinstance(dimension, str) else {"dimension__in": list(dimension)}
-    hourly = HourlyRollup.objects.filter(app_id__in=app_ids, **which)
+    hourly = HourlyCounts.objects.filter(app_id__in=app_ids, **which)
     if days is None:
         return [hourly.filter(hour__gte=period.start, hour__lt=period.end)]
     first, last = days
-    day_start, day_end = daily.start_of(first), daily.start_of(last) + DAY
+    day_start, day_end = start_of_day(first), start_of_day(last) + DAY
     return [
         DailyRollup.objects.filter(app_id__in=app_ids, day__gte=first, day__lte=last, **which),
         hourly.filter(Q(hour__gte=period.start, hour__lt=day_start) | Q(hour__gte=day_end, hour__lt=period.end)),
@@ -288,7 +286,7 @@ def events_over_time(app_ids: Sequence[int], *, period: TimeRange) -> list[Bucke
     for part in _rollups(app_ids, period, "total"):
         moment = "day" if part.model is DailyRollup else "hour"
         for at, n in part.values(moment).annotate(n=Sum("events")).order_by().values_list(moment, "n"):
-            counts[daily.start_of(at) if moment == "day" else floor_to(at, step)] += n
+            counts[start_of_day(at) if moment == "day" else floor_to(at, step)] += n
     return [Bucket(start=start, count=counts.get(start, 0)) for start in period.bucket_starts()]
 
 

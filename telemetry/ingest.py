@@ -1,22 +1,20 @@
 """Ingest domain logic: parse a batch, validate each event, store the good ones at once.
 
-Validation is pure (events in, rows and rejections out). Storing is one
-statement per batch that skips event ids the app already has and reports how
-many rows were new (PERFORMANCE.md).
+Validation is pure (events in, rows and rejections out). Storing is
+telemetry.storage's: one statement per batch that skips event ids the app
+already has and reports how many rows were new.
 """
 
 from __future__ import annotations
 
 import re
 import uuid
-from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone as dt_timezone
 
 import orjson
-from django.db import connection, transaction
 
-from telemetry import rollups
+from telemetry import storage
 from telemetry.errors import IngestError
 from telemetry.models import Event
 
@@ -36,32 +34,10 @@ _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
 
 
-# Event columns an ingest row fills, in the order the insert statements list them.
-_COLUMNS = (
-    "event_id",
-    "timestamp",
-    "schema_version",
-    "event_type",
-    "category",
-    "user_id",
-    "session_id",
-    "service_name",
-    "service_version",
-    "service_language",
-    "service_language_version",
-    "os",
-    "os_version",
-    "arch",
-    "ci",
-    "shell",
-    "sdk_version",
-    "data",
-)
-
 # Column limits come from the model, so the check and the table cannot drift apart.
 LIMITS = {
     name: Event._meta.get_field(name).max_length
-    for name in _COLUMNS
+    for name in storage.COLUMNS
     if Event._meta.get_field(name).get_internal_type() == "CharField"
 }
 
@@ -279,100 +255,6 @@ def _canonical_uuid(raw) -> str | None:
         return None
 
 
-# --- Storage ----------------------------------------------------------------------
-
-_PG_TYPES = {"event_id": "uuid", "timestamp": "timestamptz", "ci": "boolean", "data": "jsonb"}
-
-
-def store_batch(app_pk: int, rows: list[dict], *, received_at: datetime) -> int:
-    """Store the rows and their rollups atomically; returns how many events were new.
-
-    Event ids the app already has are skipped, so a retried batch stores
-    nothing twice and counts nothing twice (PROTOCOL.md, Idempotency)."""
-    if not rows:
-        return 0
-    # A fixed order, so two batches sharing events lock them in the same order.
-    rows = sorted(rows, key=lambda row: row["event_id"])
-    if connection.vendor != "postgresql":
-        with transaction.atomic():
-            return _store_generic(app_pk, rows, received_at)
-    # One statement, which autocommit already makes atomic: a transaction around
-    # it would add a BEGIN and a COMMIT round trip, and keep the rollup rows that
-    # concurrent batches wait on locked until the COMMIT arrives. Inside a
-    # caller's transaction, the savepoint keeps a failure from spoiling it.
-    with transaction.atomic() if connection.in_atomic_block else nullcontext():
-        return _store_postgresql(app_pk, rows, received_at)
-
-
-def _store_postgresql(app_pk: int, rows: list[dict], received_at: datetime) -> int:
-    # The whole batch travels as one jsonb parameter and PostgreSQL pulls the
-    # columns out itself: the cheapest idempotent way measured (PERFORMANCE.md).
-    # The same statement adds the rows it really inserted to the rollups.
-    table = Event._meta.db_table
-    record = ", ".join(f"{name} {_PG_TYPES.get(name, 'text')}" for name in _COLUMNS)
-    columns = ", ".join(_COLUMNS)
-    # A JSON null in event.data would come out of the recordset as SQL NULL; keep it JSON.
-    selected = ", ".join("COALESCE(data, 'null'::jsonb)" if name == "data" else name for name in _COLUMNS)
-    insert = (
-        f"INSERT INTO {table} (app_id, received_at, {columns}) "
-        f"SELECT %(app)s, %(received)s, {selected} FROM jsonb_to_recordset(%(rows)s::jsonb) AS x({record}) "
-        f"ON CONFLICT DO NOTHING"
-    )
-    payload = orjson.dumps(
-        [{name: orjson.Fragment(row["data"]) if name == "data" else row[name] for name in _COLUMNS} for row in rows]
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(
-            rollups.postgresql_insert_with_rollups(insert),
-            {"app": app_pk, "received": received_at, "rows": payload.decode()},
-        )
-        return cursor.fetchone()[0]
-
-
-def _store_generic(app_pk: int, rows: list[dict], received_at: datetime) -> int:
-    # SQLite: the transaction holds the write lock from its start (IMMEDIATE),
-    # so the ids found here cannot change before the insert. executemany in one
-    # transaction is SQLite's fast path (PERFORMANCE.md). Values are adapted the
-    # way Django stores them, so the ORM reads them back.
-    table = Event._meta.db_table
-    ops = connection.ops
-    # Django keeps a UUID here as 32 hex digits. A validated event_id is lower-case
-    # and hyphenated, so dropping the hyphens gives them without parsing the UUID.
-    with connection.cursor() as cursor:
-        placeholders = ", ".join(["%s"] * len(rows))
-        cursor.execute(
-            f"SELECT event_id FROM {table} WHERE app_id = %s AND event_id IN ({placeholders})",
-            [app_pk, *(row["event_id"].replace("-", "") for row in rows)],
-        )
-        seen = {uuid.UUID(value).hex for (value,) in cursor.fetchall()}
-        new_rows = []
-        for row in rows:
-            key = row["event_id"].replace("-", "")
-            if key not in seen:
-                seen.add(key)
-                new_rows.append(row)
-        if not new_rows:
-            return 0
-        received = ops.adapt_datetimefield_value(received_at)
-        cursor.executemany(
-            f"INSERT INTO {table} (app_id, received_at, {', '.join(_COLUMNS)}) "
-            f"VALUES ({', '.join(['%s'] * (len(_COLUMNS) + 2))})",
-            [
-                (
-                    app_pk,
-                    received,
-                    row["event_id"].replace("-", ""),
-                    ops.adapt_datetimefield_value(row["timestamp"]),
-                    *(row[name] for name in _COLUMNS[2:-1]),
-                    row["data"].decode(),
-                )
-                for row in new_rows
-            ],
-        )
-    rollups.add_rows(app_pk, new_rows)
-    return len(new_rows)
-
-
 @dataclass(frozen=True)
 class IngestResult:
     accepted: int
@@ -391,5 +273,5 @@ def ingest_events(app_pk: int, events: list, *, now: datetime) -> IngestResult:
             errors=batch.errors,
             extra={"accepted": 0, "rejected": len(batch.errors)},
         )
-    inserted = store_batch(app_pk, batch.rows, received_at=now)
+    inserted = storage.store_batch(app_pk, batch.rows, received_at=now)
     return IngestResult(accepted=len(batch.rows), duplicates=len(batch.rows) - inserted, errors=batch.errors)

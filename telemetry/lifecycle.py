@@ -1,7 +1,7 @@
 """Getting an app's events out (export) and deleting a user's events (erasure).
 
 Erasure deletes through `delete_events()`, which hands each batch to
-`rollups.delete_events` (as retention does), so the pre-aggregated counts
+`storage.delete_events` (as retention does), so the pre-aggregated counts
 lose exactly what the events table loses.
 """
 
@@ -22,7 +22,7 @@ from django.db.models.functions import Cast
 
 from organizations.models import App, Organization
 from organizations.services import record_audit
-from telemetry import rollups
+from telemetry import storage
 from telemetry.ingest import parse_rfc3339
 from telemetry.models import Event, EventQuerySet
 
@@ -363,7 +363,7 @@ def _delete_batch(page: list[tuple]) -> int:
         by_app.setdefault(app_id, []).append(pk)
     deleted = 0
     for app_id, pks in by_app.items():
-        deleted += rollups.delete_events(app_id, pks)  # subtracts them from the rollups too
+        deleted += storage.delete_events(app_id, pks)  # takes them out of the rollups too
     return deleted
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from django.core.validators import MinValueValidator
 from django.db import models
+from django.db.models.functions import Now
 from django.utils import timezone
 
 from organizations.models import App, Organization, Tier
@@ -47,11 +48,10 @@ class Event(models.Model):
     objects = EventQuerySet.as_manager()
 
     class Meta:
-        constraints = [
-            # The SDK retries whole batches; this turns a second insert into a no-op.
-            # It leads with the app so the table can later be sharded by app.
-            models.UniqueConstraint(fields=["app", "event_id"], name="event_once_per_app"),
-        ]
+        # No unique key of its own: an event id is stored once per app through
+        # EventKey (docs/storage.md, Idempotency). On PostgreSQL the table is
+        # partitioned by time, and a partitioned table's keys must hold the
+        # timestamp, which would let one id be stored again with another one.
         indexes = [
             # Analytics and the events explorer: one app's events in a time range.
             models.Index(fields=["app", "timestamp"], name="event_app_time"),
@@ -266,3 +266,64 @@ class DailyRollup(RollupCounts):
 
     def __str__(self) -> str:
         return f"{self.events} events for app #{self.app_id} on {self.day}, {self.dimension}={self.value!r}"
+
+
+class EventKey(models.Model):
+    """That an app has stored an event with this id: the idempotency key of
+    ingest (docs/storage.md, Idempotency). One row per stored event, written
+    and deleted with it by telemetry.storage; the timestamp is the event's, so
+    dropping a time partition drops its keys too."""
+
+    pk = models.CompositePrimaryKey("app_id", "event_id")
+    # No database foreign key (a check per stored event for nothing) and no index of
+    # its own (the primary key leads with the app). telemetry.storage deletes an
+    # app's keys with its events; CASCADE covers deletions through the ORM.
+    app = models.ForeignKey(App, models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    event_id = models.UUIDField()
+    timestamp = models.DateTimeField()
+
+    # On PostgreSQL a BRIN index on the timestamp (migration 0011) finds the keys
+    # of a dropped time partition: keys arrive roughly in time order, and it
+    # costs next to nothing per insert. SQLite has no partitions to drop.
+
+    def __str__(self) -> str:
+        return f"key {self.event_id} of app #{self.app_id}"
+
+
+class RollupDelta(RollupCounts):
+    """What a batch (or a deletion) adds to HourlyRollup, appended and not yet folded in.
+
+    Ingest appends one row per hour, dimension and value a batch touched, with
+    no conflict and no lock on shared rows; deletions append negative rows.
+    telemetry.storage.fold_rollup_deltas moves them into HourlyRollup every few
+    seconds, and every read goes through HourlyCounts, which adds the rows not
+    folded yet, so figures are exact at every moment (docs/storage.md, Rollups)."""
+
+    hour = models.DateTimeField()
+    created_at = models.DateTimeField(db_default=Now())
+
+    class Meta:
+        indexes = [
+            # HourlyCounts' reads of the unfolded tail: one app's rows of a dimension in an hour range.
+            models.Index(fields=["app", "dimension", "hour"], name="rollupdelta_key"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.events:+d} events for app #{self.app_id} at {self.hour:%Y-%m-%d %H}h, {self.dimension}={self.value!r}"
+
+
+class HourlyCounts(RollupCounts):
+    """HourlyRollup plus the RollupDelta rows not folded into it yet: a database
+    view (migration 0011), read-only. A key can appear more than once, so read
+    it only through sums. Every read of hourly figures goes through here."""
+
+    id = models.BigIntegerField(primary_key=True)  # not unique across the two tables: never fetch instances
+    app = models.ForeignKey(App, models.DO_NOTHING, related_name="+", db_constraint=False)
+    hour = models.DateTimeField()
+
+    class Meta:
+        managed = False
+        db_table = "telemetry_hourlycounts"
+
+    def __str__(self) -> str:
+        return f"{self.events} events for app #{self.app_id} at {self.hour:%Y-%m-%d %H}h, {self.dimension}={self.value!r}"

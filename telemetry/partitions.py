@@ -9,8 +9,8 @@ far cheaper than deleting its rows. SQLite keeps a plain table and these
 functions do nothing there.
 
 A partitioned table's unique keys must contain the partition key, so the
-"once per app" key is (app_id, event_id, timestamp): a retried batch has the
-same bytes and so the same timestamps, and is still stored once.
+events table has none of its own: an event id is stored once per app through
+EventKey, whose rows are dropped with their partition (telemetry.storage).
 """
 
 from __future__ import annotations
@@ -18,14 +18,16 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone as dt_timezone
+from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import connection
+
+from telemetry import storage
+from telemetry.periods import UTC
 
 logger = logging.getLogger(__name__)
 
-UTC = dt_timezone.utc
 TABLE = "telemetry_event"
 DEFAULT_PARTITION = f"{TABLE}_default"
 _BOUND = re.compile(r"FROM \('(\d{4}-\d{2}-\d{2}) 00:00:00\+00'\) TO \('(\d{4}-\d{2}-\d{2}) 00:00:00\+00'\)")
@@ -109,58 +111,31 @@ def ensure_partitions(*, now: datetime, ahead: int = 3) -> list[str]:
 
 
 def _create_partition(start: date, end: date) -> None:
-    name = partition_name(start)
-    lower, upper = f"{start.isoformat()} 00:00:00+00", f"{end.isoformat()} 00:00:00+00"
-    with transaction.atomic(), connection.cursor() as cursor:
-        # Ingest waits for the moment this takes: rows must not reach the DEFAULT
-        # partition for this range between the move and the attach.
-        cursor.execute(f"LOCK TABLE {TABLE} IN SHARE ROW EXCLUSIVE MODE")
-        cursor.execute(f"CREATE TABLE {name} (LIKE {TABLE} INCLUDING DEFAULTS)")
-        cursor.execute(
-            f'WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE "timestamp" >= %s AND "timestamp" < %s RETURNING *) '
-            f"INSERT INTO {name} SELECT * FROM moved",
-            [lower, upper],
-        )
-        cursor.execute(f"ALTER TABLE {TABLE} ATTACH PARTITION {name} FOR VALUES FROM (%s) TO (%s)", [lower, upper])
-    logger.info("created partition %s", name)
+    storage.create_partition(name=partition_name(start), start=start, end=end, default_partition=DEFAULT_PARTITION)
+    logger.info("created partition %s", partition_name(start))
 
 
 def drop_expired_partitions(*, now: datetime) -> list[str]:
     """Drop every partition whose events are all past their app's retention; returns the names.
 
-    Which apps have events in a partition comes from the rollups, which also
-    lose exactly those hours and days, so they stay in step."""
+    Which apps have events in a partition comes from the hourly counts, which
+    lose exactly those hours and days with it (telemetry.storage.drop_partition)."""
     from organizations.models import App
-    from telemetry.models import DailyActor, DailyRollup, DailySketch, HourlyRollup
 
     dropped = []
     for partition in existing_partitions():
         if partition.end_at > now:
             break
-        app_ids = set(
-            HourlyRollup.objects.filter(
-                dimension="total", hour__gte=partition.start_at, hour__lt=partition.end_at, events__gt=0
-            ).values_list("app_id", flat=True)
-        )
-        apps = App.objects.select_related("organization").filter(pk__in=app_ids)
-        if len(apps) != len(app_ids):
-            continue  # an app deleted mid-way: leave it to row deletes
-        if not all(_expired(app.effective_retention_days, partition, now=now) for app in apps):
-            continue
-        with transaction.atomic():
-            HourlyRollup.objects.filter(
-                app_id__in=app_ids, hour__gte=partition.start_at, hour__lt=partition.end_at
-            ).delete()
-            DailyActor.objects.filter(app_id__in=app_ids, day__gte=partition.start, day__lt=partition.end).delete()
-            DailySketch.objects.filter(app_id__in=app_ids, day__gte=partition.start, day__lt=partition.end).delete()
-            DailyRollup.objects.filter(app_id__in=app_ids, day__gte=partition.start, day__lt=partition.end).delete()
-            with connection.cursor() as cursor:
-                # Run deferred foreign-key checks now: a table with pending ones cannot be dropped.
-                cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")
-                cursor.execute(f"ALTER TABLE {TABLE} DETACH PARTITION {partition.name}")
-                cursor.execute(f"DROP TABLE {partition.name}")
-        logger.info("dropped partition %s (%d apps, all past retention)", partition.name, len(app_ids))
-        dropped.append(partition.name)
+
+        def all_expired(app_ids: set[int], partition=partition) -> bool:
+            apps = App.objects.select_related("organization").filter(pk__in=app_ids)
+            if len(apps) != len(app_ids):
+                return False  # an app deleted mid-way: leave it to row deletes
+            return all(_expired(app.effective_retention_days, partition, now=now) for app in apps)
+
+        if storage.drop_partition(name=partition.name, start=partition.start, end=partition.end, may_drop=all_expired):
+            logger.info("dropped partition %s (every app in it past retention)", partition.name)
+            dropped.append(partition.name)
     return dropped
 
 

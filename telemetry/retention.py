@@ -16,8 +16,8 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from organizations.models import App, Organization
-from telemetry import rollups
-from telemetry.models import Event, HourlyRollup
+from telemetry import storage
+from telemetry.models import Event, HourlyCounts
 
 logger = logging.getLogger(__name__)
 
@@ -33,18 +33,18 @@ def count_before(app: App, cutoff: datetime) -> int:
     """How many of the app's events have timestamp < cutoff.
 
     Whole UTC hours come from the hourly rollups (kept exactly in step with the
-    events by telemetry.rollups), the partial hour before the cutoff from raw
+    events by telemetry.storage), the partial hour before the cutoff from raw
     events: counting half a million raw rows takes PostgreSQL most of a second,
     which a settings page must not spend."""
     hour = cutoff.astimezone(dt_timezone.utc).replace(minute=0, second=0, microsecond=0)
-    whole_hours = HourlyRollup.objects.filter(app=app, dimension="total", hour__lt=hour).aggregate(n=Sum("events"))["n"]
+    whole_hours = HourlyCounts.objects.filter(app=app, dimension="total", hour__lt=hour).aggregate(n=Sum("events"))["n"]
     partial_hour = Event.objects.filter(app=app, timestamp__gte=hour, timestamp__lt=cutoff).count()
     return (whole_hours or 0) + partial_hour
 
 
 def stored_events(app: App) -> int:
     """How many events the app has stored (from the rollups)."""
-    return HourlyRollup.objects.filter(app=app, dimension="total").aggregate(n=Sum("events"))["n"] or 0
+    return HourlyCounts.objects.filter(app=app, dimension="total").aggregate(n=Sum("events"))["n"] or 0
 
 
 def count_older_than(app: App, *, days: int | None, now: datetime) -> int:
@@ -113,7 +113,7 @@ def prune_app(
                 ids = _next_batch(app, cutoff, batch_size)
                 if not ids:
                     break
-                count = rollups.delete_events(app.pk, ids)  # subtracts them from the rollups too
+                count = storage.delete_events(app.pk, ids)  # takes them out of the rollups too
             deleted += count
             batches += 1
             if progress is not None:

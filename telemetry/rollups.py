@@ -1,23 +1,13 @@
-"""Pre-aggregated analytics, kept exactly in step with the events table.
+"""What one event contributes to the pre-aggregated analytics.
 
 Every event contributes to one HourlyRollup row per dimension (its UTC hour,
 the dimension, its value there) and to DailyActor rows for its user and
-session. Three paths keep them right:
+session. telemetry.storage writes them (ingest appends deltas, deletions
+subtract, rebuilds recompute); this module only says what the numbers are.
 
-- ingest adds what a batch really inserted (telemetry.ingest.store_batch:
-  on PostgreSQL inside the insert statement itself, elsewhere from the rows
-  known to be new), so duplicates never count twice;
-- `delete_events` removes events and subtracts exactly what it removed;
-- `rebuild` recomputes an app's rollups from raw events, and must give the
-  same numbers as the incremental path (a test checks it on both databases).
-
-Two caches are derived from these for long ranges: daily sums of the hourly
-rows (telemetry.daily) and daily sketches of DailyActor (telemetry.sketches).
-Every deletion here drops both for the days it touches.
-
-What an event contributes is defined twice, once in Python (`event_facts`, for
-SQLite) and once in SQL (`_FACTS_SQL`, for PostgreSQL); tests hold the two to
-the same answers.
+It is defined twice, once in Python (`event_facts`, for SQLite and for
+deletions) and once in SQL (`facts_sql`, for PostgreSQL); tests hold the two
+to the same answers.
 """
 
 from __future__ import annotations
@@ -25,15 +15,11 @@ from __future__ import annotations
 import bisect
 import math
 from collections import defaultdict
-from collections.abc import Iterable
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import date, datetime
 
-from django.db import connection, transaction
+from telemetry.models import ROLLUP_DIMENSIONS, HourlyRollup
+from telemetry.periods import UTC
 
-from telemetry import daily, sketches
-from telemetry.models import ROLLUP_DIMENSIONS, DailyActor, Event, HourlyRollup
-
-UTC = dt_timezone.utc
 COMMAND_EVENT_TYPE = "command_execution"  # what the SDK's track_command() sends
 DIMENSIONS = ROLLUP_DIMENSIONS
 VALUE_LENGTH = HourlyRollup._meta.get_field("value").max_length
@@ -140,12 +126,12 @@ def actor_keys(timestamp: datetime, user_id: str, session_id: str) -> list[tuple
     return keys
 
 
-# --- SQL for PostgreSQL ---------------------------------------------------------------------
+# --- The same in SQL, for PostgreSQL ---------------------------------------------------------
 
 _BOUNDS_SQL = "ARRAY[" + ",".join(map(str, DURATION_BOUNDS)) + "]::bigint[]"
 
-# From rows with the Event columns (a CTE named by {source}), the rollup
-# contributions: one row per event and dimension. Mirrors event_facts().
+# From rows with the Event columns (a CTE or subquery named by {source}), the
+# rollup contributions: one row per event and dimension. Mirrors event_facts().
 _FACTS_SQL = f"""
 facts AS (
     SELECT date_trunc('hour', s.timestamp, 'UTC') AS hour,
@@ -174,179 +160,9 @@ contributions AS (
     WHERE d.value IS NOT NULL
 )"""
 
-_ROLLUP_TABLE = HourlyRollup._meta.db_table
-_ACTOR_TABLE = DailyActor._meta.db_table
-_EVENT_TABLE = Event._meta.db_table
 
-
-def _rollup_upsert_sql(sign: str = "") -> str:
-    """Add (or with sign '-', subtract) the grouped contributions into the rollup table.
-    Rows go in key order so concurrent batches lock shared rows in the same order."""
-    return f"""
-    INSERT INTO {_ROLLUP_TABLE} AS r (app_id, hour, dimension, value, events, succeeded, failed, timed, duration_ms_sum)
-    SELECT %(app)s, hour, dimension, value,
-           {sign}count(*), {sign}count(*) FILTER (WHERE success), {sign}count(*) FILTER (WHERE NOT success),
-           {sign}count(duration), {sign}coalesce(sum(duration), 0)
-    FROM contributions GROUP BY hour, dimension, value ORDER BY hour, dimension, value
-    ON CONFLICT (app_id, dimension, hour, value) DO UPDATE SET
-        events = r.events + excluded.events, succeeded = r.succeeded + excluded.succeeded,
-        failed = r.failed + excluded.failed, timed = r.timed + excluded.timed,
-        duration_ms_sum = r.duration_ms_sum + excluded.duration_ms_sum"""
-
-
-_ACTORS_SQL = f"""
-    INSERT INTO {_ACTOR_TABLE} (app_id, day, kind, actor)
-    SELECT DISTINCT %(app)s, (s.timestamp AT TIME ZONE 'UTC')::date, a.kind, a.actor
-    FROM {{source}} s CROSS JOIN LATERAL (VALUES ('u', s.user_id), ('s', nullif(s.session_id, ''))) AS a(kind, actor)
-    WHERE a.actor IS NOT NULL
-    ORDER BY 2, 3, 4
-    ON CONFLICT DO NOTHING"""
-
-
-def postgresql_insert_with_rollups(insert_sql: str) -> str:
-    """Wrap an INSERT INTO events ... (without RETURNING) so the same statement
-    also adds the rows it really inserted to the rollups. Its one result row
-    is the number of events inserted."""
-    returning = "timestamp, event_type, category, os, arch, service_version, ci, user_id, session_id, data"
-    return f"""
-    WITH inserted AS ({insert_sql} RETURNING {returning}),
-    {_FACTS_SQL.format(source="inserted")},
-    rolled AS ({_rollup_upsert_sql()}),
-    actors AS ({_ACTORS_SQL.format(source="inserted")})
-    SELECT count(*) FROM inserted"""
-
-
-# --- Ingest, on databases without data-modifying CTEs ---------------------------------------
-
-
-def add_rows(app_pk: int, rows: Iterable[dict]) -> None:
-    """Add newly inserted events (ingest row dicts with parsed `data_value`) to the rollups."""
-    deltas, actors = new_deltas(), set()
-    for row in rows:
-        add_deltas(
-            deltas,
-            event_facts(
-                timestamp=row["timestamp"], event_type=row["event_type"], category=row["category"], os=row["os"],
-                arch=row["arch"], service_version=row["service_version"], ci=row["ci"], data=row["data_value"],
-            ),
-        )
-        actors.update(actor_keys(row["timestamp"], row["user_id"], row["session_id"]))
-    _apply_deltas(app_pk, deltas)
-    _insert_actors(app_pk, actors)
-
-
-def _apply_deltas(app_pk: int, deltas: dict[tuple, Counts]) -> None:
-    if not deltas:
-        return
-    adapt = connection.ops.adapt_datetimefield_value
-    sql = f"""
-        INSERT INTO {_ROLLUP_TABLE} AS r (app_id, hour, dimension, value, events, succeeded, failed, timed, duration_ms_sum)
-        VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)
-        ON CONFLICT (app_id, dimension, hour, value) DO UPDATE SET
-            events = r.events + excluded.events, succeeded = r.succeeded + excluded.succeeded,
-            failed = r.failed + excluded.failed, timed = r.timed + excluded.timed,
-            duration_ms_sum = r.duration_ms_sum + excluded.duration_ms_sum"""
-    params = [(app_pk, adapt(hour), dimension, value, *counts) for (hour, dimension, value), counts in sorted(deltas.items())]
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, params)
-
-
-def _insert_actors(app_pk: int, actors: set) -> None:
-    if not actors:
-        return
-    adapt = connection.ops.adapt_datefield_value
-    sql = f"INSERT INTO {_ACTOR_TABLE} (app_id, day, kind, actor) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING"
-    with connection.cursor() as cursor:
-        cursor.executemany(sql, [(app_pk, adapt(day), kind, actor) for kind, day, actor in sorted(actors)])
-
-
-# --- Deleting events --------------------------------------------------------------------------
-
-
-def delete_events(app_pk: int, event_pks: list[int]) -> int:
-    """Delete these events of the app and subtract them from the rollups, atomically.
-
-    Every deletion of events (retention, erasure) goes through here so the
-    rollups stay exact. Callers pass bounded batches of primary keys."""
-    if not event_pks:
-        return 0
-    with transaction.atomic():
-        events = list(
-            Event.objects.filter(app_id=app_pk, pk__in=event_pks).values_list(
-                "pk", "timestamp", "event_type", "category", "os", "arch", "service_version", "ci",
-                "user_id", "session_id", "data",
-            )
-        )
-        if not events:
-            return 0
-        deltas, actors = new_deltas(), set()
-        for _pk, timestamp, event_type, category, os, arch, version, ci, user_id, session_id, data in events:
-            add_deltas(
-                deltas,
-                event_facts(timestamp=timestamp, event_type=event_type, category=category, os=os, arch=arch,
-                            service_version=version, ci=ci, data=data),
-                sign=-1,
-            )
-            actors.update(actor_keys(timestamp, user_id, session_id))
-        deleted, _ = Event.objects.filter(app_id=app_pk, pk__in=[row[0] for row in events]).delete()
-        _apply_deltas(app_pk, deltas)
-        _drop_empty_rollups(app_pk, {hour for hour, _, _ in deltas})
-        _drop_actors_without_events(app_pk, actors)
-        days = {day for _, day, _ in actors}
-        sketches.forget(app_pk, days)
-        daily.forget(app_pk, days)
-    return deleted
-
-
-def _drop_empty_rollups(app_pk: int, hours: set[datetime]) -> None:
-    HourlyRollup.objects.filter(app_id=app_pk, hour__in=sorted(hours), events=0).delete()
-
-
-def _drop_actors_without_events(app_pk: int, actors: set) -> None:
-    """Forget a user or session on a day once none of its events that day remain."""
-    by_day: dict[tuple[str, date], set[str]] = defaultdict(set)
-    for kind, day, actor in actors:
-        by_day[(kind, day)].add(actor)
-    for (kind, day), names in sorted(by_day.items()):
-        start = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
-        column = "user_id" if kind == "u" else "session_id"
-        remaining = set(
-            Event.objects.filter(
-                app_id=app_pk, timestamp__gte=start, timestamp__lt=start + timedelta(days=1),
-                **{f"{column}__in": sorted(names)},
-            ).values_list(column, flat=True)
-        )
-        gone = names - remaining
-        if gone:
-            DailyActor.objects.filter(app_id=app_pk, kind=kind, day=day, actor__in=sorted(gone)).delete()
-
-
-# --- Rebuilding from raw events ----------------------------------------------------------------
-
-
-def rebuild(app_pk: int, *, chunk_size: int = 5000) -> None:
-    """Recompute the app's rollups from its raw events (replacing what is there)."""
-    with transaction.atomic():
-        HourlyRollup.objects.filter(app_id=app_pk).delete()
-        DailyActor.objects.filter(app_id=app_pk).delete()
-        sketches.forget(app_pk)
-        daily.forget(app_pk)
-        if connection.vendor == "postgresql":
-            source = f"(SELECT * FROM {_EVENT_TABLE} WHERE app_id = %(app)s)"
-            with connection.cursor() as cursor:
-                cursor.execute(f"WITH {_FACTS_SQL.format(source=source)} {_rollup_upsert_sql()}", {"app": app_pk})
-                cursor.execute(_ACTORS_SQL.format(source=source), {"app": app_pk})
-            return
-        deltas, actors = new_deltas(), set()
-        rows = Event.objects.filter(app_id=app_pk).values_list(
-            "timestamp", "event_type", "category", "os", "arch", "service_version", "ci", "user_id", "session_id", "data"
-        )
-        for timestamp, event_type, category, os, arch, version, ci, user_id, session_id, data in rows.iterator(chunk_size):
-            add_deltas(
-                deltas,
-                event_facts(timestamp=timestamp, event_type=event_type, category=category, os=os, arch=arch,
-                            service_version=version, ci=ci, data=data),
-            )
-            actors.update(actor_keys(timestamp, user_id, session_id))
-        _apply_deltas(app_pk, deltas)
-        _insert_actors(app_pk, actors)
+def facts_sql(source: str) -> str:
+    """The CTEs `facts` and `contributions` (hour, dimension, value, success,
+    duration per event and dimension) over `source`: a CTE name or a subquery
+    with the Event columns."""
+    return _FACTS_SQL.format(source=source)

@@ -1,6 +1,6 @@
 """Distinct users and sessions over a range of days, fast at any size.
 
-DailyActor (telemetry.rollups) holds one row per app, UTC day and user or
+DailyActor (telemetry.storage writes it) holds one row per app, UTC day and user or
 session: exact, but a 90-day range of a busy app is millions of rows, seconds
 of counting per page view. So a range is counted one of two ways:
 
@@ -34,7 +34,7 @@ import datasketches
 from django.db.models import Count, Q
 from django.utils import timezone
 
-from telemetry import daily
+from telemetry import daily, storage
 from telemetry.models import DailyActor, DailySketch
 
 KINDS = ("u", "s")  # users, sessions
@@ -210,21 +210,8 @@ def _build(app_id: int, *, kind: str, day_events: dict[date, int], now: datetime
         )
         for day, events in sorted(day_events.items())
     ]
-    DailySketch.objects.bulk_create(
-        [DailySketch(**sketch._asdict()) for sketch in sketches],
-        update_conflicts=True,
-        unique_fields=["app", "kind", "day"],
-        update_fields=["actors", "events", "sketch", "built_at"],
-    )
+    storage.save_sketches(sketches)
     return sketches
-
-
-def forget(app_id: int, days: Iterable[date] | None = None) -> None:
-    """Drop the app's sketches of these days (all of them when None): their events changed."""
-    sketches = DailySketch.objects.filter(app_id=app_id)
-    if days is not None:
-        sketches = sketches.filter(day__in=sorted(set(days)))
-    sketches.delete()
 
 
 def refresh(app_id: int, *, now: datetime | None = None) -> int:

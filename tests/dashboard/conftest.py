@@ -6,7 +6,8 @@ from datetime import datetime, timezone
 
 import pytest
 
-from telemetry.ingest import store_batch, validate_events
+from telemetry.ingest import validate_events
+from telemetry.storage import store_batch
 from tests.factories import iso, make_event
 
 # Tests pass this as `now`, so preset ranges and expected buckets are fixed.

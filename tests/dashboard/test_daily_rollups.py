@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from dashboard import stats
-from telemetry import daily, rollups
+from telemetry import daily, rollups, storage
 from telemetry.models import DailyRollup, Event
 from tests.dashboard.conftest import sdk_event, store
 from tests.factories import make_app
@@ -101,7 +101,7 @@ def test_deleting_events_drops_the_daily_rollups_of_their_days(apps, app):
     stats.with_daily_rollups(apps, period)
     doomed = Event.objects.filter(app=app, timestamp__gte=ago(6, 0), timestamp__lt=ago(5, 0))
 
-    rollups.delete_events(app.pk, list(doomed.values_list("pk", flat=True)))
+    storage.delete_events(app.pk, list(doomed.values_list("pk", flat=True)))
 
     assert not DailyRollup.objects.filter(app=app, day=TODAY - timedelta(days=6)).exists()
     assert DailyRollup.objects.filter(app=app, day=TODAY - timedelta(days=7)).exists()
@@ -111,7 +111,7 @@ def test_deleting_events_drops_the_daily_rollups_of_their_days(apps, app):
 def test_rebuilding_the_rollups_drops_the_apps_daily_rollups(apps, app):
     stats.with_daily_rollups(apps, stats.preset_range("30d", now=NOW))
 
-    rollups.rebuild(app.pk)
+    storage.rebuild_derived(app.pk)
 
     assert not DailyRollup.objects.filter(app=app).exists()
     assert DailyRollup.objects.exclude(app=app).exists()

@@ -8,7 +8,8 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from telemetry.ingest import store_batch, validate_events
+from telemetry.ingest import validate_events
+from telemetry.storage import store_batch
 from tests.factories import iso, make_event
 
 

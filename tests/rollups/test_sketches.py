@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from telemetry import rollups, sketches
+from telemetry import rollups, sketches, storage
 from telemetry.models import DailyActor, DailyRollup, DailySketch, Event
 from tests.factories import iso, make_app, make_event
 from tests.rollups.test_rollups import store
@@ -111,7 +111,7 @@ def test_deleting_events_drops_the_sketches_of_their_days(app, large):
     sketches.refresh(app.pk)
     doomed = Event.objects.filter(app=app, timestamp__date=DAYS[1], user_id__in=[f"client_{500 + i}" for i in range(600)])
 
-    rollups.delete_events(app.pk, list(doomed.values_list("pk", flat=True)))
+    storage.delete_events(app.pk, list(doomed.values_list("pk", flat=True)))
 
     assert sorted(DailySketch.objects.filter(app=app).values_list("day", flat=True).distinct()) == [DAYS[0], DAYS[2]]
     counts = sketches.count_distinct([app.pk], spans=[(DAYS[1], DAYS[1])])

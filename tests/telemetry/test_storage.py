@@ -10,7 +10,7 @@ import pytest
 from django.db import IntegrityError, connection, connections
 from django.test.utils import CaptureQueriesContext
 
-from telemetry import ingest
+from telemetry import ingest, storage
 from telemetry.models import Event
 from django.test import Client
 
@@ -47,7 +47,7 @@ def test_a_failure_in_the_middle_of_a_batch_stores_nothing(app):
     rows[2]["user_id"] = None  # breaks NOT NULL inside the statement, after earlier rows
 
     with pytest.raises(IntegrityError):
-        ingest.store_batch(app.pk, rows, received_at=now)
+        storage.store_batch(app.pk, rows, received_at=now)
 
     assert Event.objects.count() == 0
 
@@ -64,11 +64,11 @@ def test_in_autocommit_a_failure_in_the_middle_of_a_batch_stores_nothing_and_lea
 
     assert connection.get_autocommit()
     with pytest.raises(IntegrityError):
-        ingest.store_batch(app.pk, rows, received_at=now)
+        storage.store_batch(app.pk, rows, received_at=now)
 
     assert Event.objects.count() == 0
     rows[2]["user_id"] = rows[1]["user_id"]
-    assert ingest.store_batch(app.pk, rows, received_at=now) == 5
+    assert storage.store_batch(app.pk, rows, received_at=now) == 5
     assert Event.objects.count() == 5
 
 
@@ -76,9 +76,9 @@ def test_store_batch_reports_how_many_rows_were_new(app):
     now = datetime.now(timezone.utc)
     rows = ingest.validate_events([make_event() for _ in range(3)], now=now).rows
 
-    assert ingest.store_batch(app.pk, rows, received_at=now) == 3
-    assert ingest.store_batch(app.pk, rows, received_at=now) == 0
-    assert ingest.store_batch(app.pk, rows + ingest.validate_events([make_event()], now=now).rows, received_at=now) == 1
+    assert storage.store_batch(app.pk, rows, received_at=now) == 3
+    assert storage.store_batch(app.pk, rows, received_at=now) == 0
+    assert storage.store_batch(app.pk, rows + ingest.validate_events([make_event()], now=now).rows, received_at=now) == 1
 
 
 @pytest.mark.postgres

@@ -2,14 +2,14 @@ import logging
 
 from django.core.management.base import BaseCommand, CommandError
 
-from telemetry import daily, rollups, sketches
+from telemetry import daily, sketches, storage
 from telemetry.management.commands._apps import APP_IDS_HELP, selected_apps
 
 logger = logging.getLogger(__name__)
 
 
 class Command(BaseCommand):
-    help = "Recompute the pre-aggregated analytics of apps from their raw events (rollups, then daily rollups and sketches)."
+    help = "Recompute what is derived from apps' raw events (event keys and rollups, then daily rollups and sketches)."
 
     def add_arguments(self, parser):
         parser.add_argument("app_ids", nargs="*", help=APP_IDS_HELP)
@@ -19,7 +19,7 @@ class Command(BaseCommand):
         done = failed = 0
         for app in apps:
             try:
-                rollups.rebuild(app.pk)
+                storage.rebuild_derived(app.pk)
                 # A rebuild drops the caches derived from the rollups; build them again now.
                 daily.refresh(app.pk)
                 sketches.refresh(app.pk)
