@@ -2,7 +2,7 @@
 
 Validation is pure (events in, rows and rejections out). Storing is one
 statement per batch that skips event ids the app already has and reports how
-many rows were new (PERFORMANCE.md).
+many rows were new (docs/performance.md).
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from telemetry import rollups
 from telemetry.errors import IngestError
 from telemetry.models import Event
 
-MAX_EVENTS_PER_BATCH = 1000  # the SDK's maximum (PROTOCOL.md, Body)
+MAX_EVENTS_PER_BATCH = 1000  # the SDK's maximum (docs/protocol.md, Body)
 MAX_EVENT_DATA_BYTES = 64 * 1024
 MAX_FUTURE_SKEW = timedelta(hours=1)
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
@@ -171,7 +171,7 @@ def _count(container: dict, key: str, path: str) -> int:
 
 
 def validate_event(event, *, now: datetime) -> dict:
-    """One event as a row to store, or EventRejected (PROTOCOL.md, per-event rules)."""
+    """One event as a row to store, or EventRejected (docs/protocol.md, Per-event rules)."""
     if not isinstance(event, dict):
         raise EventRejected("invalid_schema", "An event must be a JSON object.")
     schema_version = event.get("schema_version")
@@ -288,7 +288,7 @@ def store_batch(app_pk: int, rows: list[dict], *, received_at: datetime) -> int:
     """Store the rows and their rollups atomically; returns how many events were new.
 
     Event ids the app already has are skipped, so a retried batch stores
-    nothing twice and counts nothing twice (PROTOCOL.md, Idempotency)."""
+    nothing twice and counts nothing twice (docs/protocol.md, Idempotency)."""
     if not rows:
         return 0
     # A fixed order, so two batches sharing events lock them in the same order.
@@ -306,7 +306,7 @@ def store_batch(app_pk: int, rows: list[dict], *, received_at: datetime) -> int:
 
 def _store_postgresql(app_pk: int, rows: list[dict], received_at: datetime) -> int:
     # The whole batch travels as one jsonb parameter and PostgreSQL pulls the
-    # columns out itself: the cheapest idempotent way measured (PERFORMANCE.md).
+    # columns out itself: the cheapest idempotent way measured (docs/performance.md).
     # The same statement adds the rows it really inserted to the rollups.
     table = Event._meta.db_table
     record = ", ".join(f"{name} {_PG_TYPES.get(name, 'text')}" for name in _COLUMNS)
@@ -332,7 +332,7 @@ def _store_postgresql(app_pk: int, rows: list[dict], received_at: datetime) -> i
 def _store_generic(app_pk: int, rows: list[dict], received_at: datetime) -> int:
     # SQLite: the transaction holds the write lock from its start (IMMEDIATE),
     # so the ids found here cannot change before the insert. executemany in one
-    # transaction is SQLite's fast path (PERFORMANCE.md). Values are adapted the
+    # transaction is SQLite's fast path (docs/performance.md). Values are adapted the
     # way Django stores them, so the ORM reads them back.
     table = Event._meta.db_table
     ops = connection.ops
