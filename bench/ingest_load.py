@@ -300,7 +300,7 @@ def main(argv: list[str] | None = None) -> None:
     if not (host == "localhost" or host.startswith("127.") or host == "::1"):
         parser.error("--url must be a loopback address")
     if not 1 <= args.batch_size <= 1000:
-        parser.error("--batch-size must be 1 to 1000 (PROTOCOL.md)")
+        parser.error("--batch-size must be 1 to 1000 (docs/protocol.md, Body)")
     if args.create:
         credentials = create_app()
         args.org_id, args.app_id, args.secret = credentials["org_id"], credentials["app_id"], credentials["secret"]

@@ -1,4 +1,4 @@
-"""SDK-shaped events for the benchmarks: what telemetry-kit 0.3 sends (PROTOCOL.md, Body).
+"""SDK-shaped events for the benchmarks: what telemetry-kit 0.3 sends (docs/protocol.md, Event fields).
 
 Shared by ingest_load.py (HTTP bodies) and storage_ceiling.py (the same events
 written with COPY), so both measure the same bytes. Standard library plus
@@ -26,7 +26,7 @@ _SHELLS = ("bash", "zsh", "fish", "powershell")
 
 
 def rfc3339(moment: datetime) -> str:
-    """The SDK's form: UTC, 'Z', nine fractional digits (PROTOCOL.md, observed)."""
+    """The SDK's form: UTC, 'Z', nine fractional digits (docs/protocol.md, Event fields)."""
     moment = moment.astimezone(timezone.utc)
     return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond:06d}{random.randrange(1000):03d}Z"
 
@@ -99,12 +99,12 @@ class BodyFactory:
 
 
 def sign(secret: str, timestamp: str, body: bytes, nonce: str) -> str:
-    """X-Signature, the SDK's form (PROTOCOL.md, Signature)."""
+    """X-Signature, the SDK's form (docs/protocol.md, Signature)."""
     return hmac.new(secret.encode(), f"{timestamp}:{nonce}:".encode() + body, hashlib.sha256).hexdigest()
 
 
 def signed_headers(secret: str, body: bytes, *, timestamp: int, batch_size: int) -> dict[str, str]:
-    """The headers the SDK sends, with a new nonce (PROTOCOL.md, Request headers)."""
+    """The headers the SDK sends, with a new nonce (docs/protocol.md, Request headers)."""
     nonce = str(uuid.uuid4())
     stamp = str(timestamp)
     return {

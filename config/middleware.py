@@ -34,7 +34,7 @@ PROBE_PATHS = frozenset({"/live", "/ready", "/health", "/metrics"})
 
 
 def clacks_overhead(get_response: Callable[[HttpRequest], HttpResponse]):
-    """Add `X-Clacks-Overhead` to every response (PROTOCOL.md, Responses)."""
+    """Add `X-Clacks-Overhead` to every response (docs/protocol.md, X-Clacks-Overhead)."""
 
     def middleware(request: HttpRequest) -> HttpResponse:
         response = get_response(request)

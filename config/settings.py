@@ -278,7 +278,7 @@ WHITENOISE_USE_FINDERS = DEBUG
 
 # --- Ingest ---------------------------------------------------------------------
 
-# Largest request body accepted, compressed or not (PROTOCOL.md: default 5 MiB).
+# Largest request body accepted, compressed or not (docs/protocol.md, Body: default 5 MiB).
 CLACKS_MAX_BODY_BYTES = env_int("CLACKS_MAX_BODY_BYTES", 5 * 1024 * 1024, minimum=1024)
 # Django refuses larger bodies itself before a view reads them.
 DATA_UPLOAD_MAX_MEMORY_SIZE = CLACKS_MAX_BODY_BYTES

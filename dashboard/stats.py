@@ -624,7 +624,7 @@ def get_event(app_id: int, event_id) -> Event | None:
 
 
 def event_document(event: Event) -> dict:
-    """The stored event in the shape the SDK sent it (PROTOCOL.md, Body), for display."""
+    """The stored event in the shape the SDK sent it (docs/protocol.md, Event fields), for display."""
 
     def present(**fields):
         return {key: value for key, value in fields.items() if value not in ("", None)}

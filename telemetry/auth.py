@@ -1,6 +1,6 @@
 """Who is calling the ingest API: signature, freshness, replay and bearer checks.
 
-PROTOCOL.md, Signature: X-Signature = hex(HMAC-SHA256(secret as UTF-8 bytes,
+docs/protocol.md, Signature: X-Signature = hex(HMAC-SHA256(secret as UTF-8 bytes,
 "{X-Timestamp}:{X-Nonce}:{raw body}")), or without the nonce part when the
 client sends no X-Nonce (the self-hosting guide's form).
 """
@@ -29,7 +29,7 @@ from telemetry.errors import IngestError, too_large
 logger = logging.getLogger(__name__)
 
 # One answer for an unknown app and a bad signature, so the endpoint does not
-# reveal which apps exist (PROTOCOL.md, Responses).
+# reveal which apps exist (docs/protocol.md, Signature).
 INVALID_SIGNATURE = (401, "invalid_signature", "Invalid signature or unknown application.")
 
 
@@ -91,7 +91,7 @@ def load_ingest_app_by_token(token: str) -> IngestApp | None:
 
 
 def sign(secret: str, timestamp: str, body: bytes, nonce: str | None = None) -> str:
-    """The signature a client sends for this body (PROTOCOL.md, Signature)."""
+    """The signature a client sends for this body (docs/protocol.md, Signature)."""
     prefix = f"{timestamp}:{nonce}:" if nonce is not None else f"{timestamp}:"
     return hmac.new(secret.encode(), prefix.encode() + body, hashlib.sha256).hexdigest()
 
@@ -156,7 +156,7 @@ def remember_nonce(app_pk: int, nonce: str, *, request_time: int, now: float | N
     """Record a nonce; False if this app already used it inside the replay window.
 
     The record is shared by every worker and instance: Redis when REDIS_URL is
-    set, otherwise the database (PROTOCOL.md, Signature: replay protection)."""
+    set, otherwise the database (docs/protocol.md, Replay protection)."""
     now = time.time() if now is None else now
     if len(nonce) > 64:
         nonce = hashlib.sha256(nonce.encode()).hexdigest()

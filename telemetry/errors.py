@@ -1,6 +1,6 @@
 """The one error type of the ingest API and the handler that shapes every error.
 
-Error body (PROTOCOL.md, Responses): {"error": {"code", "message"}}, with
+Error body (docs/protocol.md, Error body): {"error": {"code", "message"}}, with
 "retry_after" at the top level for 429 and 503. The SDK cannot decode a flat
 {"error": "..."}, so every path out of the API goes through here.
 """

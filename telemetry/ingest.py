@@ -18,7 +18,7 @@ from telemetry import storage
 from telemetry.errors import IngestError
 from telemetry.models import Event
 
-MAX_EVENTS_PER_BATCH = 1000  # the SDK's maximum (PROTOCOL.md, Body)
+MAX_EVENTS_PER_BATCH = 1000  # the SDK's maximum (docs/protocol.md, Body)
 MAX_EVENT_DATA_BYTES = 64 * 1024
 MAX_FUTURE_SKEW = timedelta(hours=1)
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
@@ -147,7 +147,7 @@ def _count(container: dict, key: str, path: str) -> int:
 
 
 def validate_event(event, *, now: datetime) -> dict:
-    """One event as a row to store, or EventRejected (PROTOCOL.md, per-event rules)."""
+    """One event as a row to store, or EventRejected (docs/protocol.md, Per-event rules)."""
     if not isinstance(event, dict):
         raise EventRejected("invalid_schema", "An event must be a JSON object.")
     schema_version = event.get("schema_version")

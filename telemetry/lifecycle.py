@@ -276,7 +276,7 @@ def _jsonl_chunk(rows: list[tuple]) -> bytes:
 
 
 def _sdk_event(row: tuple) -> dict:
-    """One stored event as the SDK sent it (PROTOCOL.md, Body), empty optional
+    """One stored event as the SDK sent it (docs/protocol.md, Event fields), empty optional
     fields omitted as the SDK does, plus `received_at`. The metadata fields
     the server does not keep (transmission time, batch size, retry count) are absent."""
     (

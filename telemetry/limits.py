@@ -11,7 +11,7 @@ counted in full, even the ones past the quota, and the next batch gets 429
 until the month ends. So an organization stores at most one batch (1,000
 events) beyond its quota. Storing part of a batch would be exact but worse for
 the sender: the SDK drops the rejected events of a 207 for good, while it
-keeps a refused batch and sends it again later (PROTOCOL.md, observed).
+keeps a refused batch and sends it again later (docs/protocol.md, What the telemetry-kit SDK 0.3 does on the wire).
 """
 
 from __future__ import annotations
@@ -404,6 +404,6 @@ def _redis():
 
 def _redis_down(exc: Exception) -> IngestError:
     # The counters live in Redis: without them no limit can be told, so the client
-    # keeps its events and retries, as for a database outage (PROTOCOL.md, 503).
+    # keeps its events and retries, as for a database outage (docs/protocol.md, Responses).
     logger.warning("Redis unavailable for plan limits: %s", exc.__class__.__name__)
     return storage_unavailable()

@@ -40,7 +40,7 @@ EVENTS_DUPLICATE = Counter(
 )
 EVENTS_REJECTED = Counter(
     "clacks_ingest_events_rejected_total",
-    "Events rejected one by one, by error code (PROTOCOL.md, per-event rules).",
+    "Events rejected one by one, by error code (docs/protocol.md, Per-event rules).",
     ["reason", *_PER_APP],
 )
 BATCHES = Counter(

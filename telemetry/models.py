@@ -21,7 +21,7 @@ class EventQuerySet(models.QuerySet["Event"]):
 
 class Event(models.Model):
     """One SDK event. Column sizes are generous for anything the SDK sends
-    (PROTOCOL.md, Body); telemetry.ingest rejects longer values per event
+    (docs/protocol.md, Event fields); telemetry.ingest rejects longer values per event
     rather than letting the database refuse the whole batch."""
 
     app = models.ForeignKey(App, models.CASCADE, related_name="events")

@@ -44,7 +44,7 @@ class DoNotTrack(IngestError):
 
 
 class IngestView(APIView):
-    """POST /v1/ingest/{org_id}/{app_id}: the SDK's endpoint (PROTOCOL.md)."""
+    """POST /v1/ingest/{org_id}/{app_id}: the SDK's endpoint (docs/protocol.md, Endpoints)."""
 
     authentication_classes = [SignatureAuthentication]
     permission_classes = []
@@ -76,7 +76,7 @@ class IngestView(APIView):
 
     def finalize_response(self, request, response, *args, **kwargs):
         rate = getattr(request, "clacks_rate", None)
-        if rate is not None:  # every answer once the app is known (PROTOCOL.md, Responses)
+        if rate is not None:  # every answer once the app is known (docs/protocol.md, Rate limits)
             for name, value in rate.headers().items():
                 response[name] = value
         return super().finalize_response(request, response, *args, **kwargs)

@@ -86,7 +86,7 @@ def token(app_and_credentials):
 
 @pytest.fixture
 def signed_post(client, secret):
-    """POST a body to an app's ingest URL, signed the SDK's way (PROTOCOL.md, Signature)."""
+    """POST a body to an app's ingest URL, signed the SDK's way (docs/protocol.md, Signature)."""
 
     def post(app, body, *, key=None, timestamp=None, nonce="new", headers=None, path=None):
         if not isinstance(body, (bytes, str)):

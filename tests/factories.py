@@ -40,7 +40,7 @@ def iso(moment: datetime) -> str:
 
 
 def make_event(**overrides) -> dict:
-    """One event as the SDK 0.3 serializes it (PROTOCOL.md, Body)."""
+    """One event as the SDK 0.3 serializes it (docs/protocol.md, Event fields)."""
     now = iso(datetime.now(timezone.utc))
     event = {
         "schema_version": "1.0.0",

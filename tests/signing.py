@@ -1,4 +1,4 @@
-"""Sign requests the way the SDK does (PROTOCOL.md, Signature), for tests."""
+"""Sign requests the way the SDK does (docs/protocol.md, Signature), for tests."""
 
 from __future__ import annotations
 

@@ -36,7 +36,7 @@ def test_the_load_generators_events_are_sdk_sized_and_unique():
 
     assert len(first) == len(second) == 100
     assert len(ids) == 200
-    assert 600 <= factory.mean_event_bytes() <= 760  # PERFORMANCE.md: ~680 bytes
+    assert 600 <= factory.mean_event_bytes() <= 760  # docs/performance.md: ~680 bytes
 
 
 def test_the_load_generators_batches_are_accepted_by_the_ingest_endpoint(client, app, secret):

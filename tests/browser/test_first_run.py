@@ -38,7 +38,7 @@ def sdk_event(when: datetime, *, os: str, version: str, type: str = "command_exe
 
 
 def post_signed_batch(base_url: str, *, org_id: str, app_id: str, token: str, secret: str, events: list) -> tuple[int, dict]:
-    """POST a batch the way the SDK does (PROTOCOL.md, Signature), through the live server."""
+    """POST a batch the way the SDK does (docs/protocol.md, Signature), through the live server."""
     body = orjson.dumps({"events": events})
     timestamp, nonce = str(int(time.time())), str(uuid.uuid4())
     request = urllib.request.Request(

@@ -28,7 +28,7 @@ def private_postgres():
 
 class SdkLikeClient(threading.Thread):
     """Sends its batches in order; on 503 it waits and sends the same bytes again with a
-    new timestamp and nonce, as the SDK does (PROTOCOL.md, observed)."""
+    new timestamp and nonce, as the SDK does (docs/protocol.md, What the telemetry-kit SDK 0.3 does on the wire)."""
 
     def __init__(self, port: int, app: servers.IssuedApp):
         super().__init__(daemon=True)

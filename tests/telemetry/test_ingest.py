@@ -1,4 +1,4 @@
-"""POST /v1/ingest/{org_id}/{app_id}: every row of PROTOCOL.md's response table."""
+"""POST /v1/ingest/{org_id}/{app_id}: every row of docs/protocol.md, Responses."""
 
 from __future__ import annotations
 

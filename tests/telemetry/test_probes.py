@@ -1,4 +1,4 @@
-"""GET /health, /live, /ready (PROTOCOL.md, Health)."""
+"""GET /health, /live, /ready (docs/protocol.md, Probes and metrics)."""
 
 
 def test_health_reports_the_version_and_the_database(client, db, settings):

@@ -1,4 +1,4 @@
-"""PROTOCOL.md, Signature: the test vectors, unchanged."""
+"""docs/protocol.md, Signature: the test vectors, unchanged."""
 
 from telemetry.auth import sign, signature_matches
 
