@@ -47,8 +47,7 @@ PHASES = (
     ("telemetry.limits", "release_events", "monthly quota (release_events)"),
     ("telemetry.ingest", "parse_batch", "parse body (orjson)"),
     ("telemetry.ingest", "validate_events", "validate events"),
-    ("telemetry.ingest", "store_batch", "store_batch (INSERT ... and COMMIT)"),
-    ("telemetry.rollups", "apply_batch", "  rollups"),
+    ("telemetry.storage", "store_batch", "store_batch (keys, events, rollup deltas, actors)"),
 )
 
 

@@ -6,12 +6,12 @@ events table (under a scratch app whose rows are deleted afterwards), over a
 single connection, one transaction per batch:
 
 - `copy`: plain COPY, not idempotent: the raw ceiling ingest is compared with;
-- `store_batch`: the ingest path's own statement (telemetry.ingest.store_batch)
+- `store_batch`: the ingest path's own statement (telemetry.storage.store_batch)
   with rows already validated, so the gap between the two is the statement's
   cost and the gap to the HTTP figure is everything else;
 - `store_no_rollups` (asked for with --method): the same statement with its
-  rollup part taken out (telemetry.rollups patched in this process only), to
-  show what keeping the aggregates in step costs per batch.
+  rollup deltas and daily actors taken out (in this process only), to show
+  what keeping the aggregates in step costs per batch.
 
 It also times per-event validation (telemetry.ingest.validate_events), which
 costs Python CPU in every ingest request.
@@ -104,7 +104,7 @@ def copy_batches(batches: list[list[dict]], *, app_pk: int, now: datetime) -> No
 
 
 def store_batches(batches: list[list[dict]], *, app_pk: int, now: datetime) -> None:
-    from telemetry.ingest import store_batch
+    from telemetry.storage import store_batch
 
     for batch in batches:
         inserted = store_batch(app_pk, batch, received_at=now)
@@ -112,15 +112,15 @@ def store_batches(batches: list[list[dict]], *, app_pk: int, now: datetime) -> N
 
 
 def store_batches_without_rollups(batches: list[list[dict]], *, app_pk: int, now: datetime) -> None:
-    """store_batch with the rollup part of its statement taken out: what the rollups cost."""
-    from telemetry import rollups
+    """store_batch with the rollup deltas and daily actors taken out of its statement: what they cost."""
+    from telemetry import storage
 
-    wrap = rollups.postgresql_insert_with_rollups
-    rollups.postgresql_insert_with_rollups = lambda insert: f"WITH inserted AS ({insert} RETURNING 1) SELECT count(*) FROM inserted"
+    full = storage._STORE_SQL_POSTGRESQL
+    storage._STORE_SQL_POSTGRESQL = storage._store_sql_postgresql(derived=False)
     try:
         store_batches(batches, app_pk=app_pk, now=now)
     finally:
-        rollups.postgresql_insert_with_rollups = wrap
+        storage._STORE_SQL_POSTGRESQL = full
 
 
 METHODS = {"copy": copy_batches, "store_batch": store_batches, "store_no_rollups": store_batches_without_rollups}
@@ -142,12 +142,9 @@ def scratch_app():
 
 
 def drop_scratch_app(app) -> None:
-    from django.db import connection
+    from telemetry import storage
 
-    from telemetry.models import Event
-
-    with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {Event._meta.db_table} WHERE app_id = %s", [app.pk])
+    storage.delete_app_events(app.pk, batch_size=100_000)
     app.delete()
 
 

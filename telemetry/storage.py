@@ -115,7 +115,9 @@ _PG_TYPES = {"event_id": "uuid", "timestamp": "timestamptz", "ci": "boolean", "d
 _RETURNED = "timestamp, event_type, category, os, arch, service_version, ci, user_id, session_id, data"
 
 
-def _store_sql_postgresql() -> str:
+def _store_sql_postgresql(*, derived: bool = True) -> str:
+    """The ingest statement; without `derived`, only keys and events (bench/storage_ceiling.py
+    times it that way to show what the deltas and daily actors cost)."""
     # The whole batch travels as one jsonb parameter and PostgreSQL pulls the
     # columns out itself: the cheapest idempotent way measured (docs/performance.md).
     # The keys go in first; only the ids that were new there become events, and
@@ -136,9 +138,10 @@ def _store_sql_postgresql() -> str:
         SELECT %(app)s, %(received)s, {selected} FROM batch b JOIN keys k ON k.event_id = b.event_id
         RETURNING {_RETURNED}
     ),
-    {rollups.facts_sql("inserted")},
-    deltas AS ({_delta_insert_sql()}),
-    actors AS ({_actors_insert_sql("inserted")})
+    {rollups.facts_sql("inserted") + "," if derived else ""}
+    {f"deltas AS ({_delta_insert_sql()})," if derived else ""}
+    {f"actors AS ({_actors_insert_sql('inserted')})," if derived else ""}
+    done AS (SELECT 1)
     SELECT count(*) FROM inserted"""
 
 
@@ -419,12 +422,15 @@ def delete_app_events(app_pk: int, *, batch_size: int = 5000) -> int:
     (and its locks) for minutes. Disable the app first so nothing arrives meanwhile."""
     deleted = 0
     while True:
-        ids = list(Event.objects.filter(app_id=app_pk).order_by().values_list("pk", flat=True)[:batch_size])
-        if not ids:
-            break
-        with transaction.atomic():
-            count, _ = Event.objects.filter(app_id=app_pk, pk__in=ids).delete()
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {EVENT_TABLE} WHERE id IN (SELECT id FROM {EVENT_TABLE} WHERE app_id = %s LIMIT %s)",
+                [app_pk, batch_size],
+            )
+            count = cursor.rowcount
         deleted += count
+        if count < batch_size:
+            break
     with transaction.atomic():
         for model in (EventKey, RollupDelta, HourlyRollup, DailyActor, DailySketch, DailyRollup):
             model.objects.filter(app_id=app_pk).delete()
