@@ -130,14 +130,6 @@ def test_deleting_an_app_deletes_its_events_and_credentials_and_refuses_its_inge
     assert entry.details == {"name": "my-cli", "events": 8}
 
 
-def test_deleting_a_big_app_goes_in_batches(alice, app, events):
-    from organizations import services
-
-    events(app, 25)
-    assert services.delete_app(app, by=alice, batch_size=10) == 25
-    assert not Event.objects.exists()
-
-
 def test_viewers_cannot_see_or_change_app_settings(login, bob, app):
     client = login(bob)
     assert client.get(settings_url(app)).status_code == 403
