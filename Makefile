@@ -22,7 +22,10 @@ migrate: install
 serve: migrate
 	$(BIN)/gunicorn --config config/gunicorn.py --bind 127.0.0.1:$(PORT) config.wsgi
 
+# lint-imports checks the walls between the apps (pyproject.toml [tool.importlinter];
+# README, "Layout") before any test runs.
 test: install browser-deps
+	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(MAKE) test-sqlite
 	$(MAKE) test-postgres

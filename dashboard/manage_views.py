@@ -4,7 +4,7 @@ SDK works), an app's settings (events stored, past retention, deleted with it)
 and the organization's settings (what a retention change would delete).
 
 They live here, not in organizations, because organizations imports no other
-app (docs in README, "Layout"). Each view checks access through
+app (README, "Layout"). Each view checks access through
 organizations.access, makes its change through organizations.services, and
 reads its event figures from dashboard.stats, telemetry.retention and
 telemetry.storage.
