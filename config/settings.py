@@ -10,6 +10,7 @@ from __future__ import annotations
 import ipaddress
 import os
 import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 import dj_database_url
@@ -42,16 +43,6 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name}={value!r}: must be at least {minimum}")
     return number
-
-
-def env_float(name: str, default: float) -> float:
-    value = os.getenv(name, "")
-    if value == "":
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r}: expected a number") from None
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -217,7 +208,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache and shared state -----------------------------------------------------
 
 REDIS_URL = env_str("REDIS_URL")
-if REDIS_URL:
+# Where the state every worker and instance shares lives (nonces, rate and quota
+# counters, the cache): "redis" when REDIS_URL is set, else "database". Decided
+# here once; telemetry.auth and telemetry.limits read this, never REDIS_URL.
+CLACKS_SHARED_STORE = "redis" if REDIS_URL else "database"
+if CLACKS_SHARED_STORE == "redis":
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
@@ -302,19 +297,38 @@ CLACKS_RETRY_AFTER_SECONDS = env_int("CLACKS_RETRY_AFTER_SECONDS", 5, minimum=1)
 
 # --- Plans and limits (telemetry.limits) -------------------------------------------
 
-# Per tier: ingest requests each app may make per minute, and new events the
-# organization may store per calendar month (UTC; 0 = no quota). These are the
-# defaults; a field set on the tier's Plan in the Django admin overrides them.
-# Self-hosted organizations (the default tier) get a rate far above what one
-# machine serves and no quota: the operator owns the hardware.
-CLACKS_PLAN_FREE_REQUESTS_PER_MINUTE = env_int("CLACKS_PLAN_FREE_REQUESTS_PER_MINUTE", 100, minimum=1)
-CLACKS_PLAN_FREE_MONTHLY_EVENTS = env_int("CLACKS_PLAN_FREE_MONTHLY_EVENTS", 10_000, minimum=0)
-CLACKS_PLAN_PRO_REQUESTS_PER_MINUTE = env_int("CLACKS_PLAN_PRO_REQUESTS_PER_MINUTE", 1_000, minimum=1)
-CLACKS_PLAN_PRO_MONTHLY_EVENTS = env_int("CLACKS_PLAN_PRO_MONTHLY_EVENTS", 1_000_000, minimum=0)
-CLACKS_PLAN_ENTERPRISE_REQUESTS_PER_MINUTE = env_int("CLACKS_PLAN_ENTERPRISE_REQUESTS_PER_MINUTE", 10_000, minimum=1)
-CLACKS_PLAN_ENTERPRISE_MONTHLY_EVENTS = env_int("CLACKS_PLAN_ENTERPRISE_MONTHLY_EVENTS", 100_000_000, minimum=0)
-CLACKS_PLAN_SELF_HOSTED_REQUESTS_PER_MINUTE = env_int("CLACKS_PLAN_SELF_HOSTED_REQUESTS_PER_MINUTE", 60_000, minimum=1)
-CLACKS_PLAN_SELF_HOSTED_MONTHLY_EVENTS = env_int("CLACKS_PLAN_SELF_HOSTED_MONTHLY_EVENTS", 0, minimum=0)
+
+@dataclass(frozen=True)
+class PlanDefaults:
+    """One tier's limits as the environment gives them (telemetry.limits reads CLACKS_PLANS)."""
+
+    requests_per_minute: int  # ingest requests each app may make per minute
+    monthly_events: int  # new events the organization may store per calendar month (UTC); 0: no quota
+
+
+# Per tier (the values of organizations.models.Tier): the defaults; a field set
+# on the tier's Plan in the Django admin overrides them. Self-hosted
+# organizations (the default tier) get a rate far above what one machine
+# serves and no quota: the operator owns the hardware.
+CLACKS_PLANS = {
+    "free": PlanDefaults(
+        requests_per_minute=env_int("CLACKS_PLAN_FREE_REQUESTS_PER_MINUTE", 100, minimum=1),
+        monthly_events=env_int("CLACKS_PLAN_FREE_MONTHLY_EVENTS", 10_000, minimum=0),
+    ),
+    "pro": PlanDefaults(
+        requests_per_minute=env_int("CLACKS_PLAN_PRO_REQUESTS_PER_MINUTE", 1_000, minimum=1),
+        monthly_events=env_int("CLACKS_PLAN_PRO_MONTHLY_EVENTS", 1_000_000, minimum=0),
+    ),
+    "enterprise": PlanDefaults(
+        requests_per_minute=env_int("CLACKS_PLAN_ENTERPRISE_REQUESTS_PER_MINUTE", 10_000, minimum=1),
+        monthly_events=env_int("CLACKS_PLAN_ENTERPRISE_MONTHLY_EVENTS", 100_000_000, minimum=0),
+    ),
+    "self_hosted": PlanDefaults(
+        requests_per_minute=env_int("CLACKS_PLAN_SELF_HOSTED_REQUESTS_PER_MINUTE", 60_000, minimum=1),
+        monthly_events=env_int("CLACKS_PLAN_SELF_HOSTED_MONTHLY_EVENTS", 0, minimum=0),
+    ),
+}
+
 # Start of the Redis keys holding the counters (they name apps and organizations
 # by database id), so deployments sharing one Redis database keep apart.
 CLACKS_REDIS_KEY_PREFIX = env_str("CLACKS_REDIS_KEY_PREFIX", "clacks")

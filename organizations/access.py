@@ -26,10 +26,6 @@ class OrgAccess:
     organization: Organization
     membership: Membership
 
-    @property
-    def role(self) -> str:
-        return self.membership.role
-
     def at_least(self, role: str) -> bool:
         return ROLE_RANK[self.membership.role] >= ROLE_RANK[role]
 
