@@ -2,14 +2,15 @@
 
 Every variable read here is listed in the README's configuration table. The
 defaults suit a laptop (SQLite under var/); production sets what
-`manage.py check --deploy` asks for.
+`manage.py check --deploy` asks for. Importing this module reads files but
+never writes any: bin/prepare creates var/, the static root and the
+development key.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-import secrets
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,13 +87,18 @@ def env_secret(name: str) -> str:
 
 
 def development_secret_key() -> str:
-    """A key generated once and kept under var/, so sessions survive restarts on a laptop."""
+    """The key bin/prepare generated once under var/, so sessions survive restarts on a laptop."""
     path = VAR_DIR / "secret_key"
-    if not path.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        key = ""
+    if not key:
+        raise ImproperlyConfigured(
+            f"No SECRET_KEY: set SECRET_KEY (or SECRET_KEY_FILE), or run bin/prepare to generate a "
+            f"development key in {path} (make serve, make migrate and make test run it)."
+        )
+    return key
 
 
 # --- Core ---------------------------------------------------------------------
@@ -166,7 +172,6 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------
 
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'clacks.sqlite3'}")
 try:
     _database = dj_database_url.parse(
@@ -256,8 +261,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# bin/prepare creates it: whitenoise expects it even before collectstatic.
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise expects it even before collectstatic
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
