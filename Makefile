@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/clacks
 
-.PHONY: install serve test test-sqlite test-postgres migrate bench clean browser-deps backup restore-check
+.PHONY: install prepare serve test test-sqlite test-postgres migrate bench clean browser-deps backup restore-check
 
 install: $(STAMP)
 
@@ -16,28 +16,36 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e ".[test]"
 	touch $(STAMP)
 
-migrate: install
+# var/, the static root and, without SECRET_KEY, a development key in var/secret_key.
+# Importing the settings writes nothing, so everything that starts Django runs this first.
+prepare: install
+	$(BIN)/python bin/prepare
+
+migrate: prepare
 	$(BIN)/python manage.py migrate --noinput
 
 serve: migrate
 	$(BIN)/gunicorn --config config/gunicorn.py --bind 127.0.0.1:$(PORT) config.wsgi
 
-test: install browser-deps
+# lint-imports checks the walls between the apps (pyproject.toml [tool.importlinter];
+# README, "Layout") before any test runs.
+test: prepare browser-deps
+	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(MAKE) test-sqlite
 	$(MAKE) test-postgres
 
-test-sqlite: install
+test-sqlite: prepare
 	DATABASE_URL= $(BIN)/pytest
 
-test-postgres: install
+test-postgres: prepare
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest
 
 # HTTP ingest against PostgreSQL's COPY rate in one run (README, Performance).
 # The database must exist; gunicorn is started on BENCH_PORT for the run.
 BENCH_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/clacks_bench
 BENCH_PORT ?= 8503
-bench: install
+bench: prepare
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python manage.py migrate --noinput
 	DATABASE_URL=$(BENCH_DATABASE_URL) $(BIN)/python bench/compare.py --serve $(BENCH_PORT) --clients 8 --clients 32
 

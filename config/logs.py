@@ -84,11 +84,6 @@ def bind(**fields: Any) -> None:
         current.update(fields)
 
 
-def current_request_id() -> str | None:
-    fields = _request_fields.get()
-    return fields["request_id"] if fields is not None else None
-
-
 # --- Query timing and the slow-query log ---------------------------------------------
 
 

@@ -2,14 +2,16 @@
 
 Every variable read here is listed in the README's configuration table. The
 defaults suit a laptop (SQLite under var/); production sets what
-`manage.py check --deploy` asks for.
+`manage.py check --deploy` asks for. Importing this module reads files but
+never writes any: bin/prepare creates var/, the static root and the
+development key.
 """
 
 from __future__ import annotations
 
 import ipaddress
 import os
-import secrets
+from dataclasses import dataclass
 from pathlib import Path
 
 import dj_database_url
@@ -42,16 +44,6 @@ def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
     if minimum is not None and number < minimum:
         raise ImproperlyConfigured(f"{name}={value!r}: must be at least {minimum}")
     return number
-
-
-def env_float(name: str, default: float) -> float:
-    value = os.getenv(name, "")
-    if value == "":
-        return default
-    try:
-        return float(value)
-    except ValueError:
-        raise ImproperlyConfigured(f"{name}={value!r}: expected a number") from None
 
 
 def env_list(name: str, default: list[str]) -> list[str]:
@@ -95,13 +87,18 @@ def env_secret(name: str) -> str:
 
 
 def development_secret_key() -> str:
-    """A key generated once and kept under var/, so sessions survive restarts on a laptop."""
+    """The key bin/prepare generated once under var/, so sessions survive restarts on a laptop."""
     path = VAR_DIR / "secret_key"
-    if not path.exists():
-        VAR_DIR.mkdir(parents=True, exist_ok=True)
-        path.write_text(secrets.token_urlsafe(50))
-        path.chmod(0o600)
-    return path.read_text().strip()
+    try:
+        key = path.read_text().strip()
+    except FileNotFoundError:
+        key = ""
+    if not key:
+        raise ImproperlyConfigured(
+            f"No SECRET_KEY: set SECRET_KEY (or SECRET_KEY_FILE), or run bin/prepare to generate a "
+            f"development key in {path} (make serve, make migrate and make test run it)."
+        )
+    return key
 
 
 # --- Core ---------------------------------------------------------------------
@@ -175,7 +172,6 @@ TEMPLATES = [
 
 # --- Database -----------------------------------------------------------------
 
-VAR_DIR.mkdir(parents=True, exist_ok=True)
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'clacks.sqlite3'}")
 try:
     _database = dj_database_url.parse(
@@ -217,7 +213,11 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 # --- Cache and shared state -----------------------------------------------------
 
 REDIS_URL = env_str("REDIS_URL")
-if REDIS_URL:
+# Where the state every worker and instance shares lives (nonces, rate and quota
+# counters, the cache): "redis" when REDIS_URL is set, else "database". Decided
+# here once; telemetry.auth and telemetry.limits read this, never REDIS_URL.
+CLACKS_SHARED_STORE = "redis" if REDIS_URL else "database"
+if CLACKS_SHARED_STORE == "redis":
     CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
@@ -261,8 +261,8 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATICFILES_DIRS = [BASE_DIR / "static"]
+# bin/prepare creates it: whitenoise expects it even before collectstatic.
 STATIC_ROOT = Path(env_str("STATIC_ROOT", str(BASE_DIR / "staticfiles")))
-STATIC_ROOT.mkdir(parents=True, exist_ok=True)  # whitenoise expects it even before collectstatic
 STORAGES = {
     "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
     "staticfiles": {
@@ -302,19 +302,38 @@ CLACKS_RETRY_AFTER_SECONDS = env_int("CLACKS_RETRY_AFTER_SECONDS", 5, minimum=1)
 
 # --- Plans and limits (telemetry.limits) -------------------------------------------
 
-# Per tier: ingest requests each app may make per minute, and new events the
-# organization may store per calendar month (UTC; 0 = no quota). These are the
-# defaults; a field set on the tier's Plan in the Django admin overrides them.
-# Self-hosted organizations (the default tier) get a rate far above what one
-# machine serves and no quota: the operator owns the hardware.
-CLACKS_PLAN_FREE_REQUESTS_PER_MINUTE = env_int("CLACKS_PLAN_FREE_REQUESTS_PER_MINUTE", 100, minimum=1)
-CLACKS_PLAN_FREE_MONTHLY_EVENTS = env_int("CLACKS_PLAN_FREE_MONTHLY_EVENTS", 10_000, minimum=0)
-CLACKS_PLAN_PRO_REQUESTS_PER_MINUTE = env_int("CLACKS_PLAN_PRO_REQUESTS_PER_MINUTE", 1_000, minimum=1)
-CLACKS_PLAN_PRO_MONTHLY_EVENTS = env_int("CLACKS_PLAN_PRO_MONTHLY_EVENTS", 1_000_000, minimum=0)
-CLACKS_PLAN_ENTERPRISE_REQUESTS_PER_MINUTE = env_int("CLACKS_PLAN_ENTERPRISE_REQUESTS_PER_MINUTE", 10_000, minimum=1)
-CLACKS_PLAN_ENTERPRISE_MONTHLY_EVENTS = env_int("CLACKS_PLAN_ENTERPRISE_MONTHLY_EVENTS", 100_000_000, minimum=0)
-CLACKS_PLAN_SELF_HOSTED_REQUESTS_PER_MINUTE = env_int("CLACKS_PLAN_SELF_HOSTED_REQUESTS_PER_MINUTE", 60_000, minimum=1)
-CLACKS_PLAN_SELF_HOSTED_MONTHLY_EVENTS = env_int("CLACKS_PLAN_SELF_HOSTED_MONTHLY_EVENTS", 0, minimum=0)
+
+@dataclass(frozen=True)
+class PlanDefaults:
+    """One tier's limits as the environment gives them (telemetry.limits reads CLACKS_PLANS)."""
+
+    requests_per_minute: int  # ingest requests each app may make per minute
+    monthly_events: int  # new events the organization may store per calendar month (UTC); 0: no quota
+
+
+# Per tier (the values of organizations.models.Tier): the defaults; a field set
+# on the tier's Plan in the Django admin overrides them. Self-hosted
+# organizations (the default tier) get a rate far above what one machine
+# serves and no quota: the operator owns the hardware.
+CLACKS_PLANS = {
+    "free": PlanDefaults(
+        requests_per_minute=env_int("CLACKS_PLAN_FREE_REQUESTS_PER_MINUTE", 100, minimum=1),
+        monthly_events=env_int("CLACKS_PLAN_FREE_MONTHLY_EVENTS", 10_000, minimum=0),
+    ),
+    "pro": PlanDefaults(
+        requests_per_minute=env_int("CLACKS_PLAN_PRO_REQUESTS_PER_MINUTE", 1_000, minimum=1),
+        monthly_events=env_int("CLACKS_PLAN_PRO_MONTHLY_EVENTS", 1_000_000, minimum=0),
+    ),
+    "enterprise": PlanDefaults(
+        requests_per_minute=env_int("CLACKS_PLAN_ENTERPRISE_REQUESTS_PER_MINUTE", 10_000, minimum=1),
+        monthly_events=env_int("CLACKS_PLAN_ENTERPRISE_MONTHLY_EVENTS", 100_000_000, minimum=0),
+    ),
+    "self_hosted": PlanDefaults(
+        requests_per_minute=env_int("CLACKS_PLAN_SELF_HOSTED_REQUESTS_PER_MINUTE", 60_000, minimum=1),
+        monthly_events=env_int("CLACKS_PLAN_SELF_HOSTED_MONTHLY_EVENTS", 0, minimum=0),
+    ),
+}
+
 # Start of the Redis keys holding the counters (they name apps and organizations
 # by database id), so deployments sharing one Redis database keep apart.
 CLACKS_REDIS_KEY_PREFIX = env_str("CLACKS_REDIS_KEY_PREFIX", "clacks")

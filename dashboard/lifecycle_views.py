@@ -39,7 +39,7 @@ def export_events(request: HttpRequest, org_id: str, app_id: str) -> HttpRespons
     return render(
         request,
         "lifecycle/export.html",
-        {"app": app, "organization": access.organization, "form": form},
+        {"app": app, "organization": access.organization, "access": access, "form": form},
     )
 
 
@@ -48,7 +48,13 @@ def export_events(request: HttpRequest, org_id: str, app_id: str) -> HttpRespons
 def erase_user(request: HttpRequest, org_id: str) -> HttpResponse:
     access = get_org_access(request.user, org_id, min_role=Role.ADMIN)
     organization = access.organization
-    context = {"organization": organization, "lookup_form": EraseLookupForm(), "confirm_form": None, "preview": None}
+    context = {
+        "organization": organization,
+        "access": access,
+        "lookup_form": EraseLookupForm(),
+        "confirm_form": None,
+        "preview": None,
+    }
 
     if request.method == "POST" and request.POST.get("step") == "erase":
         confirm_form = EraseConfirmForm(request.POST)

@@ -501,6 +501,26 @@ def last_event_at(app_ids: Sequence[int]) -> datetime | None:
     return Event.objects.filter(app_id__in=list(app_ids)).aggregate(last=Max("timestamp"))["last"]
 
 
+def latest_event(app_id: int) -> dict | None:
+    """The app's newest event by timestamp (its `timestamp`, `received_at` and
+    `event_type`), or None. One query reading the end of the (app, timestamp) index."""
+    return (
+        Event.objects.filter(app_id=app_id)
+        .order_by("-timestamp")
+        .values("timestamp", "received_at", "event_type")
+        .first()
+    )
+
+
+def last_received_at(app_ids: Sequence[int]) -> dict[int, datetime]:
+    """When each app's newest event (by timestamp) arrived; apps without events are left out.
+
+    One query, reading the end of each app's (app, timestamp) index range."""
+    newest = Event.objects.filter(app_id=OuterRef("pk")).order_by("-timestamp").values("received_at")[:1]
+    rows = App.objects.filter(pk__in=list(app_ids)).annotate(last=Subquery(newest)).values_list("pk", "last")
+    return {pk: last for pk, last in rows if last is not None}
+
+
 # --- The recent-events explorer ---------------------------------------------------------
 
 

@@ -46,6 +46,14 @@ unset PROMETHEUS_MULTIPROC_DIR
 command=${1:-serve}
 [ $# -gt 0 ] && shift
 
+# The state folder (CLACKS_VAR_DIR), and a development key if DEBUG is on without
+# SECRET_KEY: importing the settings creates nothing (bin/prepare).
+case "$command" in
+    serve|every|manage|dbbackup)
+        python bin/prepare || { log ERROR "bin/prepare failed"; exit 1; }
+        ;;
+esac
+
 case "$command" in
     serve)
         wait_for_database

@@ -1,7 +1,9 @@
-"""Tenant isolation for pages: every lookup goes through the user's memberships.
+"""Tenant isolation and rights for pages: every lookup goes through the user's memberships.
 
 Anyone who is not a member gets a 404 (the organization might as well not
-exist); a member whose role is too low gets a 403.
+exist); a member whose role is too low gets a 403. What a role may do is
+decided here and nowhere else: views ask for a `min_role`, templates read
+`access.can_manage_apps` and `access.can_manage_members`.
 """
 
 from __future__ import annotations
@@ -13,21 +15,29 @@ from django.http import Http404
 
 from organizations.models import App, Membership, Organization, Role
 
-# Higher number, more rights.
+# Higher number, more rights; each role has every right of the roles below it.
 ROLE_RANK = {Role.VIEWER: 1, Role.ADMIN: 2, Role.OWNER: 3}
 
 
 @dataclass(frozen=True)
 class OrgAccess:
+    """A member's access to one organization; pages pass it to templates as `access`."""
+
     organization: Organization
     membership: Membership
 
-    @property
-    def role(self) -> str:
-        return self.membership.role
-
     def at_least(self, role: str) -> bool:
         return ROLE_RANK[self.membership.role] >= ROLE_RANK[role]
+
+    @property
+    def can_manage_apps(self) -> bool:
+        """Create apps, see credentials, change app settings, the audit log, export and erase."""
+        return self.at_least(Role.ADMIN)
+
+    @property
+    def can_manage_members(self) -> bool:
+        """Invite, change roles, remove members, and the organization's settings."""
+        return self.at_least(Role.OWNER)
 
 
 def get_org_access(user, org_public_id: str, *, min_role: str = Role.VIEWER) -> OrgAccess:

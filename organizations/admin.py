@@ -74,6 +74,12 @@ class AppAdmin(admin.ModelAdmin):
     def has_add_permission(self, request):
         return False  # created on the apps page (or manage.py create_app), which issues credentials
 
+    def has_delete_permission(self, request, obj=None):
+        # Deleted on the app's settings page, which refuses its ingest first and
+        # deletes its events in batches (telemetry.storage); a delete here would
+        # load every event of the app to cascade in one transaction.
+        return False
+
     def save_model(self, request, obj, form, change):
         super().save_model(request, obj, form, change)
         forget_cached_app(obj)

@@ -1,10 +1,15 @@
-"""Navigation context for every page: the user's organizations, the current one and the role there."""
+"""Navigation context for every page: the organizations in the switcher, and which one was used last.
+
+Rights and the current organization come from the page's own `access`
+(organizations.access.OrgAccess), which the view looked up already; nothing
+here derives them again.
+"""
 
 from __future__ import annotations
 
 from django.utils.functional import SimpleLazyObject
 
-from organizations.models import App, Membership
+from organizations.models import Membership
 
 LAST_ORG_SESSION_KEY = "clacks_last_org"
 
@@ -13,29 +18,24 @@ def _memberships(user) -> list[Membership]:
     return list(Membership.objects.filter(user=user).select_related("organization").order_by("organization__name"))
 
 
-def navigation(request) -> dict:
-    """`nav_memberships`, `current_membership` (None outside an organization's pages)
-    and `current_app`, looked up from the URL's org_id/app_id and the user's memberships only.
+def remember_last_org(request, org_public_id: str | None) -> None:
+    """Keep the organization of this page in the session, so "/" can return to it.
 
-    Also remembers the organization last visited, so the home page can return to it."""
+    Writes (and checks the membership with one query) only when the page is of
+    another organization than the one remembered: moving around inside one
+    organization costs nothing."""
+    if not org_public_id or request.session.get(LAST_ORG_SESSION_KEY) == org_public_id:
+        return
+    if Membership.objects.filter(user=request.user, organization__public_id=org_public_id).exists():
+        request.session[LAST_ORG_SESSION_KEY] = org_public_id
+
+
+def navigation(request) -> dict:
+    """`nav_memberships`: the user's memberships with their organizations, read
+    only if the page shows them (the organization switcher)."""
     user = getattr(request, "user", None)
     if user is None or not user.is_authenticated:
         return {}
     match = getattr(request, "resolver_match", None)
-    kwargs = match.kwargs if match is not None else {}
-    memberships = _memberships(user)
-    current = next((m for m in memberships if m.organization.public_id == kwargs.get("org_id")), None)
-    if current is not None and request.session.get(LAST_ORG_SESSION_KEY) != current.organization.public_id:
-        request.session[LAST_ORG_SESSION_KEY] = current.organization.public_id
-
-    def current_app():
-        if current is None or "app_id" not in kwargs:
-            return None
-        return App.objects.filter(organization=current.organization, public_id=kwargs["app_id"]).first()
-
-    return {
-        "nav_memberships": memberships,
-        "current_membership": current,
-        "current_org": current.organization if current else None,
-        "current_app": SimpleLazyObject(current_app) if current else None,
-    }
+    remember_last_org(request, match.kwargs.get("org_id") if match is not None else None)
+    return {"nav_memberships": SimpleLazyObject(lambda: _memberships(user))}

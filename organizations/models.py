@@ -30,12 +30,6 @@ RETENTION_PRESETS = (7, 30, 90, 365)
 DEFAULT_RETENTION_DAYS = 90
 
 
-class OrganizationQuerySet(models.QuerySet["Organization"]):
-    def for_user(self, user) -> OrganizationQuerySet:
-        """Organizations the user is a member of (tenant isolation starts here)."""
-        return self.filter(memberships__user=user)
-
-
 class Organization(models.Model):
     public_id = models.CharField(max_length=64, unique=True)
     name = models.CharField(max_length=100)
@@ -44,8 +38,6 @@ class Organization(models.Model):
     # Days events are kept; None keeps them forever. Apps may override it.
     retention_days = models.PositiveIntegerField(null=True, blank=True, default=DEFAULT_RETENTION_DAYS)
     created_at = models.DateTimeField(default=timezone.now)
-
-    objects = OrganizationQuerySet.as_manager()
 
     class Meta:
         ordering = ["name"]
@@ -67,14 +59,6 @@ class Membership(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} in {self.organization.public_id} as {self.role}"
-
-    @property
-    def can_manage_apps(self) -> bool:
-        return self.role in (Role.OWNER, Role.ADMIN)
-
-    @property
-    def can_manage_members(self) -> bool:
-        return self.role == Role.OWNER
 
 
 class Invitation(models.Model):
@@ -105,9 +89,6 @@ class AppQuerySet(models.QuerySet["App"]):
             .filter(public_id=app_public_id, organization__public_id=org_public_id)
             .first()
         )
-
-    def for_user(self, user) -> AppQuerySet:
-        return self.filter(organization__memberships__user=user)
 
 
 class App(models.Model):

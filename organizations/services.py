@@ -280,14 +280,6 @@ def invite_member(
     return invitation
 
 
-def usable_invitation(token: str, *, now: datetime | None = None) -> Invitation | None:
-    """The invitation with this token if it can still be accepted, else None."""
-    invitation = Invitation.objects.select_related("organization").filter(token=token).first()
-    if invitation is None or not invitation.is_usable(now=now):
-        return None
-    return invitation
-
-
 def accept_invitation(invitation: Invitation, *, user, now: datetime | None = None) -> Membership:
     """Make the user a member with the invitation's role; each invitation works once.
 
@@ -426,28 +418,25 @@ def set_app_retention(app: App, *, override: bool, days: int | None, by=None) ->
     return True
 
 
-def delete_app(app: App, *, by=None, batch_size: int = 5000) -> int:
-    """Delete the app, its credentials and its events; returns how many events went.
+def disable_app(app: App) -> None:
+    """Refuse the app's ingest at once, before a (possibly long) deletion of its events.
 
-    Events go first in bounded batches so a big app never holds one huge
-    transaction (and its locks) for minutes; the app row goes last."""
-    organization, public_id, name = app.organization, app.public_id, app.name
-    # Refuse ingest at once, before the (possibly long) event deletion starts.
+    No audit entry: the deletion that follows records itself."""
     App.objects.filter(pk=app.pk).update(is_active=False)
+    app.is_active = False
     forget_cached_app(app)
-    deleted = 0
-    while True:
-        ids = list(app.events.order_by().values_list("pk", flat=True)[:batch_size])
-        if not ids:
-            break
-        with transaction.atomic():
-            count, _ = app.events.filter(pk__in=ids).delete()
-        deleted += count
+
+
+def delete_app(app: App, *, by=None, events: int = 0) -> None:
+    """Delete the app and its credentials, recording how many events the caller deleted first.
+
+    The events go before this, in batches (telemetry.storage.delete_app_events,
+    after disable_app), so this transaction stays short."""
+    organization, public_id, name = app.organization, app.public_id, app.name
     with transaction.atomic():
         app.delete()
-        record_audit(organization, action="app.delete", target=public_id, actor=by, details={"name": name, "events": deleted})
+        record_audit(organization, action="app.delete", target=public_id, actor=by, details={"name": name, "events": events})
     forget_cached_app(app)
-    return deleted
 
 
 def reveal_secret(credential: Credential, *, by=None) -> str:

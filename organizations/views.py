@@ -1,15 +1,16 @@
-"""Admin pages: first run, accounts, organizations, members, apps, credentials, retention, audit.
+"""Admin pages: first run, accounts, the organization list, members, invitations, audit, new apps.
 
 Every page looks its organization up through organizations.access (404 for
 non-members, 403 below the role the page needs). Views parse, call one domain
-function and render; the work is in organizations.services and telemetry.retention.
+function and render; the work is in organizations.services. Pages that show
+event figures (the app list, credentials, app and organization settings) are
+in dashboard.manage_views: this app imports no other.
 """
 
 from __future__ import annotations
 
 import logging
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
@@ -20,29 +21,18 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils import timezone
-from django.utils.text import slugify
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from organizations import forms, services
-from organizations.access import get_app_access, get_org_access
+from organizations.access import get_org_access
 from organizations.context_processors import LAST_ORG_SESSION_KEY
-from organizations.models import App, AuditEntry, Credential, Invitation, Membership, Organization, Role
-# Pages that show events (last event received, retention previews) read them
-# through telemetry; the organizations models and services stay free of it.
-from telemetry import retention
-from telemetry.models import Event
+from organizations.models import AuditEntry, Invitation, Membership, Organization, Role
 
 logger = logging.getLogger(__name__)
 
 # Where a freshly issued token and secret wait for the one page view that shows them.
 ISSUED_SESSION_KEY = "clacks_issued_credential"
-
-
-def _no_store(response: HttpResponse) -> HttpResponse:
-    """Pages that show a secret must not be kept by the browser or a proxy."""
-    response["Cache-Control"] = "no-store"
-    return response
 
 
 def _posted(request: HttpRequest):
@@ -147,89 +137,6 @@ def org_list(request: HttpRequest) -> HttpResponse:
     return render(request, "organizations/org_list.html", {"rows": rows, "form": form})
 
 
-def _retention_rows(organization: Organization) -> list[dict]:
-    return [
-        {"app": app, "days": app.effective_retention_days, "override": app.retention_override}
-        for app in organization.apps.select_related("organization").order_by("name")
-    ]
-
-
-def _retention_preview(form: forms.RetentionForm, count) -> dict:
-    return {"days": form.days, "inherit": form.inherit, "count": count(form)}
-
-
-def _org_settings_page(request: HttpRequest, access, *, settings_form=None, retention_form=None, preview=None, status=200):
-    organization = access.organization
-    now = timezone.now()
-    return render(
-        request,
-        "organizations/org_settings.html",
-        {
-            "organization": organization,
-            "access": access,
-            "settings_form": settings_form
-            or forms.OrganizationSettingsForm(
-                initial={"name": organization.name, "tier": organization.tier, "is_active": organization.is_active}
-            ),
-            "retention_form": retention_form
-            or forms.RetentionForm(initial=forms.RetentionForm.initial_for(organization.retention_days)),
-            "preview": preview,
-            "current_count": retention.preview_organization_default(
-                organization, days=organization.retention_days, now=now
-            ),
-            "retention_rows": _retention_rows(organization),
-        },
-        status=status,
-    )
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def org_settings(request: HttpRequest, org_id: str) -> HttpResponse:
-    access = get_org_access(request.user, org_id, min_role=Role.OWNER)
-    organization = access.organization
-    if request.method == "GET":
-        return _org_settings_page(request, access)
-    form = forms.OrganizationSettingsForm(request.POST)
-    if not form.is_valid():
-        return _org_settings_page(request, access, settings_form=form, status=400)
-    changed = services.update_organization(organization, by=request.user, **form.cleaned_data)
-    if not changed:
-        messages.info(request, "Nothing changed.")
-    elif "is_active" in changed:
-        state = "enabled" if organization.is_active else "disabled: ingest for its apps now answers 403"
-        messages.success(request, f"{organization.name} is {state}.")
-    else:
-        messages.success(request, "Organization settings saved.")
-    return redirect("organizations:org_settings", org_id=organization.public_id)
-
-
-@login_required
-@require_POST
-def org_retention(request: HttpRequest, org_id: str) -> HttpResponse:
-    """Save the default retention, or with `preview` only count what it would delete."""
-    access = get_org_access(request.user, org_id, min_role=Role.OWNER)
-    organization = access.organization
-    form = forms.RetentionForm(request.POST)
-    if not form.is_valid():
-        return _org_settings_page(request, access, retention_form=form, status=400)
-    if "preview" in request.POST:
-        now = timezone.now()
-        preview = _retention_preview(
-            form, lambda f: retention.preview_organization_default(organization, days=f.days, now=now)
-        )
-        return _org_settings_page(request, access, retention_form=form, preview=preview)
-    if services.set_organization_retention(organization, days=form.days, by=request.user):
-        kept = "forever" if form.days is None else f"for {form.days} days"
-        messages.success(
-            request,
-            f"Events are now kept {kept} by default. Older events are deleted the next time retention runs.",
-        )
-    else:
-        messages.info(request, "Retention unchanged.")
-    return redirect("organizations:org_settings", org_id=organization.public_id)
-
-
 # --- Members and invitations -----------------------------------------------------------------
 
 
@@ -331,7 +238,7 @@ def member_role(request: HttpRequest, org_id: str, member_id: int) -> HttpRespon
         except services.LastOwnerError as exc:
             messages.error(request, str(exc))
     if membership.user_id == request.user.pk and membership.role != Role.OWNER:
-        return redirect("organizations:app_list", org_id=access.organization.public_id)
+        return redirect("dashboard:app_list", org_id=access.organization.public_id)
     return redirect("organizations:members", org_id=access.organization.public_id)
 
 
@@ -381,7 +288,7 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
                 already = True
             else:
                 messages.success(request, f"You joined {organization.name} as {invitation.get_role_display().lower()}.")
-                return redirect("organizations:app_list", org_id=organization.public_id)
+                return redirect("dashboard:app_list", org_id=organization.public_id)
     return render(
         request,
         "accounts/invite_accept.html",
@@ -403,21 +310,6 @@ def audit(request: HttpRequest, org_id: str) -> HttpResponse:
 # --- Apps ------------------------------------------------------------------------------------
 
 
-def last_event(app: App) -> dict | None:
-    """The app's newest event by timestamp (its time and when it arrived), or None.
-
-    One query reading the end of the (app, timestamp) index."""
-    return Event.objects.filter(app=app).order_by("-timestamp").values("timestamp", "received_at", "event_type").first()
-
-
-@login_required
-def app_list(request: HttpRequest, org_id: str) -> HttpResponse:
-    access = get_org_access(request.user, org_id)
-    apps = list(access.organization.apps.select_related("organization").order_by("name"))
-    rows = [{"app": app, "last_event": last_event(app)} for app in apps]
-    return render(request, "organizations/app_list.html", {"organization": access.organization, "access": access, "rows": rows})
-
-
 @login_required
 @require_http_methods(["GET", "POST"])
 def app_create(request: HttpRequest, org_id: str) -> HttpResponse:
@@ -425,208 +317,22 @@ def app_create(request: HttpRequest, org_id: str) -> HttpResponse:
     form = forms.AppNameForm(_posted(request))
     if request.method == "POST" and form.is_valid():
         app, issued = services.create_app(organization=access.organization, name=form.cleaned_data["name"], by=request.user)
-        _remember_issued(request, issued)
+        remember_issued(request, issued)
         messages.success(request, f"{app.name} is created. Copy its token and secret now: the token is shown only once.")
-        return redirect("organizations:app_credentials", org_id=access.organization.public_id, app_id=app.public_id)
+        return redirect("dashboard:app_credentials", org_id=access.organization.public_id, app_id=app.public_id)
     return render(request, "organizations/app_create.html", {"organization": access.organization, "access": access, "form": form})
 
 
-def _remember_issued(request: HttpRequest, issued: services.IssuedCredential) -> None:
-    # Kept in the session only until the credentials page shows it once (the next
-    # request), so reloading that page, or going back, never shows the token again.
+def remember_issued(request: HttpRequest, issued: services.IssuedCredential) -> None:
+    """Keep a new token and secret for the credentials page (dashboard.manage_views) to show once.
+
+    Kept in the session only until that page pops it (the next request), so
+    reloading the page, or going back, never shows the token again."""
     request.session[ISSUED_SESSION_KEY] = {
         "credential": issued.credential.pk,
         "token": issued.token,
         "secret": issued.secret,
     }
-
-
-def _snippet_context(app: App, *, token: str | None, secret: str | None, token_prefix: str | None) -> dict:
-    endpoint = settings.CLACKS_PUBLIC_URL
-    return {
-        "endpoint": endpoint,
-        "ingest_url": endpoint + app.ingest_path,
-        # The SDK accepts only lowercase letters, digits, "-" and "_" in a service name.
-        "service_name": slugify(app.name) or "my-app",
-        "env_token": token or (f"<the token shown when it was issued; it starts {token_prefix}>" if token_prefix else "<rotate to issue a token>"),
-        "env_secret": secret or "<reveal the secret above and paste it here>",
-    }
-
-
-def _credentials_page(request: HttpRequest, app: App, access, *, revealed: dict | None = None, status: int = 200) -> HttpResponse:
-    issued = request.session.pop(ISSUED_SESSION_KEY, None)
-    active = list(app.credentials.active().select_related("created_by").order_by("-created_at", "-pk"))
-    if issued and not any(c.pk == issued["credential"] for c in active):
-        issued = None  # revoked in the meantime, or another app's
-    revoked = list(app.credentials.filter(revoked_at__isnull=False).order_by("-revoked_at")[:5])
-    newest = active[0] if active else None
-    # The snippet carries the newest set's values when this page view knows them.
-    snippet_token = snippet_secret = None
-    if newest is not None and issued and issued["credential"] == newest.pk:
-        snippet_token, snippet_secret = issued["token"], issued["secret"]
-    elif newest is not None and revealed and revealed["credential"] == newest.pk:
-        snippet_secret = revealed["secret"]
-    context = {
-        "organization": access.organization,
-        "access": access,
-        "app": app,
-        "active": active,
-        "revoked": revoked,
-        "issued": issued,
-        "revealed": revealed,
-        "last_event": last_event(app),
-        "only_one_active": len(active) == 1,
-        **_snippet_context(
-            app,
-            token=snippet_token,
-            secret=snippet_secret,
-            token_prefix=newest.token_prefix if newest else None,
-        ),
-    }
-    return _no_store(render(request, "organizations/app_credentials.html", context, status=status))
-
-
-@login_required
-def app_credentials(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
-    app, access = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
-    return _credentials_page(request, app, access)
-
-
-@login_required
-@require_POST
-def credential_reveal(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
-    """Show one credential's secret, recorded in the audit log. A POST, so it is always deliberate."""
-    app, access = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
-    form = forms.CredentialForm(request.POST, app=app)
-    if not form.is_valid():
-        messages.error(request, "That credential set is no longer active.")
-        return redirect("organizations:app_credentials", org_id=org_id, app_id=app_id)
-    credential: Credential = form.cleaned_data["credential"]
-    secret = services.reveal_secret(credential, by=request.user)
-    return _credentials_page(request, app, access, revealed={"credential": credential.pk, "secret": secret})
-
-
-@login_required
-@require_POST
-def credentials_rotate(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
-    app, access = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
-    if forms.ConfirmForm(request.POST).is_valid():
-        issued = services.rotate_credentials(app, by=request.user)
-        _remember_issued(request, issued)
-        messages.success(
-            request,
-            "New credentials issued. The previous set keeps working until you revoke it, "
-            "so you can update your clients first.",
-        )
-    return redirect("organizations:app_credentials", org_id=org_id, app_id=app_id)
-
-
-@login_required
-@require_POST
-def credential_revoke(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
-    app, access = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
-    form = forms.CredentialForm(request.POST, app=app)
-    if form.is_valid():
-        credential = form.cleaned_data["credential"]
-        services.revoke_credential(credential, by=request.user)
-        messages.success(request, f"Credentials {credential.token_prefix}… are revoked; clients using them get 401 now.")
-    else:
-        messages.error(request, "That credential set is already revoked.")
-    return redirect("organizations:app_credentials", org_id=org_id, app_id=app_id)
-
-
-# --- App settings ----------------------------------------------------------------------------
-
-
-def _app_settings_page(request: HttpRequest, app: App, access, *, status: int = 200, preview=None, **bound) -> HttpResponse:
-    now = timezone.now()
-    context = {
-        "organization": access.organization,
-        "access": access,
-        "app": app,
-        "name_form": bound.get("name_form") or forms.AppNameForm(initial={"name": app.name}),
-        "delete_form": bound.get("delete_form") or forms.DeleteAppForm(app_name=app.name),
-        "retention_form": bound.get("retention_form")
-        or forms.RetentionForm(
-            allow_inherit=True,
-            organization_days=app.organization.retention_days,
-            initial=forms.RetentionForm.initial_for(app.retention_days, inherit=not app.retention_override),
-        ),
-        "preview": preview,
-        "current_count": retention.events_past_retention(app, now=now),
-        "effective_days": app.effective_retention_days,
-        "event_count": retention.stored_events(app),
-    }
-    return render(request, "organizations/app_settings.html", context, status=status)
-
-
-@login_required
-@require_http_methods(["GET", "POST"])
-def app_settings(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
-    app, access = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
-    if request.method == "POST":
-        form = forms.AppNameForm(request.POST)
-        if not form.is_valid():
-            return _app_settings_page(request, app, access, name_form=form, status=400)
-        if services.rename_app(app, name=form.cleaned_data["name"], by=request.user):
-            messages.success(request, f"The app is renamed to {app.name}.")
-        else:
-            messages.info(request, "Name unchanged.")
-        return redirect("organizations:app_settings", org_id=org_id, app_id=app_id)
-    return _app_settings_page(request, app, access)
-
-
-@login_required
-@require_POST
-def app_state(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
-    app, access = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
-    form = forms.AppStateForm(request.POST)
-    if form.is_valid():
-        active = form.cleaned_data["is_active"]
-        if services.set_app_active(app, active=active, by=request.user):
-            if active:
-                messages.success(request, f"{app.name} is enabled; ingest accepts its events again.")
-            else:
-                messages.success(request, f"{app.name} is disabled; ingest answers 403 to its clients.")
-    return redirect("organizations:app_settings", org_id=org_id, app_id=app_id)
-
-
-@login_required
-@require_POST
-def app_retention(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
-    """Save the app's retention, or with `preview` only count what it would delete."""
-    app, access = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
-    form = forms.RetentionForm(request.POST, allow_inherit=True, organization_days=app.organization.retention_days)
-    if not form.is_valid():
-        return _app_settings_page(request, app, access, retention_form=form, status=400)
-    if "preview" in request.POST:
-        now = timezone.now()
-        days = app.organization.retention_days if form.inherit else form.days
-        preview = {"days": days, "inherit": form.inherit, "count": retention.count_older_than(app, days=days, now=now)}
-        return _app_settings_page(request, app, access, retention_form=form, preview=preview)
-    if services.set_app_retention(app, override=not form.inherit, days=form.days, by=request.user):
-        days = app.effective_retention_days
-        kept = "forever" if days is None else f"for {days} days"
-        source = "the organization's default" if form.inherit else "this app's own setting"
-        messages.success(
-            request, f"{app.name} now keeps events {kept} ({source}). Older events go the next time retention runs."
-        )
-    else:
-        messages.info(request, "Retention unchanged.")
-    return redirect("organizations:app_settings", org_id=org_id, app_id=app_id)
-
-
-@login_required
-@require_POST
-def app_delete(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
-    app, access = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
-    form = forms.DeleteAppForm(request.POST, app_name=app.name)
-    if not form.is_valid():
-        return _app_settings_page(request, app, access, delete_form=form, status=400)
-    name = app.name
-    deleted = services.delete_app(app, by=request.user)
-    messages.success(request, f"{name} and its {deleted} events are deleted.")
-    return redirect("organizations:app_list", org_id=org_id)
 
 
 # --- Where "/" leads ---------------------------------------------------------------------------

@@ -162,7 +162,7 @@ def remember_nonce(app_pk: int, nonce: str, *, request_time: int, now: float | N
         nonce = hashlib.sha256(nonce.encode()).hexdigest()
     # A request stamped T is accepted until T + tolerance, so remember it that long.
     expires = max(request_time, int(now)) + settings.CLACKS_TIMESTAMP_TOLERANCE + 1
-    if settings.REDIS_URL:
+    if settings.CLACKS_SHARED_STORE == "redis":
         from django_redis import get_redis_connection
 
         redis = get_redis_connection("default")

@@ -87,12 +87,11 @@ def ensure_plans() -> None:
 
 
 def plan_defaults(tier: str) -> Limits:
-    """The tier's limits as the settings give them. An unknown tier gets the free plan's."""
-    prefix = f"CLACKS_PLAN_{tier.upper()}_" if tier in Tier.values else "CLACKS_PLAN_FREE_"
-    monthly = getattr(settings, prefix + "MONTHLY_EVENTS")
+    """The tier's limits as the settings give them (CLACKS_PLANS). An unknown tier gets the free plan's."""
+    defaults = settings.CLACKS_PLANS.get(tier) or settings.CLACKS_PLANS[Tier.FREE]
     return Limits(
-        requests_per_minute=getattr(settings, prefix + "REQUESTS_PER_MINUTE"),
-        monthly_events=monthly or None,
+        requests_per_minute=defaults.requests_per_minute,
+        monthly_events=defaults.monthly_events or None,
     )
 
 
@@ -137,7 +136,7 @@ def count_request(app_pk: int, *, tier: str, now: float | None = None) -> RateSt
     now = time.time() if now is None else now
     limit = plan_limits(tier).requests_per_minute
     window_start = int(now) // WINDOW_SECONDS * WINDOW_SECONDS
-    if settings.REDIS_URL:
+    if settings.CLACKS_SHARED_STORE == "redis":
         count = _count_request_redis(app_pk, window_start)
     else:
         count, window_start = _count_request_database(app_pk, window_start)
@@ -234,7 +233,7 @@ def reserve_events(org_pk: int, *, tier: str, events: int, now: float | None = N
     quota = plan_limits(tier).monthly_events
     if quota is None:
         return EventReservation(org_pk=org_pk, month=month, reserved=0)
-    if settings.REDIS_URL:
+    if settings.CLACKS_SHARED_STORE == "redis":
         admitted = _reserve_redis(org_pk, month, events=events, quota=quota)
     else:
         admitted = _reserve_database(org_pk, month, events=events, quota=quota)
@@ -258,7 +257,7 @@ def release_events(reservation: EventReservation, *, count: int) -> None:
     if count <= 0:
         return
     try:
-        if settings.REDIS_URL:
+        if settings.CLACKS_SHARED_STORE == "redis":
             _redis().decrby(_month_key(reservation.org_pk, reservation.month), count)
         else:
             with _counter_transaction():
@@ -373,7 +372,7 @@ def monthly_usage(org: Organization, *, now: datetime | None = None) -> UsageSum
     known = True
     if quota is None:
         used = None
-    elif settings.REDIS_URL:
+    elif settings.CLACKS_SHARED_STORE == "redis":
         try:
             used = int(_redis().get(_month_key(org.pk, month)) or 0)
         except RedisError as exc:

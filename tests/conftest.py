@@ -6,7 +6,6 @@ import os
 
 import orjson
 import pytest
-from django.conf import settings
 from django.core.cache import cache
 from django.db import connection
 

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from datetime import datetime, timezone
 
-import pytest
-
 from telemetry.ingest import validate_events
 from telemetry.storage import store_batch
 from tests.factories import iso, make_event
@@ -54,7 +52,3 @@ def store(app, *events: dict, now: datetime = NOW) -> int:
     assert batch.errors == []
     return store_batch(app.pk, batch.rows, received_at=now)
 
-
-@pytest.fixture
-def seed():
-    return store

@@ -10,7 +10,7 @@ import pytest
 from organizations.models import Role
 from telemetry.ingest import validate_events
 from telemetry.storage import store_batch
-from tests.factories import make_app, make_member, make_org, make_user
+from tests.factories import make_member, make_org, make_user
 
 RECEIVED_AT = datetime(2026, 11, 24, 12, 0, 0, tzinfo=timezone.utc)
 

@@ -111,8 +111,9 @@ def test_a_viewer_may_not_export(client, bob, app, stored):
 def test_charlie_gets_a_404_for_alices_app(client, charlie, app, stored):
     client.force_login(charlie)
 
-    assert client.get(url(app)).status_code == 404
-    assert download(client, app).status_code == 404
+    for response in (client.get(url(app)), download(client, app)):
+        assert response.status_code == 404
+        assert b"<h1>Not found</h1>" in response.content and b"my-cli" not in response.content
 
 
 def test_an_app_of_another_organization_is_not_found_under_alices(client, alice, org, charlies_org):
@@ -122,6 +123,7 @@ def test_an_app_of_another_organization_is_not_found_under_alices(client, alice,
     response = client.get(reverse("dashboard:export_events", args=[org.public_id, strangers_app.public_id]))
 
     assert response.status_code == 404
+    assert b"<h1>Not found</h1>" in response.content and b"stranger" not in response.content
 
 
 def test_signed_out_visitors_are_sent_to_sign_in(client, app):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
 import uuid
@@ -29,6 +30,12 @@ def _fresh_plans():
     limits.forget_plans()
 
 
+def set_plan(settings, tier: str, **fields: int) -> None:
+    """Change some of one tier's defaults (CLACKS_PLANS) for this test; the settings fixture restores them."""
+    plans = settings.CLACKS_PLANS
+    settings.CLACKS_PLANS = {**plans, tier: dataclasses.replace(plans[tier], **fields)}
+
+
 def delete_keys(client: redis.Redis, prefix: str) -> None:
     """Delete this test's keys only: other runs may share the database (never FLUSHDB)."""
     keys = list(client.scan_iter(match=f"{prefix}*", count=1000))
@@ -43,7 +50,7 @@ def redis_counters(settings):
     url = _redis_url()
     client = redis.Redis.from_url(url)
     prefix = f"test-{uuid.uuid4().hex[:12]}"
-    settings.REDIS_URL = url
+    settings.CLACKS_SHARED_STORE = "redis"
     settings.CLACKS_REDIS_KEY_PREFIX = f"{prefix}:clacks"
     settings.CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": url, "KEY_PREFIX": prefix}}
     yield client
@@ -56,15 +63,14 @@ def store(request, settings):
     if request.param == "redis":
         request.getfixturevalue("redis_counters")
     else:
-        settings.REDIS_URL = ""
+        settings.CLACKS_SHARED_STORE = "database"
     return request.param
 
 
 @pytest.fixture
 def free_org(org, settings):
     """Alice's organization on the free plan, with small limits that tests can reach."""
-    settings.CLACKS_PLAN_FREE_REQUESTS_PER_MINUTE = 3
-    settings.CLACKS_PLAN_FREE_MONTHLY_EVENTS = 10
+    set_plan(settings, Tier.FREE, requests_per_minute=3, monthly_events=10)
     org.tier = Tier.FREE
     org.save(update_fields=["tier"])
     return org

@@ -15,6 +15,7 @@ from telemetry import limits
 from telemetry.errors import IngestError
 from telemetry.models import Event
 from tests.factories import make_batch
+from tests.limits.conftest import set_plan
 from tests.signing import current_secret, ingest_path, signed_headers
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True)]
@@ -57,7 +58,7 @@ def test_every_concurrent_request_gets_its_own_count(on_postgres, store, app, wa
 
 
 def test_concurrent_batches_never_pass_the_quota_by_more_than_one_batch(on_postgres, store, free_org, warm_plans, settings):
-    settings.CLACKS_PLAN_FREE_MONTHLY_EVENTS = 100
+    set_plan(settings, Tier.FREE, monthly_events=100)
     now = time.time()
 
     def work():
@@ -79,7 +80,7 @@ def test_concurrent_batches_never_pass_the_quota_by_more_than_one_batch(on_postg
 
 
 def test_room_given_back_under_concurrency_keeps_the_count_exact(on_postgres, store, free_org, warm_plans, settings):
-    settings.CLACKS_PLAN_FREE_MONTHLY_EVENTS = 500  # 160 batches of 4 new events would be 640
+    set_plan(settings, Tier.FREE, monthly_events=500)  # 160 batches of 4 new events would be 640
 
     def work():
         stored = []
@@ -101,8 +102,7 @@ def test_room_given_back_under_concurrency_keeps_the_count_exact(on_postgres, st
 
 
 def test_concurrent_http_requests_get_exactly_the_plans_rate(on_postgres, store, free_org, app, steady_minute, settings):
-    settings.CLACKS_PLAN_FREE_REQUESTS_PER_MINUTE = 10
-    settings.CLACKS_PLAN_FREE_MONTHLY_EVENTS = 0
+    set_plan(settings, Tier.FREE, requests_per_minute=10, monthly_events=0)
     secret = current_secret(app)
     limits.plan_limits(Tier.FREE)
     bodies = [orjson.dumps(make_batch(3)) for _ in range(24)]

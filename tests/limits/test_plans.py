@@ -8,6 +8,7 @@ from organizations.models import Tier
 from telemetry import limits
 from telemetry.models import Plan
 from tests.factories import make_user
+from tests.limits.conftest import set_plan
 
 
 @pytest.fixture
@@ -28,9 +29,12 @@ def test_the_settings_give_each_tier_its_defaults(db):
     assert limits.plan_limits(Tier.SELF_HOSTED) == limits.Limits(requests_per_minute=60_000, monthly_events=None)
 
 
+def test_the_settings_name_exactly_the_tiers(settings):
+    assert sorted(settings.CLACKS_PLANS) == sorted(Tier.values)
+
+
 def test_changed_settings_apply(db, settings):
-    settings.CLACKS_PLAN_PRO_REQUESTS_PER_MINUTE = 7
-    settings.CLACKS_PLAN_PRO_MONTHLY_EVENTS = 0
+    set_plan(settings, Tier.PRO, requests_per_minute=7, monthly_events=0)
 
     assert limits.plan_limits(Tier.PRO) == limits.Limits(requests_per_minute=7, monthly_events=None)
 
@@ -39,7 +43,7 @@ def test_a_plan_field_overrides_its_setting_and_an_empty_one_follows_it(db, sett
     free = plan(Tier.FREE)
     free.monthly_events = 50
     free.save()
-    settings.CLACKS_PLAN_FREE_REQUESTS_PER_MINUTE = 9
+    set_plan(settings, Tier.FREE, requests_per_minute=9)
 
     assert limits.plan_limits(Tier.FREE) == limits.Limits(requests_per_minute=9, monthly_events=50)
 

@@ -12,6 +12,7 @@ from telemetry import limits
 from telemetry.errors import IngestError
 from telemetry.models import Event, MonthlyUsage
 from tests.factories import make_app, make_batch, make_event, make_org
+from tests.limits.conftest import set_plan
 
 pytestmark = pytest.mark.usefixtures("steady_minute")
 
@@ -21,7 +22,7 @@ def usage(org) -> int:
 
 
 def test_a_batch_that_starts_under_the_quota_is_stored_whole(store, signed_post, free_org, app, settings):
-    settings.CLACKS_PLAN_FREE_REQUESTS_PER_MINUTE = 100
+    set_plan(settings, Tier.FREE, requests_per_minute=100)
     first = signed_post(app, make_batch(8))
     crossing = signed_post(app, make_batch(5))  # 8 < 10 when it arrives: admitted in full
 
@@ -31,7 +32,7 @@ def test_a_batch_that_starts_under_the_quota_is_stored_whole(store, signed_post,
 
 
 def test_the_batch_after_the_quota_gets_429_until_the_month_ends(store, signed_post, free_org, app, settings):
-    settings.CLACKS_PLAN_FREE_REQUESTS_PER_MINUTE = 100
+    set_plan(settings, Tier.FREE, requests_per_minute=100)
     signed_post(app, make_batch(10))
 
     now = time.time()
@@ -50,7 +51,7 @@ def test_the_batch_after_the_quota_gets_429_until_the_month_ends(store, signed_p
 
 
 def test_duplicates_and_rejected_events_do_not_use_the_quota(store, signed_post, free_org, app, settings):
-    settings.CLACKS_PLAN_FREE_REQUESTS_PER_MINUTE = 100
+    set_plan(settings, Tier.FREE, requests_per_minute=100)
     batch = make_batch(3)
     signed_post(app, batch)
     retry = signed_post(app, batch)
@@ -64,7 +65,7 @@ def test_duplicates_and_rejected_events_do_not_use_the_quota(store, signed_post,
 
 
 def test_the_quota_is_shared_by_the_organizations_apps(store, signed_post, free_org, app, settings):
-    settings.CLACKS_PLAN_FREE_REQUESTS_PER_MINUTE = 100
+    set_plan(settings, Tier.FREE, requests_per_minute=100)
     other, credential = make_app(free_org, name="other-cli")
     signed_post(app, make_batch(6))
     signed_post(other, make_batch(4), key=credential.secret)
@@ -74,7 +75,7 @@ def test_the_quota_is_shared_by_the_organizations_apps(store, signed_post, free_
 
 
 def test_other_organizations_are_not_affected(store, signed_post, free_org, app, settings, charlie):
-    settings.CLACKS_PLAN_FREE_REQUESTS_PER_MINUTE = 100
+    set_plan(settings, Tier.FREE, requests_per_minute=100)
     elsewhere = make_org(name="Charlie Org", owner=charlie, tier=Tier.FREE)
     their_app, credential = make_app(elsewhere, name="their-cli")
     signed_post(app, make_batch(10))

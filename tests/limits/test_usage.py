@@ -10,6 +10,7 @@ from django.urls import reverse
 from organizations.models import Tier
 from telemetry import limits
 from tests.factories import make_batch
+from tests.limits.conftest import set_plan
 
 NOW = datetime(2031, 11, 20, 12, 0, tzinfo=timezone.utc)
 
@@ -29,7 +30,7 @@ def test_usage_counts_what_ingest_reserved_this_month(store, free_org):
 
 
 def test_the_partial_shows_usage_against_the_quota(store, free_org, settings):
-    settings.CLACKS_PLAN_FREE_MONTHLY_EVENTS = 10_000
+    set_plan(settings, Tier.FREE, monthly_events=10_000)
     limits.reserve_events(free_org.pk, tier=Tier.FREE, events=2_500, now=NOW.timestamp())
 
     html = render(free_org)
@@ -56,11 +57,11 @@ def test_the_partial_says_when_there_is_no_quota(store, org):
 
 
 def test_the_partial_says_when_the_count_cannot_be_read(free_org, settings):
-    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    settings.CLACKS_SHARED_STORE = "redis"  # at an address where nothing listens (below)
     settings.CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": settings.REDIS_URL,
+            "LOCATION": "redis://127.0.0.1:1/0",
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
         }
     }

@@ -57,6 +57,13 @@ def base_env(**overrides: str) -> dict[str, str]:
     return env
 
 
+def prepare(env: dict[str, str]) -> None:
+    """bin/prepare in this environment: var/ and the development key, as `make serve` makes them."""
+    subprocess.run(
+        [str(BIN / "python"), "bin/prepare"], cwd=REPO, env=env, capture_output=True, text=True, check=True, timeout=60
+    )
+
+
 def manage(*args: str, env: dict[str, str], check: bool = True) -> subprocess.CompletedProcess:
     # A command is not a gunicorn worker: it must not add its counts to a server's /metrics.
     env = {key: value for key, value in env.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
@@ -251,6 +258,7 @@ def start_gunicorn(tmp_path: Path, database_url: str, *, workers: int = 2, **env
             WEB_CONCURRENCY=str(workers),
             **env,
         )
+        prepare(child_env)
         with log_path.open("wb") as log:
             process = subprocess.Popen(
                 [str(BIN / "gunicorn"), "--config", "config/gunicorn.py", "--bind", f"127.0.0.1:{port}", "config.wsgi"],

@@ -115,6 +115,15 @@ def test_the_entrypoint_gives_up_on_a_database_that_never_answers(tmp_path):
     assert '"message":"database unreachable after 1 s"' in log.read_text()
 
 
+def test_the_entrypoint_prepares_the_state_folder_before_a_command(tmp_path):
+    # A fresh volume: no var/ yet and, with DEBUG on and no SECRET_KEY, no key either.
+    process, _, log = entrypoint(tmp_path, f"sqlite:///{tmp_path / 'var' / 'db.sqlite3'}", "manage", "check")
+
+    assert process.wait(timeout=120) == 0, log.read_text()
+    assert "System check identified no issues" in log.read_text()
+    assert (tmp_path / "var" / "secret_key").is_file()
+
+
 def test_the_scheduler_runs_its_commands_every_interval_and_stops_on_sigterm(tmp_path, served_database):
     process, _, log = entrypoint(tmp_path, served_database, "every", "1", "check", "showmigrations --list telemetry")
     deadline = time.monotonic() + 120

@@ -18,6 +18,7 @@ print(gc.get_freeze_count())
 
 def test_a_worker_puts_the_loaded_app_out_of_the_garbage_collectors_way(tmp_path):
     env = servers.base_env(CLACKS_VAR_DIR=str(tmp_path), DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite3'}")
+    servers.prepare(env)
     done = subprocess.run(
         [str(servers.BIN / "python"), "-c", WORKER], cwd=servers.REPO, env=env, capture_output=True, text=True,
         timeout=120,

@@ -7,6 +7,7 @@ from prometheus_client import REGISTRY
 
 from organizations.models import Tier
 from tests.factories import make_batch, make_event
+from tests.limits.conftest import set_plan
 
 
 class Metrics:
@@ -99,8 +100,8 @@ def test_authentication_failures_are_counted_by_reason(signed_post, app, metrics
 
 
 def test_rate_limited_requests_are_counted(signed_post, app, org, settings, metrics):
-    settings.REDIS_URL = ""
-    settings.CLACKS_PLAN_FREE_REQUESTS_PER_MINUTE = 1
+    settings.CLACKS_SHARED_STORE = "database"
+    set_plan(settings, Tier.FREE, requests_per_minute=1)
     org.tier = Tier.FREE
     org.save(update_fields=["tier"])
     from telemetry import limits

@@ -88,11 +88,11 @@ def test_no_secret_signature_nonce_token_or_payload_reaches_the_log(client, app,
 
 
 def test_records_logged_while_serving_carry_the_request_id(signed_post, app, settings, json_log):
-    settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there: a warning, then 503
+    settings.CLACKS_SHARED_STORE = "redis"  # Redis at an address where nothing listens: a warning, then 503
     settings.CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
-            "LOCATION": settings.REDIS_URL,
+            "LOCATION": "redis://127.0.0.1:1/0",
             "OPTIONS": {"SOCKET_CONNECT_TIMEOUT": 0.2, "SOCKET_TIMEOUT": 0.2},
         }
     }

@@ -53,8 +53,9 @@ def test_creating_an_app_shows_its_token_once(login, alice, org):
 
 def test_an_app_needs_a_name_of_at_most_100_characters(login, alice, org):
     client = login(alice)
-    assert client.post(f"/orgs/{org.public_id}/apps/new/", {"name": ""}).status_code == 200
-    assert client.post(f"/orgs/{org.public_id}/apps/new/", {"name": "x" * 101}).status_code == 200
+    assert b"This field is required." in client.post(f"/orgs/{org.public_id}/apps/new/", {"name": ""}).content
+    too_long = client.post(f"/orgs/{org.public_id}/apps/new/", {"name": "x" * 101})
+    assert b"Ensure this value has at most 100 characters (it has 101)." in too_long.content
     assert not App.objects.exists()
 
 
@@ -87,6 +88,7 @@ def test_alice_renames_an_app(login, alice, app):
 def test_a_blank_name_is_a_form_error(login, alice, app):
     response = login(alice).post(settings_url(app), {"name": " "})
     assert response.status_code == 400
+    assert b"This field is required." in response.content
     app.refresh_from_db()
     assert app.name == "my-cli"
 
@@ -128,14 +130,6 @@ def test_deleting_an_app_deletes_its_events_and_credentials_and_refuses_its_inge
     assert signed_post(app, make_batch(1)).status_code == 401
     entry = AuditEntry.objects.get(action="app.delete")
     assert entry.details == {"name": "my-cli", "events": 8}
-
-
-def test_deleting_a_big_app_goes_in_batches(alice, app, events):
-    from organizations import services
-
-    events(app, 25)
-    assert services.delete_app(app, by=alice, batch_size=10) == 25
-    assert not Event.objects.exists()
 
 
 def test_viewers_cannot_see_or_change_app_settings(login, bob, app):

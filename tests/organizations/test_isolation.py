@@ -4,6 +4,9 @@ found through the URL resolver so that a new page is covered without editing thi
 
 from __future__ import annotations
 
+import html
+import re
+
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
@@ -28,30 +31,64 @@ NOT_ORG_SCOPED = {
 # The lowest role each organization page or action needs. A URL missing here fails
 # the test: decide who may use a new page when adding it.
 MIN_ROLE = {
-    "organizations:org_settings": Role.OWNER,
-    "organizations:org_retention": Role.OWNER,
+    "dashboard:org_settings": Role.OWNER,
+    "dashboard:org_retention": Role.OWNER,
     "organizations:members": Role.VIEWER,
     "organizations:member_invite": Role.OWNER,
     "organizations:invitation_revoke": Role.OWNER,
     "organizations:member_role": Role.OWNER,
     "organizations:member_remove": Role.OWNER,
     "organizations:audit": Role.ADMIN,
-    "organizations:app_list": Role.VIEWER,
+    "dashboard:app_list": Role.VIEWER,
     "organizations:app_create": Role.ADMIN,
-    "organizations:app_credentials": Role.ADMIN,
-    "organizations:credential_reveal": Role.ADMIN,
-    "organizations:credentials_rotate": Role.ADMIN,
-    "organizations:credential_revoke": Role.ADMIN,
-    "organizations:app_settings": Role.ADMIN,
-    "organizations:app_state": Role.ADMIN,
-    "organizations:app_retention": Role.ADMIN,
-    "organizations:app_delete": Role.ADMIN,
+    "dashboard:app_credentials": Role.ADMIN,
+    "dashboard:credential_reveal": Role.ADMIN,
+    "dashboard:credentials_rotate": Role.ADMIN,
+    "dashboard:credential_revoke": Role.ADMIN,
+    "dashboard:app_settings": Role.ADMIN,
+    "dashboard:app_state": Role.ADMIN,
+    "dashboard:app_retention": Role.ADMIN,
+    "dashboard:app_delete": Role.ADMIN,
     "dashboard:org_overview": Role.VIEWER,
     "dashboard:app_overview": Role.VIEWER,
     "dashboard:app_events": Role.VIEWER,
     "dashboard:event_detail": Role.VIEWER,
     "dashboard:export_events": Role.ADMIN,
     "dashboard:erase_user": Role.ADMIN,
+}
+
+
+# What each page that answers GET shows as its heading to someone allowed to see it.
+HEADINGS = {
+    "organizations:members": "Members",
+    "organizations:audit": "Audit log",
+    "organizations:app_create": "New app",
+    "dashboard:org_overview": "Alice Org",
+    "dashboard:org_settings": "Organization settings",
+    "dashboard:erase_user": "Erase a user's events",
+    "dashboard:app_list": "Apps",
+    "dashboard:app_overview": "my-cli",
+    "dashboard:app_events": "Recent events",
+    "dashboard:event_detail": "command_execution event",
+    "dashboard:export_events": "Export events",
+    "dashboard:app_credentials": "Credentials and setup",
+    "dashboard:app_settings": "App settings",
+}
+
+# Every action that answers only POST: a form that succeeds for a member whose role
+# allows it ({names} come from the world fixture), and what the page shown next says.
+POST_ONLY = {
+    "dashboard:org_retention": ({"choice": "30"}, "Events are now kept for 30 days by default."),
+    "organizations:member_invite": ({"role": "viewer", "valid_days": "7"}, "Invitation created."),
+    "organizations:invitation_revoke": ({}, "Invitation revoked; its link no longer works."),
+    "organizations:member_role": ({"m{member_id}-role": "admin"}, "bob is now admin."),
+    "organizations:member_remove": ({}, "bob is removed from Alice Org."),
+    "dashboard:credential_reveal": ({"credential": "{credential_id}"}, "Copy secret"),
+    "dashboard:credentials_rotate": ({}, "New credentials issued."),
+    "dashboard:credential_revoke": ({"credential": "{credential_id}"}, "are revoked; clients using them get 401 now."),
+    "dashboard:app_state": ({"is_active": ""}, "my-cli is disabled; ingest answers 403 to its clients."),
+    "dashboard:app_retention": ({"choice": "7"}, "my-cli now keeps events for 7 days (this app's own setting)."),
+    "dashboard:app_delete": ({"confirm": "my-cli"}, "my-cli and its 1 events are deleted."),
 }
 
 
@@ -86,12 +123,31 @@ def world(alice, bob, org, app):
         "invitation_id": invitation.pk,
         "event_id": app.events.values_list("event_id", flat=True).first(),
         "token": invitation.token,
+        "credential_id": app.credentials.get().pk,
     }
 
 
 def url_for(name: str, world: dict) -> str:
     kwargs = {key: world[key] for key in next(k for n, k in named_patterns() if n == name)}
     return reverse(name, kwargs=kwargs)
+
+
+def form_for(name: str, world: dict) -> tuple[dict, str]:
+    """The POST_ONLY form of the action, filled in from the world, and what success says."""
+    data, says = POST_ONLY[name]
+    return {key.format(**world): value.format(**world) for key, value in data.items()}, says
+
+
+def text(response) -> str:
+    """The page's visible text, tags stripped, entities decoded and whitespace folded."""
+    page = re.sub(r"<(script|style)\b.*?</\1>", " ", response.content.decode(), flags=re.S)
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", page)).split())
+
+
+def heading(response) -> str:
+    match = re.search(r"<h1>(.*?)</h1>", response.content.decode(), flags=re.S)
+    assert match, "the page has no heading"
+    return " ".join(html.unescape(re.sub(r"<[^>]+>", " ", match[1])).split())
 
 
 def test_every_page_is_classified():
@@ -101,6 +157,24 @@ def test_every_page_is_classified():
     scoped = set(org_scoped())
     assert scoped == set(MIN_ROLE), "MIN_ROLE must name exactly the organization pages"
     assert len(scoped) >= 20  # the walk really found the pages
+    # Each is a page with a heading or an action with a form that works (both checked below).
+    assert set(HEADINGS) | set(POST_ONLY) == scoped and not set(HEADINGS) & set(POST_ONLY)
+
+
+@pytest.mark.parametrize("name", sorted(MIN_ROLE))
+def test_alice_the_owner_uses_every_page_and_action(name, world, login, alice):
+    client = login(alice)
+    url = url_for(name, world)
+    if name in POST_ONLY:
+        assert client.get(url).status_code == 405
+        data, says = form_for(name, world)
+        response = client.post(url, data, follow=True)
+        assert response.status_code == 200
+        assert says in text(response)
+    else:
+        response = client.get(url)
+        assert response.status_code == 200
+        assert heading(response) == HEADINGS[name]
 
 
 @pytest.mark.parametrize("name", org_scoped())
@@ -140,34 +214,59 @@ def test_an_anonymous_visitor_gets_sign_in_or_404(name, world, client):
             assert response.status_code in (404, 405), f"{url} -> {response.status_code}"
 
 
+def assert_refused(response, url: str) -> None:
+    assert response.status_code == 403, f"{url} -> {response.status_code}"
+    assert heading(response) == "Not allowed"
+
+
+def attempt(client, name: str, world: dict):
+    """A POST that would succeed for a member with the right role."""
+    data = form_for(name, world)[0] if name in POST_ONLY else {"name": "x", "role": "owner", "choice": "7"}
+    return client.post(url_for(name, world), data)
+
+
 @pytest.mark.parametrize("name", sorted(n for n, role in MIN_ROLE.items() if role != Role.VIEWER))
-def test_bob_the_viewer_gets_403_on_admin_and_owner_pages(name, world, login, bob):
+def test_bob_the_viewer_gets_403_on_admin_and_owner_pages(name, world, login, bob, app):
     client = login(bob)
     url = url_for(name, world)
-    get = client.get(url)
-    assert get.status_code in (403, 405), f"GET {url} -> {get.status_code}"
-    post = client.post(url, {"name": "x", "role": "owner", "choice": "7", "confirm": "my-cli", "credential": "1"})
-    assert post.status_code == 403, f"POST {url} -> {post.status_code}"
+    if name not in POST_ONLY:
+        assert_refused(client.get(url), url)
+    assert_refused(attempt(client, name, world), url)
+    app.refresh_from_db()
+    assert (app.name, app.is_active, app.retention_override) == ("my-cli", True, False)
 
 
 @pytest.mark.parametrize("name", sorted(n for n, role in MIN_ROLE.items() if role == Role.VIEWER))
 def test_bob_the_viewer_reads_the_viewer_pages(name, world, login, bob):
     response = login(bob).get(url_for(name, world))
     assert response.status_code == 200
+    assert heading(response) == HEADINGS[name]
 
 
 @pytest.mark.parametrize("name", sorted(n for n, role in MIN_ROLE.items() if role == Role.ADMIN))
-def test_an_admin_reaches_the_admin_pages_but_not_the_owner_pages(name, world, login, bob):
-    Membership.objects.filter(user=bob).update(role=Role.ADMIN)
-    response = login(bob).get(url_for(name, world))
-    assert response.status_code in (200, 405)
-
-
-def test_an_admin_gets_403_on_owner_pages(world, login, bob):
+def test_an_admin_reaches_the_admin_pages_and_uses_their_actions(name, world, login, bob):
     Membership.objects.filter(user=bob).update(role=Role.ADMIN)
     client = login(bob)
-    for name in (n for n, role in MIN_ROLE.items() if role == Role.OWNER):
-        assert client.post(url_for(name, world), {"role": "owner"}).status_code == 403, name
+    url = url_for(name, world)
+    if name in POST_ONLY:
+        data, says = form_for(name, world)
+        response = client.post(url, data, follow=True)
+        assert response.status_code == 200, url
+        assert says in text(response)
+    else:
+        response = client.get(url)
+        assert response.status_code == 200, url
+        assert heading(response) == HEADINGS[name]
+
+
+@pytest.mark.parametrize("name", sorted(n for n, role in MIN_ROLE.items() if role == Role.OWNER))
+def test_an_admin_gets_403_on_owner_pages(name, world, login, bob, org):
+    Membership.objects.filter(user=bob).update(role=Role.ADMIN)
+    client = login(bob)
+
+    assert_refused(attempt(client, name, world), url_for(name, world))
+    org.refresh_from_db()
+    assert (org.retention_days, Membership.objects.get(user=bob).role) == (90, Role.ADMIN)
 
 
 def test_the_viewer_navigation_hides_admin_and_owner_links(world, login, bob, alice):

@@ -114,7 +114,9 @@ def test_an_invitation_that_expires_between_page_and_click_is_refused(charlie, a
 
 
 def test_an_unknown_invitation_token_is_a_404(client, alice):
-    assert client.get("/invite/not-a-token/").status_code == 404
+    response = client.get("/invite/not-a-token/")
+    assert response.status_code == 404
+    assert b"<h1>Not found</h1>" in response.content
 
 
 def test_an_existing_member_is_told_so_and_the_invitation_stays_usable(login, bob, alice, org):

@@ -113,6 +113,9 @@ def test_a_custom_retention_needs_a_number_of_days(login, alice, org):
     assert b"Enter a number of days" in response.content
     bad = login(alice).post(f"/orgs/{org.public_id}/settings/retention/", {"choice": "custom", "custom_days": "-3"})
     assert bad.status_code == 400
+    assert b"Ensure this value is greater than or equal to 1." in bad.content
+    org.refresh_from_db()
+    assert org.retention_days == 90
 
 
 def test_the_settings_page_shows_when_retention_last_ran(login, alice, org, app):
