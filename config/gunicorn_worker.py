@@ -6,10 +6,18 @@ but gunicorn answers some requests before they reach the app: a request line
 too long (414), too many or too large headers (431), a malformed request line,
 method, header or chunked body, an unsupported HTTP version (400), an
 unsupported transfer coding (501), an `Expect` it cannot meet (417), and a 500
-for an error that escapes the app before it started its answer. Each of those
-goes through the worker's handle_error, which writes status line, headers and
-body in one `sendall` (gunicorn.util.write_error). These workers hand it the
-client socket wrapped so that the header goes in right after the status line.
+for its own configuration problems or an error that escapes the app before it
+started its answer. Each of those goes through the worker's handle_error, which
+writes status line, headers and body in one `sendall` (gunicorn.util.write_error).
+These workers hand it the client socket wrapped so that the header goes in
+right after the status line.
+
+gunicorn also answers `Expect: 100-continue` with an interim `100 Continue`
+of its own, just before the app runs (gunicorn.http.wsgi.create, when the
+request's `_expected_100_continue` is set). These workers send that one
+themselves, with the header, and clear the flag so gunicorn does not send a
+second. tests/operations/test_gunicorn_errors.py fails if a gunicorn upgrade
+changes either path.
 
 config/gunicorn.py picks the sync or threaded one. Their names must not end in
 "SyncWorker": gunicorn swaps a worker class named so for its own threaded one
@@ -22,6 +30,7 @@ from gunicorn.workers.gthread import ThreadWorker
 from gunicorn.workers.sync import SyncWorker
 
 OVERHEAD = b"X-Clacks-Overhead: GNU Terry Pratchett\r\n"
+CONTINUE = b"HTTP/1.1 100 Continue\r\n" + OVERHEAD + b"\r\n"
 
 
 class _OverheadSocket:
@@ -44,14 +53,28 @@ class _OverheadSocket:
         return getattr(self._sock, name)
 
 
-class _OverheadOnErrors:
+class _Overhead:
     def handle_error(self, req, client, addr, exc):
         super().handle_error(req, _OverheadSocket(client), addr, exc)
 
+    @staticmethod
+    def send_continue(req, sock) -> None:
+        if getattr(req, "_expected_100_continue", False):
+            sock.sendall(CONTINUE)
+            req._expected_100_continue = False
 
-class SyncOverheadWorker(_OverheadOnErrors, SyncWorker):
+
+class SyncOverheadWorker(_Overhead, SyncWorker):
     """gunicorn's sync worker (one request at a time)."""
 
+    def handle_request(self, listener, req, client, addr):
+        self.send_continue(req, client)
+        return super().handle_request(listener, req, client, addr)
 
-class ThreadOverheadWorker(_OverheadOnErrors, ThreadWorker):
+
+class ThreadOverheadWorker(_Overhead, ThreadWorker):
     """gunicorn's gthread worker (GUNICORN_THREADS above 1)."""
+
+    def handle_request(self, req, conn):
+        self.send_continue(req, conn.sock)
+        return super().handle_request(req, conn)

@@ -109,17 +109,27 @@ def test_every_answer_gunicorn_writes_itself_carries_the_overhead(gunicorn, thre
     assert (status, headers.count(OVERHEAD)) == (b"200 OK", 1)
 
 
-def test_only_the_interim_100_continue_goes_without_it(gunicorn):
-    """gunicorn sends `100 Continue` itself when a client asks to before its body: an
-    interim response, followed by the app's own answer, which carries the header."""
-    server = gunicorn(workers=1)
+@pytest.mark.parametrize("threads", ["1", "2"], ids=["sync", "threaded"])
+def test_the_interim_100_continue_carries_it_too_and_comes_once(gunicorn, threads):
+    """gunicorn sends `100 Continue` itself when a client asks for it before its
+    body; the app's answer follows."""
+    server = gunicorn(workers=1, GUNICORN_THREADS=threads)
+    body = b'{"events": []}'
     request = (
-        b"POST /live HTTP/1.1\r\n" + HOST + b"Expect: 100-continue\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        b"POST /v1/ingest/org_nobody/app_nobody HTTP/1.1\r\n" + HOST + b"Expect: 100-continue\r\n"
+        b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n" % len(body)
     )
 
-    interim, final = exchange(server.port, request).split(b"\r\n\r\n", 1)
+    with socket.create_connection(("127.0.0.1", server.port), timeout=10) as client:
+        client.sendall(request)
+        interim = client.recv(65536)  # the client waits for it before sending the body
+        client.sendall(body)
+        answer = b""
+        while chunk := client.recv(65536):
+            answer += chunk
 
-    assert interim == b"HTTP/1.1 100 Continue"
-    status, headers = head(final)
-    assert status == b"405 Method Not Allowed"
+    assert interim == b"HTTP/1.1 100 Continue\r\n" + OVERHEAD + b"\r\n\r\n"
+    status, headers = head(answer)
+    assert status == b"401 Unauthorized"
     assert headers.count(OVERHEAD) == 1
+    assert b"100 Continue" not in answer
