@@ -44,9 +44,10 @@ _RFC3339 = re.compile(
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 # A UUID as str(uuid.UUID(...)) writes it, which is also how the SDK sends it.
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
-# JSON's strings (a lone quote: one that never ends) and runs of brackets, for
-# reading a body nested deeper than orjson reads (_loads_deep).
-_JSON_STRUCTURE = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"|"|[\[{]+|[\]}]+', re.DOTALL)
+# For reading a body nested deeper than orjson reads (_cut_deep_parts): runs of
+# brackets, and what lies between them, strings included, in one piece each;
+# a lone quote is a string that never ends.
+_JSON_STRUCTURE = re.compile(rb'(?:[^"\[\]{}]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")++|[\[{]+|[\]}]+|"', re.DOTALL)
 _ORJSON_MAX_DEPTH = 1024  # orjson.loads refuses a document nested deeper
 # _loads_deep reads a deep body in parts nested at most this deep. More than
 # MAX_DATA_DEPTH + 4 (the levels around event.data), so any event it cuts is too deep.
@@ -149,20 +150,20 @@ def _cut_deep_parts(body: bytes) -> tuple[bytes, list[bytes], int]:
     levels, and the body is JSON exactly when every piece is. ValueError when the
     brackets or quotes do not pair up.
 
-    One pass over the body's strings and runs of brackets: the text between them
-    is left for orjson to check."""
+    One pass over the body's runs of brackets, skipping what lies between them
+    (strings hold brackets too): that text is left for orjson to check."""
     parts: list[bytes] = []
     open_parts: list[list[bytes]] = [[]]  # the chunks of each piece still open; [0] is the body
     copied = [0]  # for each open piece, where its next chunk starts
     depth = deepest = 0
     for match in _JSON_STRUCTURE.finditer(body):
         start, end = match.span()
+        count = end - start
         first = body[start]
-        if first == 0x22:  # '"'
-            if end - start == 1:
+        if first not in b"[]{}":
+            if first == 0x22 and count == 1:  # '"'
                 raise ValueError("a string that never ends")
             continue
-        count = end - start
         if first in b"[{":
             # The opener at start + i has depth + i containers around it.
             i = -depth % _CUT_DEPTH
