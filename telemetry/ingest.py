@@ -131,7 +131,9 @@ def _loads_deep(body: bytes, error: orjson.JSONDecodeError):
     try:
         body_with_holes, parts, deepest = _cut_deep_parts(body)
     except ValueError as problem:
-        raise IngestError(400, "invalid_json", f"The body is not valid JSON: {problem}.") from None
+        problem_text, deepest = problem.args
+        if deepest > _ORJSON_MAX_DEPTH:  # orjson stopped at the depth, before the problem
+            raise IngestError(400, "invalid_json", f"The body is not valid JSON: {problem_text}.") from None
     if deepest <= _ORJSON_MAX_DEPTH:  # not a matter of depth: orjson's answer stands
         raise IngestError(400, "invalid_json", f"The body is not valid JSON: {error.msg}.") from None
     try:
@@ -147,8 +149,8 @@ def _cut_deep_parts(body: bytes) -> tuple[bytes, list[bytes], int]:
     """(the body with null in place of each container that has a positive multiple
     of _CUT_DEPTH containers around it, those containers with null in place of the
     same in them, the deepest nesting seen). Every piece nests at most _CUT_DEPTH
-    levels, and the body is JSON exactly when every piece is. ValueError when the
-    brackets or quotes do not pair up.
+    levels, and the body is JSON exactly when every piece is. ValueError(what is
+    wrong, the deepest nesting seen) when the brackets or quotes do not pair up.
 
     One pass over the body's runs of brackets, skipping what lies between them
     (strings hold brackets too): that text is left for orjson to check."""
@@ -162,7 +164,7 @@ def _cut_deep_parts(body: bytes) -> tuple[bytes, list[bytes], int]:
         first = body[start]
         if first not in b"[]{}":
             if first == 0x22 and count == 1:  # '"'
-                raise ValueError("a string that never ends")
+                raise ValueError("a string that never ends", deepest)
             continue
         if first in b"[{":
             # The opener at start + i has depth + i containers around it.
@@ -179,7 +181,7 @@ def _cut_deep_parts(body: bytes) -> tuple[bytes, list[bytes], int]:
             deepest = max(deepest, depth)
         else:
             if count > depth:
-                raise ValueError("a closing bracket without its opening one")
+                raise ValueError("a closing bracket without its opening one", deepest)
             # The closer at start + j ends the container with depth - 1 - j around it.
             j = (depth - 1) % _CUT_DEPTH
             while j < count and depth - 1 - j > 0:
@@ -191,7 +193,7 @@ def _cut_deep_parts(body: bytes) -> tuple[bytes, list[bytes], int]:
                 j += _CUT_DEPTH
             depth -= count
     if depth:
-        raise ValueError("an opening bracket without its closing one")
+        raise ValueError("an opening bracket without its closing one", deepest)
     return b"".join(open_parts[0]) + body[copied[0] :], parts, deepest
 
 

@@ -192,12 +192,19 @@ def test_the_deep_body_reader_reads_json_as_orjson_does_and_refuses_the_rest(tex
     assert got == expected
 
 
-def test_reading_a_deep_body_tells_what_is_wrong_when_it_cannot():
-    with pytest.raises(IngestError) as unfinished:
-        ingest.parse_batch(b'{"events":["' + b"[" * 2_000, declared_size=None)
+def test_a_broken_body_is_told_what_is_wrong_deep_or_not():
+    with pytest.raises(IngestError) as deep:
+        ingest.parse_batch(b'{"events":[' + b"[" * 2_000 + b'"', declared_size=None)
+    with pytest.raises(IngestError) as shallow:
+        ingest.parse_batch(b'{"events":["[[[', declared_size=None)
 
-    assert unfinished.value.code == "invalid_json"
-    assert unfinished.value.message == "The body is not valid JSON: a string that never ends."
+    assert deep.value.code == shallow.value.code == "invalid_json"
+    # orjson stopped at 1,024 levels, before the problem: the reader tells it.
+    assert deep.value.message == "The body is not valid JSON: a string that never ends."
+    # orjson's own answer, which knows where.
+    with pytest.raises(orjson.JSONDecodeError) as orjsons:
+        orjson.loads(b'{"events":["[[[')
+    assert shallow.value.message == f"The body is not valid JSON: {orjsons.value.msg}."
 
 
 # --- Secrets the server cannot read -------------------------------------------------------------
