@@ -42,6 +42,11 @@ bind = os.getenv("GUNICORN_BIND", "127.0.0.1:8000")
 workers = _int("WEB_CONCURRENCY", _cores() * 2 + 1)
 # More than 1 switches to the gthread worker; each thread has its own connection.
 threads = _int("GUNICORN_THREADS", 1)
+# gunicorn's own workers, with X-Clacks-Overhead on the errors gunicorn answers
+# itself (malformed requests, request line or headers too large).
+worker_class = (
+    "config.gunicorn_worker.ThreadOverheadWorker" if threads > 1 else "config.gunicorn_worker.SyncOverheadWorker"
+)
 # A request still running after this many seconds gets its worker restarted.
 timeout = _int("GUNICORN_TIMEOUT", 30)
 # On SIGTERM, workers finish the requests they hold for up to this long.

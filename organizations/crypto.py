@@ -17,6 +17,12 @@ from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
 
 
+class SecretsUnreadable(ImproperlyConfigured):
+    """The configured keys cannot read the HMAC secrets: CLACKS_SECRETS_KEY is not
+    a list of Fernet keys, or it (or SECRET_KEY) changed without keeping the old key.
+    The message names the cause and never a secret."""
+
+
 @cache
 def _fernet(keys: tuple[str, ...], secret_key: str) -> MultiFernet:
     if not keys:
@@ -25,7 +31,7 @@ def _fernet(keys: tuple[str, ...], secret_key: str) -> MultiFernet:
     try:
         return MultiFernet([Fernet(key.encode()) for key in keys])
     except ValueError:
-        raise ImproperlyConfigured(
+        raise SecretsUnreadable(
             "CLACKS_SECRETS_KEY must be Fernet keys (32 url-safe base64-encoded bytes), comma-separated"
         ) from None
 
@@ -42,7 +48,7 @@ def decrypt_secret(token: str) -> str:
     try:
         return fernet().decrypt(token.encode()).decode()
     except InvalidToken:
-        raise ImproperlyConfigured(
+        raise SecretsUnreadable(
             "An HMAC secret cannot be decrypted: CLACKS_SECRETS_KEY (or SECRET_KEY) changed "
             "without keeping the old key"
         ) from None

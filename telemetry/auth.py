@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import logging
+import re
 import time
 import zlib
 from dataclasses import dataclass
@@ -21,16 +22,25 @@ from django.core.exceptions import RequestDataTooBig
 from django.db import connection
 from rest_framework.authentication import BaseAuthentication
 
-from organizations.crypto import decrypt_secret
-from organizations.models import App, Credential, hash_token
+from organizations.crypto import SecretsUnreadable, decrypt_secret
+from organizations.models import App, Credential, Organization, hash_token
 from organizations.services import app_cache_key
-from telemetry.errors import IngestError, too_large
+from telemetry.errors import IngestError, secrets_unreadable, too_large
 
 logger = logging.getLogger(__name__)
 
 # One answer for an unknown app and a bad signature, so the endpoint does not
 # reveal which apps exist (docs/protocol.md, Signature).
 INVALID_SIGNATURE = (401, "invalid_signature", "Invalid signature or unknown application.")
+
+# The public ids the server issues (org_<slug>, app_<hex>) are printable ASCII
+# and fit their columns. A path segment that is not (a NUL, a control or
+# non-ASCII character, too long) names no app, and goes to neither the cache nor
+# the database: PostgreSQL text cannot even hold a NUL.
+_PUBLIC_ID = re.compile(
+    "[!-~]{1,%d}"
+    % max(model._meta.get_field("public_id").max_length for model in (App, Organization))
+)
 
 
 @dataclass(frozen=True)
@@ -47,8 +57,15 @@ class IngestApp:
     secrets_encrypted: tuple[str, ...]
     token_hashes: tuple[str, ...]
 
-    def secrets(self) -> list[str]:
-        return [decrypt_secret(value) for value in self.secrets_encrypted]
+    def secrets(self) -> tuple[list[str], str | None]:
+        """(the secrets the configured keys decrypt, why some could not be, if so)."""
+        readable, problem = [], None
+        for value in self.secrets_encrypted:
+            try:
+                readable.append(decrypt_secret(value))
+            except SecretsUnreadable as exc:
+                problem = str(exc)
+        return readable, problem
 
 
 def _snapshot(app: App) -> IngestApp:
@@ -71,6 +88,8 @@ def load_ingest_app(org_public_id: str, app_public_id: str) -> IngestApp | None:
 
     Two queries on a miss, none on a hit. Credential changes made through
     organizations.services drop the cache entry at once."""
+    if not (_PUBLIC_ID.fullmatch(org_public_id) and _PUBLIC_ID.fullmatch(app_public_id)):
+        return None
     key = app_cache_key(org_public_id, app_public_id)
     snapshot = cache.get(key)
     if snapshot is None:
@@ -244,13 +263,21 @@ class SignatureAuthentication(BaseAuthentication):
 
     @staticmethod
     def signed_by(app: IngestApp, signature: str, timestamp: str, nonce: str | None, raw: bytes, body: bytes) -> bool:
-        """Gzip bodies may be signed as sent or as inflated; accept either."""
-        secrets = app.secrets()
-        if signature_matches(secrets, signature=signature, timestamp=timestamp, nonce=nonce, body=raw):
+        """Gzip bodies may be signed as sent or as inflated; accept either.
+
+        IngestError(503) when no secret the server can read signed it but some
+        secret cannot be read (organizations.crypto): the request may be signed
+        with that one, so it is not refused for good."""
+        secrets, problem = app.secrets()
+        if signature_matches(secrets, signature=signature, timestamp=timestamp, nonce=nonce, body=raw) or (
+            body is not raw
+            and signature_matches(secrets, signature=signature, timestamp=timestamp, nonce=nonce, body=body)
+        ):
             return True
-        return body is not raw and signature_matches(
-            secrets, signature=signature, timestamp=timestamp, nonce=nonce, body=body
-        )
+        if problem is not None:
+            logger.error("ingest for %s answers 503: %s", app.public_id, problem)
+            raise secrets_unreadable()
+        return False
 
     def find_app(self, request) -> IngestApp | None:
         kwargs = request.parser_context["kwargs"]

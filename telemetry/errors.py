@@ -69,6 +69,21 @@ def storage_unavailable() -> IngestError:
     )
 
 
+# Keys put right take a person, not seconds.
+SECRETS_RETRY_AFTER_SECONDS = 60
+
+
+def secrets_unreadable() -> IngestError:
+    """The app's HMAC secrets cannot be decrypted (organizations.crypto): the
+    operator's keys must be put right, so the client keeps its events and retries."""
+    return IngestError(
+        503,
+        "secrets_unreadable",
+        "The server cannot read this application's credentials; keep the events and try again later.",
+        retry_after=SECRETS_RETRY_AFTER_SECONDS,
+    )
+
+
 # DRF's own exceptions, named in the protocol's snake_case codes.
 _DRF_CODES = {
     exceptions.ParseError: (400, "invalid_json"),

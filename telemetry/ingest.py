@@ -20,6 +20,16 @@ from telemetry.models import Event
 
 MAX_EVENTS_PER_BATCH = 1000  # the SDK's maximum (docs/protocol.md, Body)
 MAX_EVENT_DATA_BYTES = 64 * 1024
+# How deep event.data may nest, [] and {} one level each ({"a": [1]} is 2); deeper
+# data is rejected on its own as invalid_schema (README, Ingest API). The limit is
+# the tightest the data meets: orjson.dumps writes it when it is stored and
+# exported, and refuses 255 levels or more, which is also how validate_event
+# enforces it, at no cost to other events (tests/telemetry/test_hostile_input.py
+# holds both sides of the limit, so an orjson that moves it fails them). The rest
+# allow more: orjson.loads 1,024 for a whole body (_loads_deep reads deeper
+# bodies), Python's json some 990 (reading it back), SQLite's JSON 2,000,
+# PostgreSQL's jsonb some 14,000 (default max_stack_depth).
+MAX_DATA_DEPTH = 254
 MAX_FUTURE_SKEW = timedelta(hours=1)
 NIL_UUID = "00000000-0000-0000-0000-000000000000"
 
@@ -32,6 +42,14 @@ _RFC3339 = re.compile(
 _JSON_NUL = re.compile(rb"(?<!\\)(?:\\\\)*\\u0000")
 # A UUID as str(uuid.UUID(...)) writes it, which is also how the SDK sends it.
 _CANONICAL_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\Z")
+# For reading a body nested deeper than orjson reads (_cut_deep_parts): runs of
+# brackets, and what lies between them, strings included, in one piece each;
+# a lone quote is a string that never ends.
+_JSON_STRUCTURE = re.compile(rb'(?:[^"\[\]{}]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")++|[\[{]+|[\]}]+|"', re.DOTALL)
+_ORJSON_MAX_DEPTH = 1024  # orjson.loads refuses a document nested deeper
+# _loads_deep reads a deep body in parts nested at most this deep. More than
+# MAX_DATA_DEPTH + 4 (the levels around event.data), so any event it cuts is too deep.
+_CUT_DEPTH = 512
 
 
 # Column limits come from the model, so the check and the table cannot drift apart.
@@ -60,7 +78,7 @@ def parse_batch(body: bytes, *, declared_size: str | None) -> list:
     try:
         payload = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise IngestError(400, "invalid_json", f"The body is not valid JSON: {exc.msg}.") from None
+        payload = _loads_deep(body, exc)
     if not isinstance(payload, dict) or not isinstance(payload.get("events"), list):
         raise IngestError(400, "invalid_batch", 'The body must be a JSON object {"events": [...]}.')
     events = payload["events"]
@@ -75,6 +93,84 @@ def parse_batch(body: bytes, *, declared_size: str | None) -> list:
             f"X-Batch-Size says {declared_size.strip()[:20]!r} but the body holds {len(events)} events.",
         )
     return events
+
+
+def _loads_deep(body: bytes, error: orjson.JSONDecodeError):
+    """What orjson.loads would read from a body nested deeper than it reads, or
+    IngestError(400) if the body is not valid JSON.
+
+    One event nested too deep must not make its whole batch unreadable: the body
+    is read with every part nested _CUT_DEPTH levels deep replaced by null (see
+    _cut_deep_parts). The event that held such a part still nests deeper than
+    MAX_DATA_DEPTH, so validate_event rejects it alone, and the others are
+    stored. Only bodies orjson refused come here."""
+    try:
+        body_with_holes, parts, deepest = _cut_deep_parts(body)
+    except ValueError as problem:
+        problem_text, deepest = problem.args
+        if deepest > _ORJSON_MAX_DEPTH:  # orjson stopped at the depth, before the problem
+            raise IngestError(400, "invalid_json", f"The body is not valid JSON: {problem_text}.") from None
+    if deepest <= _ORJSON_MAX_DEPTH:  # not a matter of depth: orjson's answer stands
+        raise IngestError(400, "invalid_json", f"The body is not valid JSON: {error.msg}.") from None
+    try:
+        # Each part nests at most _CUT_DEPTH levels; in one list, one level more.
+        # The parts are read to check they are JSON; their values are not needed.
+        orjson.loads(b"[" + b",".join(parts) + b"]")
+        return orjson.loads(body_with_holes)
+    except orjson.JSONDecodeError:
+        raise IngestError(400, "invalid_json", "The body is not valid JSON.") from None
+
+
+def _cut_deep_parts(body: bytes) -> tuple[bytes, list[bytes], int]:
+    """(the body with null in place of each container that has a positive multiple
+    of _CUT_DEPTH containers around it, those containers with null in place of the
+    same in them, the deepest nesting seen). Every piece nests at most _CUT_DEPTH
+    levels, and the body is JSON exactly when every piece is. ValueError(what is
+    wrong, the deepest nesting seen) when the brackets or quotes do not pair up.
+
+    One pass over the body's runs of brackets, skipping what lies between them
+    (strings hold brackets too): that text is left for orjson to check."""
+    parts: list[bytes] = []
+    open_parts: list[list[bytes]] = [[]]  # the chunks of each piece still open; [0] is the body
+    copied = [0]  # for each open piece, where its next chunk starts
+    depth = deepest = 0
+    for match in _JSON_STRUCTURE.finditer(body):
+        start, end = match.span()
+        count = end - start
+        first = body[start]
+        if first not in b"[]{}":
+            if first == 0x22 and count == 1:  # '"'
+                raise ValueError("a string that never ends", deepest)
+            continue
+        if first in b"[{":
+            # The opener at start + i has depth + i containers around it.
+            i = -depth % _CUT_DEPTH
+            if depth + i == 0:
+                i = _CUT_DEPTH  # the body itself is not cut out
+            while i < count:
+                position = start + i
+                open_parts[-1] += (body[copied[-1] : position], b"null")
+                open_parts.append([])
+                copied.append(position)
+                i += _CUT_DEPTH
+            depth += count
+            deepest = max(deepest, depth)
+        else:
+            if count > depth:
+                raise ValueError("a closing bracket without its opening one", deepest)
+            # The closer at start + j ends the container with depth - 1 - j around it.
+            j = (depth - 1) % _CUT_DEPTH
+            while j < count and depth - 1 - j > 0:
+                position = start + j + 1
+                chunks = open_parts.pop()
+                chunks.append(body[copied.pop() : position])
+                parts.append(b"".join(chunks))
+                copied[-1] = position
+                j += _CUT_DEPTH
+            depth -= count
+    if depth:
+        raise ValueError("an opening bracket without its closing one", deepest)
+    return b"".join(open_parts[0]) + body[copied[0] :], parts, deepest
 
 
 def parse_rfc3339(value) -> datetime | None:
@@ -146,6 +242,9 @@ def _count(container: dict, key: str, path: str) -> int:
     return value
 
 
+_TOO_DEEP = f"event.data nests deeper than {MAX_DATA_DEPTH} levels."
+
+
 def validate_event(event, *, now: datetime) -> dict:
     """One event as a row to store, or EventRejected (docs/protocol.md, Per-event rules)."""
     if not isinstance(event, dict):
@@ -210,7 +309,10 @@ def validate_event(event, *, now: datetime) -> dict:
 
     if "data" not in body:
         raise EventRejected("invalid_schema", "event.data is required.")
-    data = orjson.dumps(body["data"])
+    try:
+        data = orjson.dumps(body["data"])
+    except TypeError:  # more than MAX_DATA_DEPTH levels: orjson refuses them
+        raise EventRejected("invalid_schema", _TOO_DEEP) from None
     if len(data) > MAX_EVENT_DATA_BYTES:
         raise EventRejected("event_too_large", f"event.data is larger than {MAX_EVENT_DATA_BYTES} bytes.")
     # PostgreSQL's jsonb refuses \u0000. The substring test first: the expression

@@ -11,6 +11,7 @@ from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
+from redis.exceptions import RedisError
 from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
@@ -159,15 +160,38 @@ def _database_check() -> dict:
     }
 
 
+def _redis_check() -> dict | None:
+    """One PING to the Redis of REDIS_URL, which holds the nonces and counters; None without one."""
+    if settings.CLACKS_SHARED_STORE != "redis":
+        return None
+    from django_redis import get_redis_connection
+
+    started = time.perf_counter()
+    try:
+        get_redis_connection("default").ping()
+    except RedisError as exc:
+        return {"status": "down", "error": exc.__class__.__name__}
+    return {"status": "up", "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+def _stores() -> dict:
+    """Where replay nonces and rate and quota counters live (telemetry.auth, telemetry.limits)."""
+    return {"nonces": settings.CLACKS_SHARED_STORE, "rate_limits": settings.CLACKS_SHARED_STORE}
+
+
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
-    database = _database_check()
-    healthy = database["status"] == "up"
+    checks = {"database": _database_check()}
+    redis = _redis_check()
+    if redis is not None:
+        checks["redis"] = redis
+    healthy = all(check["status"] == "up" for check in checks.values())
     body = {
         "status": "healthy" if healthy else "unhealthy",
         "version": settings.CLACKS_VERSION,
         "uptime_seconds": int(time.time() - STARTED_AT),
-        "checks": {"database": database},
+        "stores": _stores(),
+        "checks": checks,
     }
     return JsonResponse(body, status=200 if healthy else 503)
 
@@ -179,9 +203,13 @@ def live(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def ready(request: HttpRequest) -> JsonResponse:
+    # Ingest refuses every request while either store is away: so should this.
     database = _database_check()
     if database["status"] != "up":
         return JsonResponse({"status": "not_ready", "reason": "database unreachable"}, status=503)
+    redis = _redis_check()
+    if redis is not None and redis["status"] != "up":
+        return JsonResponse({"status": "not_ready", "reason": "redis unreachable"}, status=503)
     if database["pending_migrations"]:
         return JsonResponse(
             {"status": "not_ready", "reason": f"{database['pending_migrations']} migrations pending"}, status=503

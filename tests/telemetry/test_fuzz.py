@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import json
+from urllib.parse import quote
 
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from tests.factories import make_event
+from telemetry.ingest import MAX_DATA_DEPTH
+from telemetry.models import Event
+from tests.factories import make_batch, make_event
 from tests.signing import ingest_path, signed_headers
 
 json_values = st.recursive(
@@ -70,3 +73,87 @@ def test_random_bodies_and_headers_never_get_a_5xx(client, app, secret, body, he
     assert response.status_code < 500, response.content
     if response.status_code >= 400:
         assert isinstance(response.json()["error"]["code"], str)
+
+
+# --- Path ids and nesting depth ----------------------------------------------------------
+
+UNKNOWN_APP = {"error": {"code": "invalid_signature", "message": "Invalid signature or unknown application."}}
+# Bytes no issued id holds: NUL and the other controls, DEL, and bytes of non-ASCII
+# text (alone, some are not even UTF-8). "/" would change the route, not the id.
+odd_bytes = st.sampled_from([0x00, 0x01, 0x09, 0x0A, 0x0D, 0x1F, 0x20, 0x7F, 0x80, 0xC3, 0xA9, 0xE2, 0xFF])
+id_bytes = st.binary(max_size=80).map(lambda raw: raw.replace(b"/", b""))
+
+
+@st.composite
+def odd_ids(draw, real: str) -> str:
+    """A path segment: the real id or arbitrary bytes, with at least one odd byte
+    somewhere, percent-encoded as a client sends it."""
+    base = draw(st.sampled_from([real.encode(), b""])) or draw(id_bytes)
+    at = draw(st.integers(0, len(base)))
+    raw = base[:at] + bytes([draw(odd_bytes)]) + base[at:]
+    return quote(raw, safe="")
+
+
+@hypothesis_settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data(), which=st.sampled_from(["org", "app", "both"]))
+def test_path_ids_with_nul_control_or_non_ascii_bytes_get_the_unknown_app_answer(client, app, secret, data, which):
+    org_id, app_id = app.organization.public_id, app.public_id
+    if which in ("org", "both"):
+        org_id = data.draw(odd_ids(org_id), label="org_id")
+    if which in ("app", "both"):
+        app_id = data.draw(odd_ids(app_id), label="app_id")
+    body = to_json(make_batch(1))
+
+    response = client.generic(
+        "POST", f"/v1/ingest/{org_id}/{app_id}", body, content_type="application/json", **signed_headers(secret, body)
+    )
+
+    assert response.status_code == 401, response.content
+    assert response.json() == UNKNOWN_APP
+
+
+def nested(depth: int, kinds: str) -> str:
+    """JSON text nesting `depth` lists or objects (kinds cycles through "[" and "{"),
+    written as text: Python's encoders cannot write some of these depths."""
+    opening, closing = [], []
+    for level in range(depth):
+        if kinds[level % len(kinds)] == "[":
+            opening.append('["x",')
+            closing.append("]")
+        else:
+            opening.append('{"k":')
+            closing.append("}")
+    return "".join(opening) + "1" + "".join(reversed(closing))
+
+
+@hypothesis_settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    depth=st.one_of(st.integers(0, 2000), st.sampled_from([MAX_DATA_DEPTH, MAX_DATA_DEPTH + 1, 1021, 1024, 2000])),
+    kinds=st.sampled_from(["[", "{", "[{", "{[["]),
+    route=st.sampled_from(["ingest", "batch"]),
+)
+def test_event_data_of_any_depth_is_stored_or_rejected_alone(client, app, secret, token, depth, kinds, route):
+    deep, plain = make_event(), make_event()
+    deep["event"]["data"] = "DEEP"
+    body = to_json({"events": [deep, plain]}).replace(b'"DEEP"', nested(depth, kinds).encode())
+    path, extra = ingest_path(app), signed_headers(secret, body)
+    if route == "batch":
+        path, extra["HTTP_AUTHORIZATION"] = "/v1/events/batch", f"Bearer {token}"
+
+    response = client.generic("POST", path, body, content_type="application/json", **extra)
+
+    sent = [deep["event_id"], plain["event_id"]]
+    stored = {str(event_id) for event_id in Event.objects.filter(event_id__in=sent).values_list("event_id", flat=True)}
+    if depth <= MAX_DATA_DEPTH:
+        assert response.status_code == 200, response.content
+        assert stored == set(sent)
+    else:
+        assert response.status_code == 207, response.content
+        assert response.json()["errors"] == [
+            {
+                "event_id": deep["event_id"],
+                "error": "invalid_schema",
+                "message": f"event.data nests deeper than {MAX_DATA_DEPTH} levels.",
+            }
+        ]
+        assert stored == {plain["event_id"]}
