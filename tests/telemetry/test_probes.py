@@ -35,12 +35,14 @@ def test_ready_when_the_database_answers_and_nothing_is_pending(client, db):
 def redis_up(settings):
     # A database of its own: the probes only PING, so they share it with nobody's keys.
     settings.REDIS_URL = "redis://127.0.0.1:6379/8"
+    settings.CLACKS_SHARED_STORE = "redis"
     settings.CACHES = {"default": {"BACKEND": "django_redis.cache.RedisCache", "LOCATION": settings.REDIS_URL}}
 
 
 @pytest.fixture
 def redis_down(settings):
     settings.REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens there
+    settings.CLACKS_SHARED_STORE = "redis"
     settings.CACHES = {
         "default": {
             "BACKEND": "django_redis.cache.RedisCache",
@@ -52,6 +54,7 @@ def redis_down(settings):
 
 def test_health_names_the_database_as_the_store_without_redis(client, db, settings):
     settings.REDIS_URL = ""
+    settings.CLACKS_SHARED_STORE = "database"
 
     body = client.get("/health").json()
 
