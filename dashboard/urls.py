@@ -5,6 +5,7 @@ from dashboard import lifecycle_views, views
 app_name = "dashboard"
 urlpatterns = [
     path("", views.home, name="home"),
+    path("jobs/", views.background_jobs, name="background_jobs"),
     path("orgs/<str:org_id>/", views.org_overview, name="org_overview"),
     path("orgs/<str:org_id>/apps/<str:app_id>/", views.app_overview, name="app_overview"),
     path("orgs/<str:org_id>/apps/<str:app_id>/events/", views.app_events, name="app_events"),

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import logs
-from telemetry import ingest, limits, metrics
+from telemetry import ingest, limits, metrics, scheduler
 from telemetry.auth import SignatureAuthentication, TokenAndSignatureAuthentication
 from telemetry.errors import IngestError
 
@@ -159,6 +159,26 @@ def _database_check() -> dict:
     }
 
 
+def _jobs() -> dict | None:
+    """Each background job's last run; None when its table cannot be read (pending migration)."""
+    try:
+        states = scheduler.job_states()
+    except DatabaseError:
+        return None
+    return {
+        state.name: {
+            "period_seconds": int(state.period.total_seconds()),
+            "last_started_at": state.last_started_at,
+            "last_finished_at": state.last_finished_at,
+            "last_succeeded_at": state.last_succeeded_at,
+            "last_ok": state.last_ok,
+            "running": state.running,
+            "overdue": state.overdue,
+        }
+        for state in states
+    }
+
+
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
     database = _database_check()
@@ -168,6 +188,8 @@ def health(request: HttpRequest) -> JsonResponse:
         "version": settings.CLACKS_VERSION,
         "uptime_seconds": int(time.time() - STARTED_AT),
         "checks": {"database": database},
+        # Reported, never a reason for 503: a late job does not stop ingest.
+        "jobs": _jobs() if healthy else None,
     }
     return JsonResponse(body, status=200 if healthy else 503)
 
