@@ -120,11 +120,12 @@ JOBS: list[Job] = [
 ]
 
 
-def jobs() -> list[Job]:
-    """JOBS with the periods of settings.CLACKS_SCHEDULER_PERIODS; ImproperlyConfigured names an unknown job."""
+def jobs(*, strict: bool = True) -> list[Job]:
+    """JOBS with the periods of settings.CLACKS_SCHEDULER_PERIODS. An unknown job name there
+    raises ImproperlyConfigured, unless not `strict` (pages and /health show what they can)."""
     periods = settings.CLACKS_SCHEDULER_PERIODS
     unknown = set(periods) - {job.name for job in JOBS}
-    if unknown:
+    if unknown and strict:
         known = ", ".join(job.name for job in JOBS)
         raise ImproperlyConfigured(f"CLACKS_SCHEDULER_PERIODS: no job named {', '.join(sorted(unknown))} ({known})")
     return [replace(job, period=timedelta(seconds=periods[job.name])) if job.name in periods else job for job in JOBS]
@@ -381,7 +382,7 @@ def job_states(*, now: datetime | None = None) -> list[JobState]:
     its period plus grace (counted from its first registration when it never succeeded,
     and always when no scheduler ever registered it)."""
     now = now or timezone.now()
-    current = jobs()
+    current = jobs(strict=False)
     rows = ScheduledJob.objects.in_bulk([job.name for job in current])
     states = []
     for job in current:

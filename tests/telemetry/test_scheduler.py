@@ -275,6 +275,15 @@ def test_periods_can_be_changed_by_setting_and_an_unknown_job_is_refused(setting
         scheduler.jobs()
 
 
+def test_health_still_answers_with_an_unknown_job_in_the_periods(client, db, settings):
+    settings.CLACKS_SCHEDULER_PERIODS = {"rollup": 600}  # the scheduler refuses to start; /health says so
+
+    response = client.get("/health")
+
+    assert response.status_code == 200
+    assert response.json()["jobs"]["rollups"]["overdue"] is True
+
+
 def test_built_in_mode_exits_at_once_when_the_scheduler_is_off(db, settings):
     settings.CLACKS_SCHEDULER = False
     call_command("run_scheduler", "--with-server")  # returns instead of looping
