@@ -23,6 +23,9 @@ standalone `run_scheduler`, a cron'd `run_scheduler --once`):
   its lease may thus overlap the next one: every job here is safe to run
   twice at once (retention deletes with SKIP LOCKED, the others rebuild what
   is missing), and leases are set well above a run's expected length.
+- Jobs that run every minute or more often have a lane (thread) of their own,
+  so an hourly job that takes minutes does not hold them up; within a lane,
+  jobs run one at a time in JOBS order.
 - A database outage is logged and retried with backoff; the loop never dies
   of it.
 
@@ -59,6 +62,8 @@ logger = logging.getLogger(__name__)
 
 # A failed run is tried again this soon (or after its period, if shorter).
 RETRY_AFTER = timedelta(minutes=5)
+# Jobs this frequent run in a lane (thread) of their own, beside the hourly ones.
+FREQUENT = timedelta(minutes=1)
 # The loop looks at the jobs' rows at least this often, whatever is due.
 MAX_SLEEP_SECONDS = 60.0
 # Waits after a database error: 1 s, doubling up to this.
@@ -208,7 +213,7 @@ class Outcome:
 
 
 class Runner:
-    """Runs the due jobs, one at a time, in their order; see the module docstring."""
+    """Runs the due jobs, one at a time in their order within a lane; see the module docstring."""
 
     def __init__(self, jobs: Sequence[Job], *, parent_pid: int | None = None):
         self.jobs = list(jobs)
@@ -220,15 +225,16 @@ class Runner:
 
     # -- One pass --
 
-    def run_due(self) -> list[Outcome]:
-        """Claim and run every job that is due now; the others are reported skipped."""
+    def run_due(self, jobs: Sequence[Job] | None = None) -> list[Outcome]:
+        """Claim and run every job (of `jobs`, default all) that is due now; the others are reported skipped."""
+        jobs = self.jobs if jobs is None else jobs
         now = timezone.now()
         if not self._registered:
             register(self.jobs, now=now)
             self._registered = True
-        rows = ScheduledJob.objects.in_bulk([job.name for job in self.jobs])
+        rows = ScheduledJob.objects.in_bulk([job.name for job in jobs])
         outcomes = []
-        for job in self.jobs:
+        for job in jobs:
             if self.stopping.is_set():
                 break
             row, now = rows.get(job.name), timezone.now()
@@ -265,8 +271,10 @@ class Runner:
 
     def _call(self, job: Job, now: datetime) -> tuple[str | None, str | None]:
         """(summary, None) when the job returned, (None, error) when it raised."""
+        # Signals reach the main thread only: only a job running there can be interrupted.
+        interruptible = threading.current_thread() is threading.main_thread()
         try:
-            self._in_job = True
+            self._in_job = interruptible
             try:
                 return job.run(now), None
             finally:
@@ -280,19 +288,32 @@ class Runner:
 
     # -- The loop --
 
-    def seconds_to_next_due(self) -> float:
+    def seconds_to_next_due(self, jobs: Sequence[Job]) -> float:
         now = timezone.now()
-        rows = ScheduledJob.objects.in_bulk([job.name for job in self.jobs])
-        soonest = min(_due_at(job, rows.get(job.name), now=now) for job in self.jobs)
+        rows = ScheduledJob.objects.in_bulk([job.name for job in jobs])
+        soonest = min(_due_at(job, rows.get(job.name), now=now) for job in jobs)
         return min(max((soonest - now).total_seconds(), 0.05), MAX_SLEEP_SECONDS)
 
     def run_forever(self) -> None:
+        """Loop until stopped: jobs every minute or more often in a thread of their own, so
+        that an hourly job running for minutes does not hold them up; the others here."""
+        frequent = [job for job in self.jobs if job.period <= FREQUENT]
+        others = [job for job in self.jobs if job.period > FREQUENT]
+        lane = None
+        if frequent and others:
+            lane = threading.Thread(target=self._lane, args=(frequent,), name="scheduler-frequent", daemon=True)
+            lane.start()
+        self._lane(others or frequent)
+        if lane is not None:
+            lane.join(timeout=30)  # its runs are short: it stops within one
+
+    def _lane(self, jobs: Sequence[Job]) -> None:
         backoff = 1.0
         while not self.stopping.is_set():
             try:
                 close_old_connections()
-                self.run_due()
-                pause = self.seconds_to_next_due()
+                self.run_due(jobs)
+                pause = self.seconds_to_next_due(jobs)
                 backoff = 1.0
             except DatabaseError as exc:
                 # The server away, or the table not migrated yet: both pass.
@@ -304,10 +325,10 @@ class Runner:
                 self._reset()
                 pause, backoff = backoff, min(backoff * 2, MAX_BACKOFF_SECONDS)
             self._sleep(pause)
-        connections.close_all()
+        connections.close_all()  # this thread's own
 
     def _reset(self) -> None:
-        """Drop the connection (the next query opens a new one) and register again."""
+        """Drop this thread's connection (the next query opens a new one) and register again."""
         self._registered = False
         try:
             connections.close_all()

@@ -137,6 +137,45 @@ def test_processes_racing_for_a_slow_job_run_it_once(tmp_path, fresh_database):
     assert job_rows(fresh_database)["slow"]["runs"] == 1
 
 
+# A job every second beside an hourly job that takes 4 s: the frequent one must not wait.
+LANES = """
+import sys, threading, time
+from datetime import timedelta
+from pathlib import Path
+import django
+django.setup()
+from telemetry.scheduler import Job, Runner
+here = Path(sys.argv[1])
+
+def long(now):
+    (here / "long-start").write_text(str(time.time()))
+    time.sleep(4)
+    (here / "long-end").write_text(str(time.time()))
+
+def quick(now):
+    with open(here / "quick", "a") as runs:
+        runs.write(f"{time.time()}\\n")
+
+runner = Runner([
+    Job("long", timedelta(hours=1), long, lease=timedelta(minutes=1)),
+    Job("quick", timedelta(seconds=1), quick, lease=timedelta(seconds=30)),
+])
+threading.Timer(8, runner.stopping.set).start()
+runner.run_forever()
+"""
+
+
+def test_a_frequent_job_keeps_running_while_an_hourly_one_takes_its_time(tmp_path, fresh_database):
+    env = servers.base_env(DATABASE_URL=fresh_database, CLACKS_VAR_DIR=str(tmp_path / "var"),
+                           DJANGO_SETTINGS_MODULE="config.settings")
+    process = python("-c", LANES, str(tmp_path), env=env, log=tmp_path / "lanes.log")
+    assert process.wait(timeout=120) == 0, (tmp_path / "lanes.log").read_text()
+
+    began, ended = float((tmp_path / "long-start").read_text()), float((tmp_path / "long-end").read_text())
+    quick_runs = [float(line) for line in (tmp_path / "quick").read_text().split()]
+    assert sum(began < moment < ended for moment in quick_runs) >= 3, (began, ended, quick_runs)
+
+
 @pytest.mark.parametrize(
     ("name", "value", "message"),
     [
