@@ -20,9 +20,10 @@ standalone `run_scheduler`, a cron'd `run_scheduler --once`):
   other jobs go on.
 - A runner that dies mid-run leaves its lease behind; the lease ends `lease`
   after the claim and another runner takes the job then. A run that outlasts
-  its lease may thus overlap the next one: every job here is safe to run
-  twice at once (retention deletes with SKIP LOCKED, the others rebuild what
-  is missing), and leases are set well above a run's expected length.
+  its lease may thus overlap the next one, so leases are set well above a
+  run's expected length, and every job here survives an overlap: retention
+  deletes with SKIP LOCKED, and where two runs build the same thing the
+  second fails, is recorded and runs again later.
 - Jobs that run every minute or more often have a lane (thread) of their own,
   so an hourly job that takes minutes does not hold them up; within a lane,
   jobs run one at a time in JOBS order.
