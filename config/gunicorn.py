@@ -3,7 +3,8 @@
 Every value comes from the environment (README, Operations). Besides the
 usual knobs this file switches prometheus_client to multiprocess mode, so
 /metrics sums every worker's counters, including those of workers that were
-restarted, and it makes gunicorn's own log lines JSON like the app's.
+restarted, makes gunicorn's own log lines JSON like the app's, and runs the
+periodic jobs beside the workers (`manage.py run_scheduler`).
 """
 
 import gc
@@ -72,6 +73,44 @@ def post_worker_init(worker):
     # in every full collection, which took 50-200 ms on a 2-core machine and
     # stalled the request that set it off.
     gc.freeze()
+
+
+# --- Background jobs ----------------------------------------------------------------
+# The periodic jobs (telemetry.scheduler) run in one child process of the master,
+# started once the server is ready, restarted on a reload (SIGHUP: new code) and
+# stopped when it exits, so `make serve` and the image need no cron. A process
+# rather than a thread of the master: the master forks the workers, and a thread
+# holding a lock or a database connection at a fork would hand both to every
+# worker. Not one per worker either: N schedulers would only race for the same
+# leases. The child exits at once when CLACKS_SCHEDULER is off, stops by itself if
+# the master dies without calling on_exit, and writes no metrics files.
+
+
+def when_ready(server):
+    import subprocess
+
+    env = {key: value for key, value in os.environ.items() if key != "PROMETHEUS_MULTIPROC_DIR"}
+    command = [sys.executable, str(BASE_DIR / "manage.py"), "run_scheduler", "--with-server"]
+    server.clacks_scheduler = subprocess.Popen(command, cwd=BASE_DIR, env=env)
+
+
+def on_exit(server):
+    import subprocess
+
+    scheduler = getattr(server, "clacks_scheduler", None)
+    if scheduler is None or scheduler.poll() is not None:
+        return
+    scheduler.terminate()  # a job in progress is interrupted, its lease released
+    try:
+        scheduler.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        scheduler.kill()
+        scheduler.wait()
+
+
+def on_reload(server):
+    on_exit(server)
+    when_ready(server)
 
 
 # --- Logs -------------------------------------------------------------------------

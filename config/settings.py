@@ -300,6 +300,23 @@ if CLACKS_PARTITION_INTERVAL not in ("month", "day"):
 # Seconds a client is told to wait when storage is unavailable.
 CLACKS_RETRY_AFTER_SECONDS = env_int("CLACKS_RETRY_AFTER_SECONDS", 5, minimum=1)
 
+# --- Background jobs (telemetry.scheduler) ------------------------------------------
+
+# On: gunicorn (config/gunicorn.py) runs `manage.py run_scheduler` beside its
+# workers, so the periodic jobs need no cron. Off: for operators who run
+# `manage.py run_scheduler` as a process or service of its own.
+_scheduler = env_str("CLACKS_SCHEDULER", "on").lower()
+if _scheduler not in ("on", "off", "true", "false", "1", "0"):
+    raise ImproperlyConfigured(f"CLACKS_SCHEDULER={_scheduler!r}: use on or off")
+CLACKS_SCHEDULER = _scheduler in ("on", "true", "1")
+# Seconds between runs that replace a job's own period: "rollups=600,retention=86400".
+CLACKS_SCHEDULER_PERIODS: dict[str, int] = {}
+for _item in filter(None, (part.strip() for part in env_str("CLACKS_SCHEDULER_PERIODS").split(","))):
+    _name, _, _seconds = _item.partition("=")
+    if not _name.strip() or not _seconds.strip().isdigit() or int(_seconds) < 1:
+        raise ImproperlyConfigured(f"CLACKS_SCHEDULER_PERIODS: {_item!r}: use job=seconds (at least 1)")
+    CLACKS_SCHEDULER_PERIODS[_name.strip()] = int(_seconds)
+
 # --- Plans and limits (telemetry.limits) -------------------------------------------
 
 

@@ -9,6 +9,7 @@ app = org + "apps/<str:app_id>/"
 
 urlpatterns = [
     path("", views.home, name="home"),
+    path("jobs/", views.background_jobs, name="background_jobs"),
     path(org, views.org_overview, name="org_overview"),
     path(app, views.app_overview, name="app_overview"),
     path(app + "events/", views.app_events, name="app_events"),

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from urllib.parse import urlencode
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
@@ -17,7 +18,7 @@ from dashboard.charts import bar_chart
 from dashboard.forms import CUSTOM, EventFilterForm, RangeForm
 from organizations.access import get_app_access, get_org_access
 from organizations.views import home_redirect
-from telemetry import limits
+from telemetry import limits, scheduler
 
 EVENTS_PER_PAGE = 50
 
@@ -171,3 +172,13 @@ def event_detail(request: HttpRequest, org_id: str, app_id: str, event_id: str) 
         "event_json": json.dumps(document, indent=2, ensure_ascii=False),
     }
     return render(request, "dashboard/event_detail.html", context)
+
+
+@login_required
+@require_safe
+def background_jobs(request: HttpRequest) -> HttpResponse:
+    # The whole server's jobs, not one organization's: for the people who run it.
+    if not (request.user.is_staff or request.user.is_superuser):
+        raise Http404
+    context = {"jobs": scheduler.job_states(), "built_in": settings.CLACKS_SCHEDULER}
+    return render(request, "dashboard/background_jobs.html", context)

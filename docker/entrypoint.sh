@@ -4,7 +4,8 @@
 #   serve (default)            wait for the database, migrate once (unless
 #                              CLACKS_MIGRATE_ON_START=False), then exec gunicorn
 #   every SECONDS "CMD ARGS"…  run these manage.py commands in turn, sleep, repeat
-#                              (the scheduler: partitions ahead, retention)
+#                              (the background jobs now run inside `serve`; this
+#                              stays for compose files that still use it)
 #   manage CMD [ARGS…]         one manage.py command (create_app, createsuperuser…)
 #   dbbackup ARGS…             bin/dbbackup (backup, check, restore)
 #   anything else              run as given (a shell, for instance)

@@ -24,7 +24,9 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.http import require_GET
 from django_prometheus.exports import ExportToDjangoView
-from prometheus_client import Counter, Histogram
+from django.db import DatabaseError
+from django.utils import timezone
+from prometheus_client import Counter, Gauge, Histogram
 
 _PER_APP = ["app"] if settings.CLACKS_METRICS_PER_APP else []
 
@@ -145,6 +147,31 @@ def _token_matches(request: HttpRequest) -> bool:
     return scheme.lower() == "bearer" and hmac.compare_digest(given.strip().encode(), expected.encode())
 
 
+# Read from the database when /metrics is scraped; under gunicorn the newest
+# value written by any worker is the one exported.
+ROLLUP_DELTAS_PENDING = Gauge(
+    "clacks_rollup_deltas_pending",
+    "Rollup delta rows appended by ingest and deletions and not folded into the hourly rollups yet.",
+    multiprocess_mode="mostrecent",
+)
+ROLLUP_FOLD_LAG = Gauge(
+    "clacks_rollup_fold_lag_seconds",
+    "Age of the oldest rollup delta not folded yet (0 when none wait); the fold runs every 2 s.",
+    multiprocess_mode="mostrecent",
+)
+
+
+def _observe_storage() -> None:
+    from telemetry import storage
+
+    try:
+        pending, oldest = storage.unfolded_deltas()
+    except DatabaseError:
+        return  # the database check of /health says why; the other metrics still export
+    ROLLUP_DELTAS_PENDING.set(pending)
+    ROLLUP_FOLD_LAG.set(max((timezone.now() - oldest).total_seconds(), 0.0) if oldest else 0.0)
+
+
 @require_GET
 def export(request: HttpRequest) -> HttpResponse:
     """GET /metrics: django-prometheus' export (summed over gunicorn workers when
@@ -158,6 +185,7 @@ def export(request: HttpRequest) -> HttpResponse:
         )
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
+    _observe_storage()
     if not settings.PROMETHEUS_MULTIPROC_DIR:
         return ExportToDjangoView(request)
     # Shared with config/gunicorn.py's fold of a dead worker's files into the archive.

@@ -327,3 +327,30 @@ class HourlyCounts(RollupCounts):
 
     def __str__(self) -> str:
         return f"{self.events} events for app #{self.app_id} at {self.hour:%Y-%m-%d %H}h, {self.dimension}={self.value!r}"
+
+
+# --- Background jobs (telemetry.scheduler) -------------------------------------------
+
+
+class ScheduledJob(models.Model):
+    """One periodic job's lease and the record of its last run (telemetry.scheduler).
+
+    A runner takes a run with one conditional UPDATE of this row (due, and no
+    live lease), so of several runners exactly one gets each run, on SQLite and
+    PostgreSQL alike, and through PgBouncer: no session state, no advisory lock."""
+
+    name = models.CharField(max_length=100, primary_key=True)
+    lease_owner = models.CharField(max_length=200, blank=True, help_text="host:pid:claim of the runner holding the lease.")
+    lease_until = models.DateTimeField(null=True, blank=True, help_text="Past this, another runner may take the job.")
+    next_due_at = models.DateTimeField(null=True, blank=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_finished_at = models.DateTimeField(null=True, blank=True)
+    last_succeeded_at = models.DateTimeField(null=True, blank=True)
+    last_duration = models.DurationField(null=True, blank=True)
+    last_error = models.CharField(max_length=300, blank=True, help_text="Exception type and first line; empty after a success.")
+    runs = models.PositiveBigIntegerField(default=0)
+    failures = models.PositiveBigIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"job {self.name}"

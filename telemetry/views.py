@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import logs
-from telemetry import ingest, limits, metrics
+from telemetry import ingest, limits, metrics, scheduler, storage
 from telemetry.auth import SignatureAuthentication, TokenAndSignatureAuthentication
 from telemetry.errors import IngestError
 
@@ -179,6 +179,36 @@ def _stores() -> dict:
     return {"nonces": settings.CLACKS_SHARED_STORE, "rate_limits": settings.CLACKS_SHARED_STORE}
 
 
+def _jobs() -> dict | None:
+    """Each background job's last run; None when its table cannot be read (pending migration)."""
+    try:
+        states = scheduler.job_states()
+    except DatabaseError:
+        return None
+    return {
+        state.name: {
+            "period_seconds": int(state.period.total_seconds()),
+            "last_started_at": state.last_started_at,
+            "last_finished_at": state.last_finished_at,
+            "last_succeeded_at": state.last_succeeded_at,
+            "last_ok": state.last_ok,
+            "running": state.running,
+            "overdue": state.overdue,
+        }
+        for state in states
+    }
+
+
+def _rollup_backlog() -> dict | None:
+    """Rollup deltas waiting for the fold, and how old the oldest is (docs/storage.md, Rollups)."""
+    try:
+        pending, oldest = storage.unfolded_deltas()
+    except DatabaseError:
+        return None
+    age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+    return {"pending_deltas": pending, "oldest_delta_seconds": round(max(age, 0.0), 1)}
+
+
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
     checks = {"database": _database_check()}
@@ -192,6 +222,9 @@ def health(request: HttpRequest) -> JsonResponse:
         "uptime_seconds": int(time.time() - STARTED_AT),
         "stores": _stores(),
         "checks": checks,
+        # Reported, never a reason for 503: a late job does not stop ingest.
+        "jobs": _jobs() if healthy else None,
+        "rollups": _rollup_backlog() if healthy else None,
     }
     return JsonResponse(body, status=200 if healthy else 503)
 

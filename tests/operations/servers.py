@@ -52,6 +52,9 @@ def base_env(**overrides: str) -> dict[str, str]:
     itself, plus the overrides."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("PYTEST", "PROMETHEUS"))}
     env.pop("REDIS_URL", None)
+    # Servers started here run no background jobs unless a test asks for them
+    # (CLACKS_SCHEDULER="on"): jobs on the shared database would run beside every test.
+    env["CLACKS_SCHEDULER"] = "off"
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.update(overrides)
     return env

@@ -178,13 +178,12 @@ def test_compose_runs_redis_with_a_healthcheck(compose):
     assert redis["healthcheck"]["test"] == ["CMD", "redis-cli", "ping"]
 
 
-def test_compose_runs_the_retention_job_periodically_once_clacks_serves(compose):
-    scheduler = compose["services"]["scheduler"]
-
-    assert scheduler["command"][:2] == ["every", "3600"]
-    assert "purge_events" in scheduler["command"]
-    assert scheduler["depends_on"] == {"clacks": {"condition": "service_healthy"}}
-    assert scheduler["healthcheck"] == {"disable": True}  # it serves nothing for /live to answer
+def test_compose_leaves_the_periodic_jobs_to_the_clacks_service(compose):
+    # gunicorn runs them (config/gunicorn.py); a second runner would only be idle.
+    assert "scheduler" not in compose["services"]
+    assert not any("run_scheduler" in str(service.get("command")) for service in compose["services"].values())
+    environment = compose["services"]["clacks"]["environment"]
+    assert environment.get("CLACKS_SCHEDULER", "on") == "on"
 
 
 def test_compose_has_prometheus_and_backups_only_on_request(compose):
@@ -209,7 +208,7 @@ def test_prometheus_scrapes_clacks_with_the_metrics_token(compose):
     assert compose["secrets"]["metrics_token"] == {"environment": "CLACKS_METRICS_TOKEN"}
 
 
-def test_every_alert_rule_uses_metrics_the_server_exports(client):
+def test_every_alert_rule_uses_metrics_the_server_exports(client, db):
     exported = client.get("/metrics").content.decode()
     rules = yaml.safe_load((DOCKER / "alerts.yml").read_text())["groups"][0]["rules"]
 

@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 
-def test_metrics_are_open_by_default_in_prometheus_text_format(client):
+def test_metrics_are_open_by_default_in_prometheus_text_format(client, db):
     response = client.get("/metrics")
 
     assert response.status_code == 200
@@ -16,7 +16,7 @@ def test_metrics_are_open_by_default_in_prometheus_text_format(client):
     assert b"# TYPE clacks_ingest_duration_seconds histogram" in response.content
 
 
-def test_a_metrics_token_is_required_once_set(client, settings):
+def test_a_metrics_token_is_required_once_set(client, db, settings):
     settings.CLACKS_METRICS_TOKEN = "s3cret-metrics-token"
 
     missing = client.get("/metrics")
@@ -29,7 +29,7 @@ def test_a_metrics_token_is_required_once_set(client, settings):
     assert right.status_code == 200
 
 
-def test_the_allow_list_refuses_other_addresses(client, settings):
+def test_the_allow_list_refuses_other_addresses(client, db, settings):
     settings.CLACKS_METRICS_ALLOWED_IPS = [ipaddress.ip_network("10.0.0.0/8"), ipaddress.ip_network("::1")]
 
     assert client.get("/metrics", REMOTE_ADDR="192.168.1.9").status_code == 403
@@ -37,7 +37,7 @@ def test_the_allow_list_refuses_other_addresses(client, settings):
     assert client.get("/metrics", REMOTE_ADDR="::1").status_code == 200
 
 
-def test_with_both_set_both_must_pass(client, settings):
+def test_with_both_set_both_must_pass(client, db, settings):
     settings.CLACKS_METRICS_ALLOWED_IPS = [ipaddress.ip_network("10.0.0.0/8")]
     settings.CLACKS_METRICS_TOKEN = "tok"
 
@@ -47,7 +47,7 @@ def test_with_both_set_both_must_pass(client, settings):
 
 
 @pytest.mark.parametrize("path", ["/live", "/metrics"])
-def test_probes_answer_any_host_over_plain_http(client, settings, path):
+def test_probes_answer_any_host_over_plain_http(client, db, settings, path):
     # Behind TLS with a strict host list, load balancers and Prometheus still
     # call each instance by address over plain HTTP.
     settings.ALLOWED_HOSTS = ["clacks.example.com"]

@@ -26,6 +26,7 @@ NOT_ORG_SCOPED = {
     "organizations:org_list",
     "organizations:invite_accept",
     "dashboard:home",
+    "dashboard:background_jobs",  # staff and superusers only, whatever their organizations
 }
 
 # The lowest role each organization page or action needs. A URL missing here fails

@@ -211,3 +211,19 @@ def test_unfolded_deltas_reports_the_backlog(app):
     with transaction.atomic():
         storage.fold_rollup_deltas()
     assert storage.unfolded_deltas() == (0, None)
+
+
+def test_metrics_and_health_show_the_backlog_until_the_fold_runs(client, app):
+    store(app, history(5))
+    waiting = RollupDelta.objects.count()
+
+    metrics = client.get("/metrics").content.decode()
+    assert f"\nclacks_rollup_deltas_pending {float(waiting)}" in metrics
+    assert client.get("/health").json()["rollups"]["pending_deltas"] == waiting
+
+    storage.fold_rollup_deltas()
+
+    metrics = client.get("/metrics").content.decode()
+    assert "\nclacks_rollup_deltas_pending 0.0" in metrics
+    assert "\nclacks_rollup_fold_lag_seconds 0.0" in metrics
+    assert client.get("/health").json()["rollups"] == {"pending_deltas": 0, "oldest_delta_seconds": 0.0}

@@ -7,7 +7,7 @@ from telemetry import partitions
 class Command(BaseCommand):
     help = (
         "Create the events table's time partitions for the current interval and the next ones "
-        "(PostgreSQL; nothing to do on SQLite). Run it daily from the scheduler."
+        "(PostgreSQL; nothing to do on SQLite). The scheduler does this hourly."
     )
 
     def add_arguments(self, parser):

@@ -65,7 +65,7 @@ def restore_event_unique_key(apps, schema_editor):
 class Migration(migrations.Migration):
     dependencies = [
         ("organizations", "0001_initial"),
-        ("telemetry", "0009_daily_rollups_and_no_redundant_app_indexes"),
+        ("telemetry", "0010_scheduled_jobs"),
     ]
 
     operations = [
