@@ -38,7 +38,7 @@ from sdk_events import BodyFactory, signed_headers  # noqa: E402
 # (a function called per event, such as parse_rfc3339, gets a microsecond of
 # wrapper cost per call added to its own figure).
 PHASES = (
-    ("telemetry.auth", "SignatureAuthentication.authenticate", "authentication (signature, app, nonce)"),
+    ("telemetry.auth", "authenticate", "authentication (signature, app, nonce)"),
     ("django.db.backends.base.base", "BaseDatabaseWrapper.close_if_health_check_failed", "  connection health check (SELECT 1)"),
     ("telemetry.auth", "remember_nonce", "  remember_nonce (INSERT, own commit)"),
     ("telemetry.auth", "signature_matches", "  HMAC"),

@@ -13,6 +13,7 @@ import logging
 import re
 import time
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone as dt_timezone
 
@@ -20,7 +21,6 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig
 from django.db import connection
-from rest_framework.authentication import BaseAuthentication
 
 from organizations.crypto import SecretsUnreadable, decrypt_secret
 from organizations.models import App, Credential, Organization, hash_token
@@ -217,81 +217,79 @@ def prune_nonces(*, now: datetime | None = None) -> int:
     return deleted
 
 
-# --- DRF authentication -------------------------------------------------------------
+# --- Authenticating a request ---------------------------------------------------------
 
 
-class SignatureAuthentication(BaseAuthentication):
-    """Authenticates an ingest request by its HMAC signature; request.auth is the IngestApp.
-
-    Raises on every failure (there is no other scheme to fall back on)."""
-
-    def authenticate(self, request):
-        raw, body = read_body(request)
-        request.clacks_body = body  # the view parses these bytes
-        headers = request.headers
-        signature = headers.get("X-Signature", "").strip()
-        if not signature:
-            raise IngestError(401, "missing_signature", "X-Signature is required.")
-        timestamp_text = headers.get("X-Timestamp", "")
-        timestamp = parse_timestamp_header(timestamp_text)
-        # The SDK sends a nonce; the self-hosting guide's clients may not.
-        nonce = headers.get("X-Nonce")
-        nonce = nonce.strip() if nonce is not None else None
-
-        app = self.find_app(request)
-        if app is None or not self.signed_by(app, signature, timestamp_text.strip(), nonce, raw, body):
-            raise IngestError(*INVALID_SIGNATURE)
-
-        token = bearer_token(request)
-        if token is not None and hash_token(token) not in app.token_hashes:
-            raise IngestError(401, "invalid_token", "The bearer token is not an active token of this application.")
-
-        if not (app.is_active and app.org_is_active):
-            raise IngestError(403, "app_disabled", "This application or its organization is disabled.")
-
-        skew = abs(time.time() - timestamp)
-        if skew > settings.CLACKS_TIMESTAMP_TOLERANCE:
-            raise IngestError(
-                403,
-                "timestamp_out_of_range",
-                f"X-Timestamp is {int(skew)} s away from server time "
-                f"(allowed: {settings.CLACKS_TIMESTAMP_TOLERANCE} s). Check the client's clock.",
-            )
-        if nonce and not remember_nonce(app.pk, nonce, request_time=timestamp):
-            raise IngestError(409, "nonce_reused", "This X-Nonce was already used; sign each attempt anew.")
-        return (None, app)
-
-    @staticmethod
-    def signed_by(app: IngestApp, signature: str, timestamp: str, nonce: str | None, raw: bytes, body: bytes) -> bool:
-        """Gzip bodies may be signed as sent or as inflated; accept either.
-
-        IngestError(503) when no secret the server can read signed it but some
-        secret cannot be read (organizations.crypto): the request may be signed
-        with that one, so it is not refused for good."""
-        secrets, problem = app.secrets()
-        if signature_matches(secrets, signature=signature, timestamp=timestamp, nonce=nonce, body=raw) or (
-            body is not raw
-            and signature_matches(secrets, signature=signature, timestamp=timestamp, nonce=nonce, body=body)
-        ):
-            return True
-        if problem is not None:
-            logger.error("ingest for %s answers 503: %s", app.public_id, problem)
-            raise secrets_unreadable()
-        return False
-
-    def find_app(self, request) -> IngestApp | None:
-        kwargs = request.parser_context["kwargs"]
-        return load_ingest_app(kwargs["org_id"], kwargs["app_id"])
-
-    def authenticate_header(self, request) -> str:
-        return "HMAC-SHA256"  # keeps DRF's 401 a 401 rather than a 403
+def app_from_path(org_id: str, app_id: str) -> Callable[[], IngestApp | None]:
+    """POST /v1/ingest/{org_id}/{app_id}: the URL names the app."""
+    return lambda: load_ingest_app(org_id, app_id)
 
 
-class TokenAndSignatureAuthentication(SignatureAuthentication):
-    """POST /v1/events/batch: the bearer token names the app; the signature is still required."""
+def app_from_token(request) -> Callable[[], IngestApp | None]:
+    """POST /v1/events/batch: the bearer token names the app (the signature is still required)."""
 
-    def find_app(self, request) -> IngestApp | None:
+    def find() -> IngestApp | None:
         token = bearer_token(request)
         if token is None:
             raise IngestError(401, "missing_token", "Authorization: Bearer <api token> is required.")
         return load_ingest_app_by_token(token)
+
+    return find
+
+
+def authenticate(request, *, raw: bytes, body: bytes, find_app: Callable[[], IngestApp | None]) -> IngestApp:
+    """The app that signed this request, or IngestError: 401 (no or bad signature,
+    unknown app, bad token), 403 (disabled, clock skew), 409 (nonce reused), 503.
+
+    An unknown app and a bad signature get the same answer (docs/protocol.md,
+    Signature). The nonce is remembered last, so only requests that pass every
+    other check spend one."""
+    headers = request.headers
+    signature = headers.get("X-Signature", "").strip()
+    if not signature:
+        raise IngestError(401, "missing_signature", "X-Signature is required.")
+    timestamp_text = headers.get("X-Timestamp", "")
+    timestamp = parse_timestamp_header(timestamp_text)
+    # The SDK sends a nonce; the self-hosting guide's clients may not.
+    nonce = headers.get("X-Nonce")
+    nonce = nonce.strip() if nonce is not None else None
+
+    app = find_app()
+    if app is None or not signed_by(app, signature, timestamp_text.strip(), nonce, raw, body):
+        raise IngestError(*INVALID_SIGNATURE)
+
+    token = bearer_token(request)
+    if token is not None and hash_token(token) not in app.token_hashes:
+        raise IngestError(401, "invalid_token", "The bearer token is not an active token of this application.")
+
+    if not (app.is_active and app.org_is_active):
+        raise IngestError(403, "app_disabled", "This application or its organization is disabled.")
+
+    skew = abs(time.time() - timestamp)
+    if skew > settings.CLACKS_TIMESTAMP_TOLERANCE:
+        raise IngestError(
+            403,
+            "timestamp_out_of_range",
+            f"X-Timestamp is {int(skew)} s away from server time "
+            f"(allowed: {settings.CLACKS_TIMESTAMP_TOLERANCE} s). Check the client's clock.",
+        )
+    if nonce and not remember_nonce(app.pk, nonce, request_time=timestamp):
+        raise IngestError(409, "nonce_reused", "This X-Nonce was already used; sign each attempt anew.")
+    return app
+
+
+def signed_by(app: IngestApp, signature: str, timestamp: str, nonce: str | None, raw: bytes, body: bytes) -> bool:
+    """Gzip bodies may be signed as sent or as inflated; accept either.
+
+    IngestError(503) when no secret the server can read signed it but some
+    secret cannot be read (organizations.crypto): the request may be signed
+    with that one, so it is not refused for good."""
+    secrets, problem = app.secrets()
+    if signature_matches(secrets, signature=signature, timestamp=timestamp, nonce=nonce, body=raw) or (
+        body is not raw and signature_matches(secrets, signature=signature, timestamp=timestamp, nonce=nonce, body=body)
+    ):
+        return True
+    if problem is not None:
+        logger.error("ingest for %s answers 503: %s", app.public_id, problem)
+        raise secrets_unreadable()
+    return False

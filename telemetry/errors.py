@@ -94,24 +94,29 @@ _DRF_CODES = {
 }
 
 
-def exception_handler(exc: Exception, context) -> Response | None:
-    """Turn every expected failure into the SDK-decodable error body; anything else
-    returns None so DRF re-raises it and the 500 is logged, not hidden."""
+def as_ingest_error(exc: Exception, *, where: str) -> IngestError | None:
+    """The answer an expected failure gets (`where` names the view, for the log);
+    None for anything else, which must surface as a logged 500, not be hidden."""
     if isinstance(exc, IngestError):
-        return exc.response()
+        return exc
     if isinstance(exc, RequestDataTooBig):
-        return too_large().response()
+        return too_large()
     # Redis holds the shared nonces and counters when REDIS_URL is set: its outage
     # is a storage outage too, and the client keeps its events and retries.
     if isinstance(exc, (OperationalError, InterfaceError, RedisError)):
-        view = context.get("view")
-        logger.warning("storage unavailable in %s: %s", type(view).__name__, exc.__class__.__name__)
-        return storage_unavailable().response()
+        logger.warning("storage unavailable in %s: %s", where, exc.__class__.__name__)
+        return storage_unavailable()
     if isinstance(exc, exceptions.APIException):
         status, code = _DRF_CODES.get(type(exc), (exc.status_code, "bad_request"))
         message = exc.detail if isinstance(exc.detail, str) else "The request could not be processed."
-        return IngestError(status, code, str(message)).response()
+        return IngestError(status, code, str(message))
     return None
+
+
+def exception_handler(exc: Exception, context) -> Response | None:
+    """DRF's EXCEPTION_HANDLER: every expected failure in the SDK-decodable error body."""
+    error = as_ingest_error(exc, where=type(context.get("view")).__name__)
+    return error.response() if error is not None else None
 
 
 def too_large() -> IngestError:

@@ -359,9 +359,32 @@ def _canonical_uuid(raw) -> str | None:
 
 @dataclass(frozen=True)
 class IngestResult:
-    accepted: int
+    accepted: int  # new events and duplicates
     duplicates: int
-    errors: list[dict]
+    errors: list[dict]  # the rejected events (docs/protocol.md, Responses)
+
+    @property
+    def status(self) -> int:
+        return 207 if self.errors else 200
+
+    def body(self) -> dict:
+        if self.errors:
+            return {
+                "status": "partial",
+                "accepted": self.accepted,
+                "rejected": len(self.errors),
+                "duplicates": self.duplicates,
+                "message": f"{self.accepted} events accepted, {len(self.errors)} rejected.",
+                "errors": self.errors,
+            }
+        return {
+            "status": "success",
+            "accepted": self.accepted,
+            "rejected": 0,
+            "duplicates": self.duplicates,
+            # The SDK fails to decode a success body without a message (docs/protocol.md, Responses).
+            "message": f"{self.accepted} events accepted.",
+        }
 
 
 def ingest_events(app_pk: int, events: list, *, now: datetime) -> IngestResult:

@@ -83,16 +83,11 @@ def _series(metric, labels: dict):
     return metric.labels(**labels) if labels else metric
 
 
-def observe_ingest(response, *, app, seconds: float) -> dict[str, Any]:
-    """Count one answered ingest request; returns the fields its log line should carry.
-
-    `app` is the authenticated IngestApp, or None when authentication did not
-    succeed; `response` is None when the view raised (a 500). Everything else
-    is read from the answer, so every path out of the view (success,
-    partial, refusal, outage) is counted the same way."""
-    status = response.status_code if response is not None else 500
-    data = getattr(response, "data", None)
-    data = data if isinstance(data, dict) else {}
+def observe_ingest(outcome, *, seconds: float) -> dict[str, Any]:
+    """Count one answered ingest request from its outcome (telemetry.views.IngestOutcome);
+    returns the fields its log line should carry. Every path out of the view
+    (success, partial, refusal, outage, a bug's 500) is counted the same way."""
+    status, app, error, result = outcome.status, outcome.app, outcome.error, outcome.result
     BATCHES.labels(status=str(status)).inc()
     INGEST_DURATION.observe(seconds)
     fields: dict[str, Any] = {}
@@ -101,27 +96,31 @@ def observe_ingest(response, *, app, seconds: float) -> dict[str, Any]:
     # Event counts only exist once the app is known, so the app label always has a value.
     app_label = {"app": app.public_id} if _PER_APP and app is not None else {}
 
-    error = data.get("error")
-    code = error.get("code") if isinstance(error, dict) else None
-    if code:
-        fields["error"] = code
+    if error is not None and status != 500:
+        fields["error"] = error.code
         if status in _AUTH_STATUSES:
-            AUTH_FAILURES.labels(reason=code).inc()
+            AUTH_FAILURES.labels(reason=error.code).inc()
         elif status == 429:
-            RATE_LIMITED.labels(reason=code).inc()
+            RATE_LIMITED.labels(reason=error.code).inc()
 
-    if "accepted" in data and "rejected" in data and (app is not None or not _PER_APP):
-        accepted, rejected = int(data["accepted"]), int(data["rejected"])
-        duplicates = int(data.get("duplicates", 0))
-        BATCH_SIZE.observe(accepted + rejected)
-        fields.update(batch_size=accepted + rejected, accepted=accepted, rejected=rejected, duplicates=duplicates)
-        if accepted:
-            _series(EVENTS_ACCEPTED, app_label).inc(accepted)
-        if duplicates:
-            _series(EVENTS_DUPLICATE, app_label).inc(duplicates)
-        reasons = Tally(item.get("error", "unknown") for item in data.get("errors") or ())
-        for reason, count in reasons.items():
-            EVENTS_REJECTED.labels(reason=reason, **app_label).inc(count)
+    if result is not None:
+        accepted, duplicates, rejections = result.accepted, result.duplicates, result.errors
+    elif error is not None and error.errors is not None:  # every event of the batch rejected
+        accepted, duplicates, rejections = 0, 0, error.errors
+    else:
+        return fields
+    if app is None and _PER_APP:
+        return fields
+    BATCH_SIZE.observe(accepted + len(rejections))
+    fields.update(
+        batch_size=accepted + len(rejections), accepted=accepted, rejected=len(rejections), duplicates=duplicates
+    )
+    if accepted:
+        _series(EVENTS_ACCEPTED, app_label).inc(accepted)
+    if duplicates:
+        _series(EVENTS_DUPLICATE, app_label).inc(duplicates)
+    for reason, count in Tally(item.get("error", "unknown") for item in rejections).items():
+        EVENTS_REJECTED.labels(reason=reason, **app_label).inc(count)
     return fields
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import DatabaseError, connection
@@ -12,15 +13,13 @@ from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
 from django.views.decorators.http import require_GET
 from redis.exceptions import RedisError
-from rest_framework.exceptions import MethodNotAllowed
 from rest_framework.negotiation import BaseContentNegotiation
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import logs
-from telemetry import ingest, limits, metrics, scheduler, storage
-from telemetry.auth import SignatureAuthentication, TokenAndSignatureAuthentication
-from telemetry.errors import IngestError
+from telemetry import auth, ingest, limits, metrics, scheduler, storage
+from telemetry.errors import IngestError, as_ingest_error
 
 logger = logging.getLogger(__name__)
 STARTED_AT = time.time()
@@ -36,86 +35,82 @@ class AlwaysJSON(BaseContentNegotiation):
         return renderers[0], renderers[0].media_type
 
 
-class DoNotTrack(IngestError):
-    def __init__(self):
-        super().__init__(204, "do_not_track", "")
+@dataclass
+class IngestOutcome:
+    """What became of one ingest request: what its answer and its metrics are made from."""
+
+    app: auth.IngestApp | None = None  # once authenticated
+    rate: limits.RateStatus | None = None  # once counted
+    result: ingest.IngestResult | None = None  # once stored
+    error: IngestError | None = None  # when refused
+
+    @property
+    def status(self) -> int:
+        if self.error is not None:
+            return self.error.status
+        return self.result.status if self.result is not None else 204
 
     def response(self) -> Response:
-        return Response(status=204)
+        if self.error is not None:
+            response = self.error.response()
+        elif self.result is not None:
+            response = Response(self.result.body(), status=self.result.status)
+        else:
+            response = Response(status=204)
+        if self.rate is not None:  # every answer once the request was counted (docs/protocol.md, Rate limits)
+            for name, value in self.rate.headers().items():
+                response[name] = value
+        return response
 
 
 class IngestView(APIView):
-    """POST /v1/ingest/{org_id}/{app_id}: the SDK's endpoint (docs/protocol.md, Endpoints)."""
+    """POST /v1/ingest/{org_id}/{app_id}: the SDK's endpoint (docs/protocol.md, Endpoints).
 
-    authentication_classes = [SignatureAuthentication]
+    `ingest` reads top to bottom: Do Not Track, authenticate, count against the
+    rate limit, parse, store within the quota. Every way out of it, refusals
+    and outages included, is an IngestOutcome, counted and logged in one place."""
+
+    authentication_classes = []  # ingest authenticates itself, in order (auth.authenticate)
     permission_classes = []
     content_negotiation_class = AlwaysJSON
 
-    def dispatch(self, request, *args, **kwargs):
-        # Every answer of the endpoint, refusals and outages included, is counted
-        # and its summary added to the request's log line here, in one place.
-        started = time.perf_counter()
-        self.ingest_app = None
-        response = None
-        try:
-            response = super().dispatch(request, *args, **kwargs)
-            return response
-        finally:
-            seconds = time.perf_counter() - started
-            logs.bind(**metrics.observe_ingest(response, app=self.ingest_app, seconds=seconds))
-
-    def initial(self, request, *args, **kwargs):
-        if request.method != "POST":
-            raise MethodNotAllowed(request.method)
-        # DNT: 1 means store nothing; answer before reading or checking anything.
-        if request.headers.get("DNT", "").strip() == "1":
-            raise DoNotTrack()
-        super().initial(request, *args, **kwargs)
-        app = self.ingest_app = request.auth  # authenticate now, before the handler runs
-        # Counted only once authenticated, so forged or replayed requests spend nothing.
-        request.clacks_rate = limits.enforce_rate(app.pk, tier=app.tier)
-
-    def finalize_response(self, request, response, *args, **kwargs):
-        rate = getattr(request, "clacks_rate", None)
-        if rate is not None:  # every answer once the app is known (docs/protocol.md, Rate limits)
-            for name, value in rate.headers().items():
-                response[name] = value
-        return super().finalize_response(request, response, *args, **kwargs)
+    def find_app(self, request, **kwargs):
+        return auth.app_from_path(kwargs["org_id"], kwargs["app_id"])
 
     def post(self, request, *args, **kwargs) -> Response:
-        app = request.auth
-        events = ingest.parse_batch(request.clacks_body, declared_size=request.headers.get("X-Batch-Size"))
+        started = time.perf_counter()
+        outcome = IngestOutcome()
+        try:
+            self.ingest(request, outcome, find_app=self.find_app(request, **kwargs))
+        except Exception as exc:
+            outcome.error = as_ingest_error(exc, where=type(self).__name__)
+            if outcome.error is None:
+                outcome.error = IngestError(500, "internal_error", "")  # for the metrics only
+                raise  # a bug: Django logs it and answers 500
+        finally:
+            logs.bind(**metrics.observe_ingest(outcome, seconds=time.perf_counter() - started))
+        return outcome.response()
+
+    @staticmethod
+    def ingest(request, outcome: IngestOutcome, *, find_app) -> None:
+        # DNT: 1 means store nothing: answer 204 before reading or checking anything.
+        if request.headers.get("DNT", "").strip() == "1":
+            return
+        raw, body = auth.read_body(request)
+        app = outcome.app = auth.authenticate(request, raw=raw, body=body, find_app=find_app)
+        # Counted only once authenticated, so forged or replayed requests spend nothing.
+        outcome.rate = limits.enforce_rate(app.pk, tier=app.tier)
+        events = ingest.parse_batch(body, declared_size=request.headers.get("X-Batch-Size"))
         with limits.event_quota(app.org_pk, tier=app.tier, events=len(events)) as quota:
-            result = ingest.ingest_events(app.pk, events, now=timezone.now())
-            quota.record_stored(result.accepted - result.duplicates)
-        if result.errors:
-            return Response(
-                {
-                    "status": "partial",
-                    "accepted": result.accepted,
-                    "rejected": len(result.errors),
-                    "duplicates": result.duplicates,
-                    "message": f"{result.accepted} events accepted, {len(result.errors)} rejected.",
-                    "errors": result.errors,
-                },
-                status=207,
-            )
-        return Response(
-            {
-                "status": "success",
-                "accepted": result.accepted,
-                "rejected": 0,
-                "duplicates": result.duplicates,
-                # The SDK fails to decode a success body without a message.
-                "message": f"{result.accepted} events accepted.",
-            }
-        )
+            outcome.result = ingest.ingest_events(app.pk, events, now=timezone.now())
+            quota.record_stored(outcome.result.accepted - outcome.result.duplicates)
 
 
 class BatchView(IngestView):
     """POST /v1/events/batch: the self-hosting guide's endpoint; the bearer token names the app."""
 
-    authentication_classes = [TokenAndSignatureAuthentication]
+    def find_app(self, request, **kwargs):
+        return auth.app_from_token(request)
 
 
 # --- Probes -------------------------------------------------------------------------
