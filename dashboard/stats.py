@@ -16,20 +16,23 @@ boundaries, and pages label them so.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 
+from django.core.cache import cache
+from django.db import connection
 from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import TruncDate
 
 from organizations.models import App
 from telemetry import daily, sketches
-from telemetry.models import DailyRollup, Event, HourlyRollup
+from telemetry.models import ROLLUP_DIMENSIONS, DailyRollup, Event, HourlyRollup
 from telemetry.rollups import COMMAND_EVENT_TYPE, bucket_range
 
 UTC = dt_timezone.utc
@@ -57,6 +60,9 @@ class TimeRange:
     # Closed UTC days whose daily rollups were made fresh for this read
     # (with_daily_rollups); None: read hourly rollups only.
     daily: tuple[date, date] | None = None
+    # Every rollup figure of the period and the one before it, read once by
+    # with_daily_rollups for some apps; None: each function runs its own queries.
+    figures: RangeFigures | None = field(default=None, compare=False, repr=False)
 
     @property
     def length(self) -> timedelta:
@@ -128,14 +134,211 @@ def with_daily_rollups(app_ids: Sequence[int], period: TimeRange) -> TimeRange:
     """The period, set to read the daily rollups of its closed whole days (and
     of the period before it), which are brought up to date here, once.
 
+    For a period of whole UTC days it also carries every figure the pages
+    read (RangeFigures), read here once: the closed days' from Django's cache
+    while their rollups have not changed since (rollup_version), the rest
+    from the hourly rollups in one query.
+
     Every function below gives the same numbers with or without this; with it,
-    a long range reads a row per day instead of one per hour."""
+    a long range reads a row per day instead of one per hour, and the figures
+    of days that are over are read once, not on every page view."""
     if period.hourly:
         return period
     days = daily.closed_days(period.previous.start, period.end)
-    if days is not None:
-        daily.ensure_fresh(app_ids, *days)
-    return replace(period, daily=days)
+    if days is None or not app_ids:
+        return replace(period, daily=None)
+    version = rollup_version(app_ids, *days)
+    for _ in range(BUILD_ROUNDS):
+        if not version.stale:
+            break
+        daily.build(version.stale)
+        version = rollup_version(app_ids, *days)
+    if version.stale:
+        # Closed days still changing under us (a backfill): read hourly rollups only.
+        return replace(period, daily=None)
+    period = replace(period, daily=days)
+    if not _whole_days(period):
+        return period
+    figures = _range_figures(app_ids, period, version)
+    if figures is None:
+        return replace(period, daily=None)
+    return replace(period, figures=figures)
+
+
+# Rebuilds of stale daily rollups per page view before giving up on them for that view.
+BUILD_ROUNDS = 2
+
+
+def _hourly_rollups(app_ids: Sequence[int]) -> QuerySet:
+    """The apps' hourly rollup rows: every read of HourlyRollup in this module starts here."""
+    return HourlyRollup.objects.filter(app_id__in=list(app_ids))
+
+
+def _whole_days(period: TimeRange) -> bool:
+    return floor_to(period.start, DAY) == period.start and floor_to(period.end, DAY) == period.end
+
+
+# --- The version of closed days' rollups ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RollupVersion:
+    """What some apps' rollups hold for some closed UTC days (rollup_version)."""
+
+    # The same string as long as no figure of these apps and days has changed,
+    # another one as soon as any has; meaningful only when nothing is stale.
+    token: str
+    # Per app, the days whose daily rollups are missing or differ from the hourly rollups.
+    stale: dict[int, list[date]]
+
+
+def rollup_version(app_ids: Sequence[int], first: date, last: date) -> RollupVersion:
+    """The version of the apps' rollups over the closed UTC days [first, last], in one query.
+
+    Each day's event total in the hourly rollups is compared with its daily
+    rollup's `total` row: the days that differ are stale. When none is, the
+    token is a digest of those `total` rows (id and events), and it names the
+    days' figures exactly: ingest only adds events, so a late event raises
+    its day's hourly total (and makes the day stale until rebuilt, with new
+    rows); every other change of a day's figures (deleting events, dropping
+    a partition, rebuilding the rollups) deletes the day's daily rollups in
+    the same transaction (telemetry.daily.forget); and daily.build replaces a
+    day's rows with new ones. See docs/analytics-cache.md."""
+    app_ids = sorted(set(app_ids))
+    start, end = daily.start_of(first), daily.start_of(last) + DAY
+    hourly = (
+        _hourly_rollups(app_ids).filter(dimension="total", hour__gte=start, hour__lt=end)
+        .annotate(day=TruncDate("hour", tzinfo=UTC)).values("app_id", "day")
+        .annotate(n=Sum("events")).order_by()
+    )  # fmt: skip
+    hourly_sql, hourly_params = hourly.query.sql_with_params()
+    apps = ", ".join(["%s"] * len(app_ids))
+    sql = f"""
+        SELECT coalesce(h.app_id, d.app_id), coalesce(h.day, d.day), h.n, d.id, d.events
+        FROM ({hourly_sql}) h
+        FULL OUTER JOIN (
+            SELECT app_id, day, id, events FROM {DailyRollup._meta.db_table}
+            WHERE app_id IN ({apps}) AND dimension = 'total' AND value = '' AND day >= %s AND day <= %s
+        ) d ON h.app_id = d.app_id AND h.day = d.day"""
+    adapt = connection.ops.adapt_datefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*hourly_params, *app_ids, adapt(first), adapt(last)])
+        rows = cursor.fetchall()
+    stale: dict[int, list[date]] = defaultdict(list)
+    totals = []
+    for app_id, day, hourly_events, row_id, daily_events in rows:
+        if (hourly_events or 0) != (daily_events or 0):
+            stale[app_id].append(_as_date(day))
+        elif row_id is not None:
+            totals.append((app_id, str(day), int(row_id), int(daily_events)))
+    totals.sort()
+    token = hashlib.blake2b(repr(totals).encode(), digest_size=16).hexdigest()
+    return RollupVersion(token=token, stale=dict(stale))
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)  # SQLite gives text
+
+
+# --- Figures of a whole range, read once ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RangeFigures:
+    """Every rollup figure the analytics pages show for some apps over a period
+    of whole UTC days and the period just before it (with_daily_rollups)."""
+
+    app_ids: tuple[int, ...]  # sorted
+    # Events per app and UTC day of both periods (days without events left out).
+    day_events: dict[tuple[int, date], int]
+    # The period's (not the previous one's) counts per dimension and value, every
+    # dimension but `total`: [events, succeeded, failed, timed, duration_ms_sum].
+    values: dict[tuple[str, str], list[int]]
+
+    def covers(self, app_ids: Sequence[int]) -> bool:
+        return self.app_ids == tuple(sorted(set(app_ids)))
+
+
+# How long the closed days' figures stay in the cache: a cached entry is never
+# wrong (its key names the rollups it was read from), this only bounds its size.
+FIGURES_TIMEOUT = 24 * 3600
+
+
+def _range_figures(app_ids: Sequence[int], period: TimeRange, version: RollupVersion) -> RangeFigures | None:
+    """The figures of a prepared period of whole days: its fresh closed days (and
+    the previous period's) from the cache or the daily rollups, the rest from the
+    hourly rollups. None when the daily rollups changed while being read."""
+    app_ids = tuple(sorted(set(app_ids)))
+    first, last = period.daily
+    own_first = max(first, period.start.date())  # the period's own closed days start here
+    key = "stats:closed:" + hashlib.blake2b(
+        repr((app_ids, first.isoformat(), last.isoformat(), own_first.isoformat(), version.token)).encode(),
+        digest_size=16,
+    ).hexdigest()
+    closed = cache.get(key)
+    if closed is None:
+        closed = _closed_figures(app_ids, first, last, own_first)
+        if closed[0] != version.token:
+            return None  # the daily rollups changed since the version was read
+        cache.set(key, closed, FIGURES_TIMEOUT)
+    _, day_events, values = closed
+    day_events = dict(day_events)
+    values = {key: list(sums) for key, sums in values.items()}
+    # The rest: the hours after the last closed day (today, a day ahead at most).
+    rest_start = max(period.previous.start, daily.start_of(last) + DAY)
+    if rest_start < period.end:
+        rows = (
+            _hourly_rollups(app_ids).filter(hour__gte=rest_start, hour__lt=period.end)
+            .annotate(day=TruncDate("hour", tzinfo=UTC)).values("app_id", "day", "dimension", "value")
+            .annotate(**{f"sum_{name}": Sum(name) for name in _FIELDS}).order_by()
+            .values_list("app_id", "day", "dimension", "value", *(f"sum_{name}" for name in _FIELDS))
+        )  # fmt: skip
+        for app_id, day, dimension, value, *sums in rows:
+            if dimension == "total":
+                if sums[0]:
+                    day_events[(app_id, day)] = day_events.get((app_id, day), 0) + sums[0]
+            elif period.start <= daily.start_of(day):
+                counts = values.setdefault((dimension, value), [0] * len(_FIELDS))
+                for i, n in enumerate(sums):
+                    counts[i] += n
+    return RangeFigures(app_ids=app_ids, day_events=day_events, values=values)
+
+
+def _closed_figures(
+    app_ids: tuple[int, ...], first: date, last: date, own_first: date
+) -> tuple[str, dict[tuple[int, date], int], dict[tuple[str, str], tuple[int, ...]]]:
+    """From the daily rollups of [first, last], in one statement (one snapshot):
+    the version token of what was read (as rollup_version computes it), events
+    per app and day, and the counts per dimension and value of [own_first, last]."""
+    table = DailyRollup._meta.db_table
+    apps = ", ".join(["%s"] * len(app_ids))
+    dimensions = [name for name in ROLLUP_DIMENSIONS if name != "total"]
+    sums = ", ".join(f"sum({name})" for name in _FIELDS)
+    sql = f"""
+        SELECT app_id, day, id, '' AS dimension, '' AS value, events, 0, 0, 0, 0 FROM {table}
+        WHERE app_id IN ({apps}) AND dimension = 'total' AND value = '' AND day >= %s AND day <= %s
+        UNION ALL
+        SELECT NULL, NULL, NULL, dimension, value, {sums} FROM {table}
+        WHERE app_id IN ({apps}) AND dimension IN ({", ".join(["%s"] * len(dimensions))})
+            AND day >= %s AND day <= %s
+        GROUP BY dimension, value"""
+    adapt = connection.ops.adapt_datefield_value
+    params = [*app_ids, adapt(first), adapt(last), *app_ids, *dimensions, adapt(own_first), adapt(last)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    totals, day_events, values = [], {}, {}
+    for app_id, day, row_id, dimension, value, *counts in rows:
+        if row_id is not None:
+            events = int(counts[0])  # sums are numeric on PostgreSQL, so is this column of the union
+            totals.append((app_id, str(day), int(row_id), events))
+            if events:
+                day_events[(app_id, _as_date(day))] = events
+        else:
+            values[(dimension, value)] = tuple(int(n) for n in counts)
+    totals.sort()
+    token = hashlib.blake2b(repr(totals).encode(), digest_size=16).hexdigest()
+    return token, day_events, values
 
 
 def _rollups(app_ids: Sequence[int], period: TimeRange, dimension: str | Sequence[str]) -> list[QuerySet]:
@@ -145,7 +348,7 @@ def _rollups(app_ids: Sequence[int], period: TimeRange, dimension: str | Sequenc
     days = _daily_days(period)
     # One range of the rollup_key index (app, dimension, hour, value) per app and dimension.
     which = {"dimension": dimension} if isinstance(dimension, str) else {"dimension__in": list(dimension)}
-    hourly = HourlyRollup.objects.filter(app_id__in=app_ids, **which)
+    hourly = _hourly_rollups(app_ids).filter(**which)
     if days is None:
         return [hourly.filter(hour__gte=period.start, hour__lt=period.end)]
     first, last = days
@@ -198,6 +401,9 @@ def _events_per_day(app_ids: Sequence[int], period: TimeRange) -> sketches.DayEv
     from daily rollups; None for ranges counted per hour, which may cut days."""
     if period.hourly:
         return None
+    figures = _figures(app_ids, period)
+    if figures is not None:
+        return _day_events_in(figures, period)
     totals: dict[tuple[int, date], int] = defaultdict(int)
     for part in _rollups(app_ids, period, "total"):
         if part.model is DailyRollup:
@@ -210,6 +416,30 @@ def _events_per_day(app_ids: Sequence[int], period: TimeRange) -> sketches.DayEv
         for app_id, day, n in rows:
             totals[(app_id, day)] += n
     return {key: n for key, n in totals.items() if n > 0}
+
+
+def _figures(app_ids: Sequence[int], period: TimeRange) -> RangeFigures | None:
+    """The figures read for the period by with_daily_rollups, when they are these apps'."""
+    figures = period.figures
+    return figures if figures is not None and figures.covers(app_ids) else None
+
+
+def _day_events_in(figures: RangeFigures, period: TimeRange) -> dict[tuple[int, date], int]:
+    first, last = _days(period)
+    return {(app_id, day): n for (app_id, day), n in figures.day_events.items() if first <= day <= last}
+
+
+def _values(app_ids: Sequence[int], period: TimeRange, dimensions: Sequence[str]) -> dict[tuple[str, str], dict[str, int]]:
+    """Each rollup count of the period summed per dimension and value (one query, or none with figures)."""
+    figures = _figures(app_ids, period)
+    if figures is None:
+        return _grouped(_rollups(app_ids, period, list(dimensions)), "dimension", "value")
+    wanted = set(dimensions)
+    return {
+        (dimension, value): dict(zip(_FIELDS, sums))
+        for (dimension, value), sums in figures.values.items()
+        if dimension in wanted
+    }
 
 
 def _days(period: TimeRange) -> tuple[date, date]:
@@ -248,19 +478,34 @@ def summary(app_ids: Sequence[int], *, period: TimeRange) -> Summary:
     (the rollups keep them per day): exactly for ranges of up to
     sketches.EXACT_UP_TO user- or session-days, estimated beyond."""
     previous = period.previous
-    events = {
-        "now": _total(_rollups(app_ids, period, "total"))["events"],
-        "before": _total(_rollups(app_ids, previous, "total"))["events"],
-    }
-    both = TimeRange(start=previous.start, end=period.end, daily=period.daily)
+    figures = _figures(app_ids, period)
+    if figures is not None:
+        events = {
+            "now": sum(_day_events_in(figures, period).values()),
+            "before": sum(_day_events_in(figures, previous).values()),
+        }
+        day_events = figures.day_events
+    else:
+        events = {
+            "now": _total(_rollups(app_ids, period, "total"))["events"],
+            "before": _total(_rollups(app_ids, previous, "total"))["events"],
+        }
+        day_events = _events_per_day(app_ids, TimeRange(start=previous.start, end=period.end, daily=period.daily))
     distinct = sketches.count_distinct(
-        app_ids, spans=[_days(period), _days(previous)], kinds=("u", "s"), day_events=_events_per_day(app_ids, both)
+        app_ids, spans=[_days(period), _days(previous)], kinds=("u", "s"), day_events=day_events
     )
     return Summary(
         events=Change(events["now"], events["before"]),
         users=_change(*distinct["u"]),
         sessions=_change(*distinct["s"]),
     )
+
+
+def _event_total(app_ids: Sequence[int], period: TimeRange) -> int:
+    figures = _figures(app_ids, period)
+    if figures is not None:
+        return sum(_day_events_in(figures, period).values())
+    return _total(_rollups(app_ids, period, "total"))["events"]
 
 
 def _change(now: sketches.Distinct, before: sketches.Distinct) -> Change:
@@ -285,6 +530,11 @@ def events_over_time(app_ids: Sequence[int], *, period: TimeRange) -> list[Bucke
     """Event counts per UTC hour or day across the period; buckets without events are zero."""
     step = period.bucket_size
     counts: dict[datetime, int] = defaultdict(int)
+    figures = _figures(app_ids, period)
+    if figures is not None:  # whole days, counted per day
+        for (_, day), n in _day_events_in(figures, period).items():
+            counts[daily.start_of(day)] += n
+        return [Bucket(start=start, count=counts.get(start, 0)) for start in period.bucket_starts()]
     for part in _rollups(app_ids, period, "total"):
         moment = "day" if part.model is DailyRollup else "hour"
         for at, n in part.values(moment).annotate(n=Sum("events")).order_by().values_list(moment, "n"):
@@ -338,9 +588,9 @@ def breakdowns(
     unknown = set(dimensions) - set(DIMENSIONS)
     if unknown:
         raise ValueError(f"unknown dimension {sorted(unknown)[0]!r}")
-    total = _total(_rollups(app_ids, period, "total"))["events"]
+    total = _event_total(app_ids, period)
     stored = {dimension: _ROLLUP_DIMENSION.get(dimension, dimension) for dimension in dimensions}
-    grouped = _grouped(_rollups(app_ids, period, sorted(set(stored.values()))), "dimension", "value") if total else {}
+    grouped = _values(app_ids, period, sorted(set(stored.values()))) if total else {}
     result = []
     for dimension in dimensions:
         top: list[tuple] = []
@@ -395,7 +645,10 @@ class CommandStats:
 
 def command_stats(app_ids: Sequence[int], *, period: TimeRange) -> CommandStats:
     """Success rate and duration percentiles of command events (two queries)."""
-    sums = _total([part.filter(value=COMMAND_EVENT_TYPE) for part in _rollups(app_ids, period, "type")])
+    if _figures(app_ids, period) is not None:
+        sums = _values(app_ids, period, ["type"]).get(("type", COMMAND_EVENT_TYPE), dict.fromkeys(_FIELDS, 0))
+    else:
+        sums = _total([part.filter(value=COMMAND_EVENT_TYPE) for part in _rollups(app_ids, period, "type")])
     row = {"runs": sums["events"], "succeeded": sums["succeeded"], "failed": sums["failed"], "timed": sums["timed"]}
     percentiles = duration_percentiles(app_ids, period=period) if row["timed"] else [None] * len(PERCENTILES)
     return CommandStats(
@@ -413,8 +666,8 @@ def duration_percentiles(app_ids: Sequence[int], *, period: TimeRange) -> list[f
     """p50, p90 and p99 of command durations by nearest rank, read from the
     rollups' duration histogram: the middle of the bucket holding that rank
     (exact below 10 ms, within about 12 % above)."""
-    histogram = _grouped(_rollups(app_ids, period, "duration"), "value")
-    counts = sorted((int(value), sums["events"]) for value, sums in histogram.items() if sums["events"] > 0)
+    histogram = _values(app_ids, period, ["duration"])
+    counts = sorted((int(value), sums["events"]) for (_, value), sums in histogram.items() if sums["events"] > 0)
     total = sum(n for _, n in counts)
     if not total:
         return [None] * len(PERCENTILES)
@@ -447,9 +700,9 @@ class CommandRow:
 
 def top_commands(app_ids: Sequence[int], *, period: TimeRange, limit: int = 10) -> list[CommandRow]:
     """The most run commands (data.command) with their outcomes and mean duration."""
-    grouped = _grouped(_rollups(app_ids, period, "command"), "value")
+    grouped = _values(app_ids, period, ["command"])
     top = sorted(
-        ((command, sums) for command, sums in grouped.items() if sums["events"] > 0),
+        ((command, sums) for (_, command), sums in grouped.items() if sums["events"] > 0),
         key=lambda pair: (-pair[1]["events"], pair[0]),
     )[:limit]
     return [
@@ -479,10 +732,14 @@ class AppActivity:
 def app_activity(apps: Sequence[App], *, period: TimeRange) -> list[AppActivity]:
     """For each app, its events and users in the period and its latest event ever (a bounded number of queries)."""
     app_ids = [app.pk for app in apps]
-    events = {app_id: sums["events"] for app_id, sums in _grouped(_rollups(app_ids, period, "total"), "app_id").items()}
-    users = sketches.count_distinct_per_app(
-        app_ids, kind="u", span=_days(period), day_events=_events_per_day(app_ids, period)
-    )
+    day_events = _events_per_day(app_ids, period)
+    if _figures(app_ids, period) is not None:
+        events: dict[int, int] = defaultdict(int)
+        for (app_id, _), n in day_events.items():
+            events[app_id] += n
+    else:
+        events = {app_id: sums["events"] for app_id, sums in _grouped(_rollups(app_ids, period, "total"), "app_id").items()}
+    users = sketches.count_distinct_per_app(app_ids, kind="u", span=_days(period), day_events=day_events)
     # The newest event per app, read from the end of each app's index range.
     newest = Event.objects.filter(app_id=OuterRef("pk")).order_by("-timestamp").values("timestamp")[:1]
     last = dict(App.objects.filter(pk__in=app_ids).annotate(last=Subquery(newest)).values_list("pk", "last"))
