@@ -190,6 +190,9 @@ class RollupVersion:
     token: str
     # Per app, the days whose daily rollups are missing or differ from the hourly rollups.
     stale: dict[int, list[date]]
+    # Which incarnation of the daily rollups table the token is about (PostgreSQL:
+    # its oid, new when a restore recreates the table and replays its ids).
+    table: int = 0
 
 
 def rollup_version(app_ids: Sequence[int], first: date, last: date) -> RollupVersion:
@@ -213,11 +216,13 @@ def rollup_version(app_ids: Sequence[int], first: date, last: date) -> RollupVer
     )  # fmt: skip
     hourly_sql, hourly_params = hourly.query.sql_with_params()
     apps = ", ".join(["%s"] * len(app_ids))
+    table = DailyRollup._meta.db_table
+    oid = f"'{table}'::regclass::oid" if connection.vendor == "postgresql" else "0"
     sql = f"""
-        SELECT coalesce(h.app_id, d.app_id), coalesce(h.day, d.day), h.n, d.id, d.events
+        SELECT coalesce(h.app_id, d.app_id), coalesce(h.day, d.day), h.n, d.id, d.events, {oid}
         FROM ({hourly_sql}) h
         FULL OUTER JOIN (
-            SELECT app_id, day, id, events FROM {DailyRollup._meta.db_table}
+            SELECT app_id, day, id, events FROM {table}
             WHERE app_id IN ({apps}) AND dimension = 'total' AND value = '' AND day >= %s AND day <= %s
         ) d ON h.app_id = d.app_id AND h.day = d.day"""
     adapt = connection.ops.adapt_datefield_value
@@ -225,15 +230,18 @@ def rollup_version(app_ids: Sequence[int], first: date, last: date) -> RollupVer
         cursor.execute(sql, [*hourly_params, *app_ids, adapt(first), adapt(last)])
         rows = cursor.fetchall()
     stale: dict[int, list[date]] = defaultdict(list)
-    totals = []
-    for app_id, day, hourly_events, row_id, daily_events in rows:
+    totals, incarnation = [], 0
+    for app_id, day, hourly_events, row_id, daily_events, incarnation in rows:
         if (hourly_events or 0) != (daily_events or 0):
             stale[app_id].append(_as_date(day))
         elif row_id is not None:
             totals.append((app_id, str(day), int(row_id), int(daily_events)))
-    totals.sort()
-    token = hashlib.blake2b(repr(totals).encode(), digest_size=16).hexdigest()
-    return RollupVersion(token=token, stale=dict(stale))
+    return RollupVersion(token=_token(totals), stale=dict(stale), table=int(incarnation))
+
+
+def _token(totals: list[tuple[int, str, int, int]]) -> str:
+    """A digest of daily `total` rows as (app, day, id, events)."""
+    return hashlib.blake2b(repr(sorted(totals)).encode(), digest_size=16).hexdigest()
 
 
 def _as_date(value: date | str) -> date:
@@ -272,7 +280,7 @@ def _range_figures(app_ids: Sequence[int], period: TimeRange, version: RollupVer
     first, last = period.daily
     own_first = max(first, period.start.date())  # the period's own closed days start here
     key = "stats:closed:" + hashlib.blake2b(
-        repr((app_ids, first.isoformat(), last.isoformat(), own_first.isoformat(), version.token)).encode(),
+        repr((app_ids, first.isoformat(), last.isoformat(), own_first.isoformat(), version.table, version.token)).encode(),
         digest_size=16,
     ).hexdigest()
     closed = cache.get(key)
@@ -336,9 +344,7 @@ def _closed_figures(
                 day_events[(app_id, _as_date(day))] = events
         else:
             values[(dimension, value)] = tuple(int(n) for n in counts)
-    totals.sort()
-    token = hashlib.blake2b(repr(totals).encode(), digest_size=16).hexdigest()
-    return token, day_events, values
+    return _token(totals), day_events, values
 
 
 def _rollups(app_ids: Sequence[int], period: TimeRange, dimension: str | Sequence[str]) -> list[QuerySet]:

@@ -1,0 +1,198 @@
+"""A long range's figures of closed days come from a cache, and are never stale:
+every change of the rollups of those days shows on the very next read."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.urls import reverse
+
+from dashboard import stats
+from telemetry import daily, rollups
+from telemetry.models import DailyRollup, Event
+from tests.dashboard.conftest import sdk_event, store
+from tests.factories import make_app
+
+UTC = timezone.utc
+NOW = datetime.now(UTC)
+TODAY = NOW.date()
+
+
+def ago(days: int, hour: int = 12) -> datetime:
+    return datetime.combine(TODAY - timedelta(days=days), datetime.min.time(), tzinfo=UTC) + timedelta(hours=hour)
+
+
+@pytest.fixture
+def apps(app, org):
+    """Three weeks of events in two apps, one of them also today."""
+    other, _ = make_app(org, name="other-cli")
+    store(
+        app,
+        *(
+            sdk_event(
+                ago(days, hour),
+                user=f"u{days % 4}",
+                os=("linux", "macos")[hour % 2],
+                data={"command": ("build", "test")[days % 2], "success": days % 3 != 0, "duration_ms": 40 * days + hour},
+            )
+            for days in range(0, 21)
+            for hour in ((1, 8, 15) if days else (0,))
+        ),
+        now=NOW,
+    )
+    store(other, *(sdk_event(ago(days), user="z", type="feature_used") for days in range(2, 12)), now=NOW)
+    return [app.pk, other.pk]
+
+
+def everything(app_ids, period, app_objects):
+    return {
+        "summary": stats.summary(app_ids, period=period),
+        "chart": stats.events_over_time(app_ids, period=period),
+        "breakdowns": stats.breakdowns(app_ids, period=period),
+        "commands": stats.command_stats(app_ids, period=period),
+        "top": stats.top_commands(app_ids, period=period),
+        "activity": [(a.app.pk, a.events, a.users) for a in stats.app_activity(app_objects, period=period)],
+    }
+
+
+def read_from_the_daily_digest(queries) -> bool:
+    """Whether the closed days' figures were read from the daily rollups (not the cache)."""
+    table = DailyRollup._meta.db_table
+    return any(table in query["sql"] and "UNION ALL" in query["sql"] for query in queries)
+
+
+def prepare(app_ids, period):
+    with CaptureQueriesContext(connection) as queries:
+        prepared = stats.with_daily_rollups(app_ids, period)
+    return prepared, read_from_the_daily_digest(queries.captured_queries)
+
+
+MONTH = stats.preset_range("30d", now=NOW)
+
+
+def os_counts(app_ids, period) -> dict:
+    [breakdown] = stats.breakdowns(app_ids, period=period, dimensions=["os"])
+    return {row.value: row.count for row in breakdown.rows}
+
+
+def test_a_second_read_takes_the_closed_days_from_the_cache(apps):
+    first, read_first = prepare(apps, MONTH)
+    second, read_second = prepare(apps, MONTH)
+
+    assert first.figures is not None and second.figures is not None
+    assert read_first and not read_second
+    assert second.figures == first.figures
+
+
+def test_cached_figures_are_the_figures_read_per_hour(apps, org):
+    app_objects = list(org.apps.order_by("pk"))
+    prepare(apps, MONTH)
+
+    cached, read = prepare(apps, MONTH)
+
+    assert not read
+    assert everything(apps, cached, app_objects) == everything(apps, MONTH, app_objects)
+
+
+def test_prepared_figures_need_no_query_but_for_distinct_counts(apps, django_assert_num_queries):
+    prepared, _ = prepare(apps, MONTH)
+
+    with django_assert_num_queries(0):
+        stats.events_over_time(apps, period=prepared)
+        stats.breakdowns(apps, period=prepared)
+        stats.command_stats(apps, period=prepared)
+        stats.top_commands(apps, period=prepared)
+
+
+def test_figures_of_other_apps_are_not_used(apps, app):
+    prepared, _ = prepare(apps, MONTH)
+
+    assert stats.summary([app.pk], period=prepared) == stats.summary([app.pk], period=MONTH)
+    assert stats.breakdowns([app.pk], period=prepared) == stats.breakdowns([app.pk], period=MONTH)
+
+
+def test_a_late_event_in_a_closed_day_shows_at_once(apps, app):
+    before, _ = prepare(apps, MONTH)
+    events = stats.summary(apps, period=before).events.current
+
+    store(app, sdk_event(ago(5, 3), user="late", os="freebsd", data={"command": "deploy"}), now=NOW)
+    after, read = prepare(apps, MONTH)
+
+    assert read
+    assert stats.summary(apps, period=after).events.current == events + 1
+    assert os_counts(apps, after)["freebsd"] == 1
+    assert "deploy" in [row.command for row in stats.top_commands(apps, period=after)]
+
+
+def test_deleting_an_event_and_adding_another_on_the_same_day_shows_at_once(apps, app):
+    """The day's total is the same afterwards; its breakdown is not."""
+    prepare(apps, MONTH)
+    before = os_counts(apps, MONTH)
+    linux = Event.objects.filter(app=app, os="linux", timestamp__gte=ago(6, 0), timestamp__lt=ago(5, 0)).first()
+
+    rollups.delete_events(app.pk, [linux.pk])
+    store(app, sdk_event(ago(6, 20), os="macos"), now=NOW)
+    after, read = prepare(apps, MONTH)
+
+    assert read
+    assert os_counts(apps, after) == os_counts(apps, MONTH) == {**before, "linux": before["linux"] - 1, "macos": before["macos"] + 1}
+
+
+def test_events_today_leave_the_cache_alone_and_still_count(apps, app):
+    before, _ = prepare(apps, MONTH)
+    events = stats.summary(apps, period=before).events.current
+
+    store(app, sdk_event(ago(0, 0), os="windows"), now=NOW)
+    after, read = prepare(apps, MONTH)
+
+    assert not read
+    assert stats.summary(apps, period=after).events.current == events + 1
+    assert os_counts(apps, after)["windows"] == 1
+
+
+def test_rebuilding_an_apps_rollups_changes_the_version(apps, app):
+    first, last = daily.closed_days(MONTH.previous.start, MONTH.end)
+    prepare(apps, MONTH)
+    version = stats.rollup_version(apps, first, last)
+
+    rollups.rebuild(app.pk)
+    stale = stats.rollup_version(apps, first, last)
+    _, read = prepare(apps, MONTH)
+
+    assert not version.stale
+    assert stale.stale[app.pk]
+    assert read
+    assert stats.rollup_version(apps, first, last).token != version.token
+
+
+def test_the_version_stays_while_nothing_in_its_days_changes(apps, app):
+    first, last = daily.closed_days(MONTH.previous.start, MONTH.end)
+    prepare(apps, MONTH)
+    version = stats.rollup_version(apps, first, last)
+
+    store(app, sdk_event(ago(0, 0)), now=NOW)  # today is not one of its days
+    assert stats.rollup_version(apps, first, last) == version
+
+    store(app, sdk_event(ago(3, 5)), now=NOW)
+    late = stats.rollup_version(apps, first, last)
+    assert late.stale == {app.pk: [TODAY - timedelta(days=3)]}
+    daily.build(late.stale)
+    assert stats.rollup_version(apps, first, last).token != version.token
+
+
+def test_the_organization_page_shows_a_late_event_at_once(client, alice, org, apps, app):
+    client.force_login(alice)
+    url = reverse("dashboard:org_overview", kwargs={"org_id": org.public_id})
+
+    before = client.get(url, {"range": "30d"}).context
+    store(app, sdk_event(ago(9, 3), user="late", os="freebsd"), now=NOW)
+    after = client.get(url, {"range": "30d"}).context
+
+    assert after["summary"].events.current == before["summary"].events.current + 1
+    events = {row.app.pk: row.events for row in before["activity"]}
+    assert {row.app.pk: row.events for row in after["activity"]} == {**events, app.pk: events[app.pk] + 1}
+    os_rows = next(b for b in after["breakdowns"] if b.dimension == "os").rows
+    assert ("freebsd", 1) in [(row.value, row.count) for row in os_rows]
