@@ -26,9 +26,8 @@ from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import Count, DateField, Func, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import TruncDate
 
 from organizations.models import App
 from telemetry import daily, sketches
@@ -174,6 +173,20 @@ def _hourly_rollups(app_ids: Sequence[int]) -> QuerySet:
     return HourlyRollup.objects.filter(app_id__in=list(app_ids))
 
 
+class UTCDay(Func):
+    """The UTC day of a timestamp column, computed by the database (Django's
+    TruncDate calls back into Python for every row on SQLite)."""
+
+    output_field = DateField()
+
+    def as_sql(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, template="(%(expressions)s AT TIME ZONE 'UTC')::date", **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # SQLite keeps UTC timestamps as ISO text.
+        return super().as_sql(compiler, connection, template="date(%(expressions)s)", **extra)
+
+
 def _whole_days(period: TimeRange) -> bool:
     return floor_to(period.start, DAY) == period.start and floor_to(period.end, DAY) == period.end
 
@@ -211,7 +224,7 @@ def rollup_version(app_ids: Sequence[int], first: date, last: date) -> RollupVer
     start, end = daily.start_of(first), daily.start_of(last) + DAY
     hourly = (
         _hourly_rollups(app_ids).filter(dimension="total", hour__gte=start, hour__lt=end)
-        .annotate(day=TruncDate("hour", tzinfo=UTC)).values("app_id", "day")
+        .annotate(day=UTCDay("hour")).values("app_id", "day")
         .annotate(n=Sum("events")).order_by()
     )  # fmt: skip
     hourly_sql, hourly_params = hourly.query.sql_with_params()
@@ -297,7 +310,7 @@ def _range_figures(app_ids: Sequence[int], period: TimeRange, version: RollupVer
     if rest_start < period.end:
         rows = (
             _hourly_rollups(app_ids).filter(hour__gte=rest_start, hour__lt=period.end)
-            .annotate(day=TruncDate("hour", tzinfo=UTC)).values("app_id", "day", "dimension", "value")
+            .annotate(day=UTCDay("hour")).values("app_id", "day", "dimension", "value")
             .annotate(**{f"sum_{name}": Sum(name) for name in _FIELDS}).order_by()
             .values_list("app_id", "day", "dimension", "value", *(f"sum_{name}" for name in _FIELDS))
         )  # fmt: skip
@@ -416,7 +429,7 @@ def _events_per_day(app_ids: Sequence[int], period: TimeRange) -> sketches.DayEv
             rows = part.values_list("app_id", "day", "events")
         else:
             rows = (
-                part.annotate(day=TruncDate("hour", tzinfo=UTC)).values("app_id", "day")
+                part.annotate(day=UTCDay("hour")).values("app_id", "day")
                 .annotate(n=Sum("events")).values_list("app_id", "day", "n")
             )  # fmt: skip
         for app_id, day, n in rows:
