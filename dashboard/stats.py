@@ -275,6 +275,8 @@ class RangeFigures:
     # The period's (not the previous one's) counts per dimension and value, every
     # dimension but `total`: [events, succeeded, failed, timed, duration_ms_sum].
     values: dict[tuple[str, str], list[int]]
+    # The closed days and their version, for distinct counts to merge their sketches once.
+    settled: sketches.Settled
 
     def covers(self, app_ids: Sequence[int]) -> bool:
         return self.app_ids == tuple(sorted(set(app_ids)))
@@ -322,7 +324,8 @@ def _range_figures(app_ids: Sequence[int], period: TimeRange, version: RollupVer
                 counts = values.setdefault((dimension, value), [0] * len(_FIELDS))
                 for i, n in enumerate(sums):
                     counts[i] += n
-    return RangeFigures(app_ids=app_ids, day_events=day_events, values=values)
+    settled = sketches.Settled(first=first, last=last, version=f"{version.table}:{version.token}")
+    return RangeFigures(app_ids=app_ids, day_events=day_events, values=values, settled=settled)
 
 
 def _closed_figures(
@@ -503,15 +506,16 @@ def summary(app_ids: Sequence[int], *, period: TimeRange) -> Summary:
             "now": sum(_day_events_in(figures, period).values()),
             "before": sum(_day_events_in(figures, previous).values()),
         }
-        day_events = figures.day_events
+        day_events, settled = figures.day_events, figures.settled
     else:
+        settled = None
         events = {
             "now": _total(_rollups(app_ids, period, "total"))["events"],
             "before": _total(_rollups(app_ids, previous, "total"))["events"],
         }
         day_events = _events_per_day(app_ids, TimeRange(start=previous.start, end=period.end, daily=period.daily))
     distinct = sketches.count_distinct(
-        app_ids, spans=[_days(period), _days(previous)], kinds=("u", "s"), day_events=day_events
+        app_ids, spans=[_days(period), _days(previous)], kinds=("u", "s"), day_events=day_events, settled=settled
     )
     return Summary(
         events=Change(events["now"], events["before"]),
@@ -752,13 +756,17 @@ def app_activity(apps: Sequence[App], *, period: TimeRange) -> list[AppActivity]
     """For each app, its events and users in the period and its latest event ever (a bounded number of queries)."""
     app_ids = [app.pk for app in apps]
     day_events = _events_per_day(app_ids, period)
-    if _figures(app_ids, period) is not None:
+    figures = _figures(app_ids, period)
+    if figures is not None:
         events: dict[int, int] = defaultdict(int)
         for (app_id, _), n in day_events.items():
             events[app_id] += n
     else:
         events = {app_id: sums["events"] for app_id, sums in _grouped(_rollups(app_ids, period, "total"), "app_id").items()}
-    users = sketches.count_distinct_per_app(app_ids, kind="u", span=_days(period), day_events=day_events)
+    users = sketches.count_distinct_per_app(
+        app_ids, kind="u", span=_days(period), day_events=day_events,
+        settled=figures.settled if figures is not None else None,
+    )  # fmt: skip
     # The newest event per app, read from the end of each app's index range.
     newest = Event.objects.filter(app_id=OuterRef("pk")).order_by("-timestamp").values("timestamp")[:1]
     last = dict(App.objects.filter(pk__in=app_ids).annotate(last=Subquery(newest)).values_list("pk", "last"))

@@ -24,6 +24,7 @@ may miss the newest MAX_AGE of new users and sessions.
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ from datetime import date, datetime, timedelta
 from typing import NamedTuple
 
 import datasketches
+from django.core.cache import cache
 from django.db.models import Count, Q
 from django.utils import timezone
 
@@ -69,13 +71,44 @@ class Sketch(NamedTuple):
 DayEvents = dict[tuple[int, date], int]  # stored events per (app, UTC day), days without any left out
 
 
+@dataclass(frozen=True)
+class Settled:
+    """Closed days whose sketches stay as they are while `version` does (the
+    caller knows: dashboard.stats.rollup_version changes with any change of
+    these apps' events on these days). Reads merge each range's sketches of
+    these days once and keep the merge in Django's cache under the version."""
+
+    first: date
+    last: date
+    version: str
+
+    def clip(self, span: Span) -> Span | None:
+        first, last = max(span[0], self.first), min(span[1], self.last)
+        return (first, last) if first <= last else None
+
+    def holds(self, day: date) -> bool:
+        return self.first <= day <= self.last
+
+
+class Merged(NamedTuple):
+    """Some sketches merged: the sum of their exact daily counts, and their union."""
+
+    actors: int
+    sketch: bytes
+
+
+# A merge is never wrong while its key's version stands; this only bounds the cache.
+MERGED_TIMEOUT = 24 * 3600
+
+
 def count_distinct(
     app_ids: Sequence[int], *, spans: Sequence[Span], kinds: Sequence[str] = KINDS, now: datetime | None = None,
-    day_events: DayEvents | None = None,
+    day_events: DayEvents | None = None, settled: Settled | None = None,
 ) -> dict[str, list[Distinct]]:
     """Distinct users and/or sessions of the apps, together, in each span of days:
     {kind: [Distinct per span]}. `day_events` saves a query when the caller
-    has the apps' events per day of all the spans' days already."""
+    has the apps' events per day of all the spans' days already; with
+    `settled`, the sketches of those days are merged once per version."""
     app_ids = list(app_ids)
     first, last = min(span[0] for span in spans), max(span[1] for span in spans)
     if day_events is None:
@@ -83,15 +116,69 @@ def count_distinct(
     wanted = [(kind, span) for kind in kinds for span in spans]
     if sum(day_events.values()) <= EXACT_UP_TO:  # an event is at most one user-day and one session-day
         return _regroup(kinds, spans, _exact(app_ids, wanted))
-    sketches = fresh_sketches(app_ids, kinds=kinds, first=first, last=last, now=now, day_events=day_events)
+    group = tuple(sorted(set(app_ids)))
+    merged = {}
+    if settled is not None:
+        parts = {(kind, span): settled.clip(span) for kind, span in wanted}
+        found = _settled_merges(
+            [(group, kind, part) for (kind, _), part in parts.items() if part], settled, day_events=day_events, now=now
+        )
+        merged = {key: found[(group, key[0], part)] for key, part in parts.items() if part}
+    sketches = _other_sketches(app_ids, kinds, day_events, settled, now=now)
     picked = {
         (kind, span): [sketch for sketch in sketches if sketch.kind == kind and span[0] <= sketch.day <= span[1]]
         for kind, span in wanted
     }
-    small = [key for key, rows in picked.items() if sum(row.actors for row in rows) <= EXACT_UP_TO]
-    result = {key: _merge(rows) for key, rows in picked.items() if key not in small}
+    actors = {key: sum(row.actors for row in rows) + (merged[key].actors if key in merged else 0) for key, rows in picked.items()}
+    small = [key for key in picked if actors[key] <= EXACT_UP_TO]
+    result = {key: _merge(rows, merged.get(key)) for key, rows in picked.items() if key not in small}
     result.update(_exact(app_ids, small))
     return _regroup(kinds, spans, result)
+
+
+def _other_sketches(
+    app_ids: Sequence[int], kinds: Sequence[str], day_events: DayEvents, settled: Settled | None, *, now: datetime | None
+) -> list[Sketch]:
+    """The fresh sketches of the days with events that are not settled (all of them without `settled`)."""
+    if settled is not None:
+        day_events = {key: n for key, n in day_events.items() if not settled.holds(key[1])}
+    if not day_events:
+        return []
+    days = [day for _, day in day_events]
+    return fresh_sketches(app_ids, kinds=kinds, first=min(days), last=max(days), now=now, day_events=day_events)
+
+
+def _settled_merges(
+    wanted: list[tuple[tuple[int, ...], str, Span]], settled: Settled, *, day_events: DayEvents, now: datetime | None
+) -> dict[tuple[tuple[int, ...], str, Span], Merged]:
+    """For each (apps, kind, span of settled days), the merge of those sketches:
+    from the cache, or merged from fresh sketches read in one go (and cached
+    when every sketch matches its day's events, none used as young)."""
+    keys = {
+        item: "sketches:merged:" + hashlib.blake2b(repr((*item, settled.version)).encode(), digest_size=16).hexdigest()
+        for item in wanted
+    }
+    found = cache.get_many(list(keys.values()))
+    result = {item: Merged(*found[key]) for item, key in keys.items() if key in found}
+    missing = [item for item in wanted if item not in result]
+    if not missing:
+        return result
+    app_ids = sorted({app_id for group, _, _ in missing for app_id in group})
+    first, last = min(span[0] for _, _, span in missing), max(span[1] for _, _, span in missing)
+    days = {key: n for key, n in day_events.items() if key[0] in app_ids and first <= key[1] <= last}
+    kinds = sorted({kind for _, kind, _ in missing})
+    sketches = fresh_sketches(app_ids, kinds=kinds, first=first, last=last, now=now, day_events=days) if days else []
+    exact = all(sketch.events == days[(sketch.app_id, sketch.day)] for sketch in sketches)
+    made = {}
+    for group, kind, span in missing:
+        rows = [
+            sketch for sketch in sketches
+            if sketch.kind == kind and sketch.app_id in group and span[0] <= sketch.day <= span[1]
+        ]  # fmt: skip
+        made[(group, kind, span)] = Merged(sum(row.actors for row in rows), _union(rows).get_result(HLL_TYPE).serialize_compact())
+    if exact:
+        cache.set_many({keys[item]: tuple(merge) for item, merge in made.items()}, MERGED_TIMEOUT)
+    return {**result, **made}
 
 
 def _regroup(kinds, spans, counts: dict[tuple[str, Span], Distinct]) -> dict[str, list[Distinct]]:
@@ -114,9 +201,11 @@ def _exact(app_ids: list[int], wanted: list[tuple[str, Span]]) -> dict[tuple[str
 
 
 def count_distinct_per_app(
-    app_ids: Sequence[int], *, kind: str, span: Span, now: datetime | None = None, day_events: DayEvents | None = None
+    app_ids: Sequence[int], *, kind: str, span: Span, now: datetime | None = None, day_events: DayEvents | None = None,
+    settled: Settled | None = None,
 ) -> dict[int, Distinct]:
-    """Distinct users or sessions of each app in the span of days; apps without any are left out."""
+    """Distinct users or sessions of each app in the span of days; apps without any are left out.
+    With `settled`, the sketches of those days are merged once per version."""
     if day_events is None:
         day_events = daily.events_per_day(app_ids, *span)
     events = defaultdict(int)
@@ -124,13 +213,18 @@ def count_distinct_per_app(
         events[app_id] += n
     small = {app_id for app_id, n in events.items() if n <= EXACT_UP_TO}
     large = sorted(set(events) - small)
-    by_app = defaultdict(list)
+    by_app, merged = defaultdict(list), {}
     if large:
         large_days = {key: n for key, n in day_events.items() if key[0] in large}
-        for sketch in fresh_sketches(large, kinds=[kind], first=span[0], last=span[1], now=now, day_events=large_days):
+        part = settled.clip(span) if settled is not None else None
+        if part is not None:
+            found = _settled_merges([((app_id,), kind, part) for app_id in large], settled, day_events=large_days, now=now)
+            merged = {app_id: found[((app_id,), kind, part)] for app_id in large}
+        for sketch in _other_sketches(large, [kind], large_days, settled if part else None, now=now):
             by_app[sketch.app_id].append(sketch)
-    small |= {app_id for app_id, rows in by_app.items() if sum(row.actors for row in rows) <= EXACT_UP_TO}
-    result = {app_id: _merge(rows) for app_id, rows in by_app.items() if app_id not in small}
+    actors = {app_id: sum(row.actors for row in by_app[app_id]) + (merged[app_id].actors if app_id in merged else 0) for app_id in large}
+    small |= {app_id for app_id, n in actors.items() if n <= EXACT_UP_TO}
+    result = {app_id: _merge(by_app[app_id], merged.get(app_id)) for app_id in large if app_id not in small}
     if small:
         grouped = (
             DailyActor.objects.filter(app_id__in=sorted(small), kind=kind, day__gte=span[0], day__lte=span[1])
@@ -142,11 +236,19 @@ def count_distinct_per_app(
     return result
 
 
-def _merge(sketches: Iterable[Sketch]) -> Distinct:
+def _merge(sketches: Iterable[Sketch], merged: Merged | None = None) -> Distinct:
+    """The distinct count estimated from these sketches, and a merge of others."""
+    union = _union(sketches, merged)
+    return Distinct(round(union.get_estimate()), estimated=True)
+
+
+def _union(sketches: Iterable[Sketch], merged: Merged | None = None) -> datasketches.hll_union:
     union = datasketches.hll_union(LG_K)
+    if merged is not None:  # the same registers as merging its sketches one by one
+        union.update(datasketches.hll_sketch.deserialize(merged.sketch))
     for sketch in sketches:
         union.update(datasketches.hll_sketch.deserialize(bytes(sketch.sketch)))
-    return Distinct(round(union.get_estimate()), estimated=True)
+    return union
 
 
 # --- Building and keeping sketches --------------------------------------------------------

@@ -3,20 +3,21 @@ every change of the rollups of those days shows on the very next read."""
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone as dt_timezone
 
 import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
+from django.utils import timezone
 
 from dashboard import stats
-from telemetry import daily, rollups
-from telemetry.models import DailyRollup, Event
+from telemetry import daily, rollups, sketches
+from telemetry.models import DailyRollup, DailySketch, Event
 from tests.dashboard.conftest import sdk_event, store
 from tests.factories import make_app
 
-UTC = timezone.utc
+UTC = dt_timezone.utc
 NOW = datetime.now(UTC)
 TODAY = NOW.date()
 
@@ -196,3 +197,78 @@ def test_the_organization_page_shows_a_late_event_at_once(client, alice, org, ap
     assert {row.app.pk: row.events for row in after["activity"]} == {**events, app.pk: events[app.pk] + 1}
     os_rows = next(b for b in after["breakdowns"] if b.dimension == "os").rows
     assert ("freebsd", 1) in [(row.value, row.count) for row in os_rows]
+
+
+# --- Distinct counts merged from sketches ------------------------------------------------------
+
+
+@pytest.fixture
+def large(monkeypatch):
+    """Make every range 'large', so distinct counts merge daily sketches."""
+    monkeypatch.setattr(sketches, "EXACT_UP_TO", 10)
+
+
+def sketch_reads(queries) -> int:
+    return sum(DailySketch._meta.db_table in query["sql"] and query["sql"].lstrip().startswith("SELECT") for query in queries)
+
+
+def age_sketches():
+    DailySketch.objects.update(built_at=timezone.now() - timedelta(minutes=5))
+
+
+def test_merged_sketches_of_closed_days_count_as_merging_them_one_by_one(apps, org, large):
+    app_objects = list(org.apps.order_by("pk"))
+    prepare(apps, MONTH)
+    cached, _ = prepare(apps, MONTH)
+
+    figures = everything(apps, cached, app_objects)
+
+    assert figures["summary"].users.estimated
+    assert figures == everything(apps, MONTH, app_objects)
+
+
+def test_a_second_read_merges_only_todays_sketches(apps, org, large):
+    app_objects = list(org.apps.order_by("pk"))
+    first, _ = prepare(apps, MONTH)
+    with CaptureQueriesContext(connection) as cold:
+        stats.summary(apps, period=first)
+        stats.app_activity(app_objects, period=first)
+    second, _ = prepare(apps, MONTH)
+
+    with CaptureQueriesContext(connection) as warm:
+        summary = stats.summary(apps, period=second)
+        stats.app_activity(app_objects, period=second)
+
+    assert summary == stats.summary(apps, period=first)
+    # Cold: the closed days' sketches and today's, for the summary and per app; warm: today's only.
+    assert sketch_reads(cold.captured_queries) == 4
+    assert sketch_reads(warm.captured_queries) == 2
+    today = [q["sql"] for q in warm.captured_queries if DailySketch._meta.db_table in q["sql"]]
+    assert all(str(TODAY) in sql or TODAY.isoformat() in sql for sql in today)
+
+
+def test_a_new_user_on_a_closed_day_counts_at_once(apps, app, large):
+    before, _ = prepare(apps, MONTH)
+    users = stats.summary(apps, period=before).users.current
+    age_sketches()
+
+    store(app, sdk_event(ago(4, 2), user="newcomer"), now=NOW)
+    after, _ = prepare(apps, MONTH)
+
+    assert stats.summary(apps, period=after).users.current == users + 1
+    assert stats.summary(apps, period=after) == stats.summary(apps, period=MONTH)
+
+
+def test_a_merge_of_a_sketch_used_while_young_is_not_kept(apps, app, large):
+    built, _ = prepare(apps, MONTH)
+    users = stats.summary(apps, period=built).users.current  # builds the sketches
+    store(app, sdk_event(ago(4, 2), user="newcomer"), now=NOW)
+    young, _ = prepare(apps, MONTH)
+    # That day's sketch is under a minute old: used as it is, without the newcomer.
+    assert stats.summary(apps, period=young).users.current == users
+
+    age_sketches()
+    again, read = prepare(apps, MONTH)
+
+    assert not read  # the same version: the closed days' figures come from the cache
+    assert stats.summary(apps, period=again).users.current == users + 1
