@@ -6,9 +6,13 @@ aggregate queries, and returns plain values a template can use. Counts come
 from the pre-aggregated rollups (telemetry.rollups: per app, UTC hour and
 dimension; users and sessions per UTC day, counted over long ranges from
 daily sketches, telemetry.sketches), so a page costs about the same whatever
-the number of events. Only the recent-events explorer and the event detail
-read raw events, through the (app, timestamp) index and its user and session
-variants.
+the number of events. A long range prepared by with_daily_rollups reads
+everything once: the figures of its closed days from Django's cache while
+their rollup_version stands, the rest from the hourly rollups. Only the
+recent-events explorer and the event detail read raw events, through the
+(app, timestamp) index and its user and session variants.
+
+Every read of HourlyRollup goes through _hourly_rollups().
 
 Times are UTC throughout: ranges and buckets start on UTC hour or day
 boundaries, and pages label them so.
@@ -219,7 +223,7 @@ def rollup_version(app_ids: Sequence[int], first: date, last: date) -> RollupVer
     rows); every other change of a day's figures (deleting events, dropping
     a partition, rebuilding the rollups) deletes the day's daily rollups in
     the same transaction (telemetry.daily.forget); and daily.build replaces a
-    day's rows with new ones. See docs/analytics-cache.md."""
+    day's rows with new ones (README, "Storage and scaling")."""
     app_ids = sorted(set(app_ids))
     start, end = daily.start_of(first), daily.start_of(last) + DAY
     hourly = (
