@@ -12,6 +12,12 @@ take one. Timing is in-process: no socket, no gunicorn.
 
 The organization defaults to "Clacks demo" (made by seed_events.py). DEBUG is
 turned off unless set, as in production (DEBUG keeps every SQL query in memory).
+
+Long ranges keep the figures of closed days in Django's cache (README,
+"Storage and scaling"), so timed requests after the first find them there;
+--cold-cache empties the cache before each timed request, which is what the
+first view after a late event or a deletion costs. --only org_overview
+times only the pages whose name starts so.
 """
 
 from __future__ import annotations
@@ -116,10 +122,11 @@ def targets(organization, *, extra_paths: list[str]) -> list[tuple[str, str, str
     return found
 
 
-def time_page(client, path: str, *, repeat: int, warmup: int) -> dict:
+def time_page(client, path: str, *, repeat: int, warmup: int, cold_cache: bool = False) -> dict:
+    from django.core.cache import cache
     from django.db import connection
 
-    queries = []
+    queries: list[tuple[float, str]] = []
 
     def count(execute, sql, params, many, context):
         # Django's request_started signal empties connection.queries, so count here.
@@ -133,23 +140,30 @@ def time_page(client, path: str, *, repeat: int, warmup: int) -> dict:
         started = time.perf_counter()
         first = client.get(path)
         cold = time.perf_counter() - started
+    first_queries = len(queries)
     for _ in range(warmup):
         client.get(path)
     timings, statuses = [], set()
     for _ in range(repeat):
-        started = time.perf_counter()
-        response = client.get(path)
-        timings.append(time.perf_counter() - started)
+        if cold_cache:
+            cache.clear()  # as after any change of the closed days: nothing cached to use
+        queries.clear()
+        with connection.execute_wrapper(count):  # the statements of the last request are reported
+            started = time.perf_counter()
+            response = client.get(path)
+            timings.append(time.perf_counter() - started)
         statuses.add(response.status_code)
     timings.sort()
     return {
         "status": sorted(statuses | {first.status_code}),
         "first_ms": cold * 1000,
+        "first_queries": first_queries,
         "p50_ms": percentile(timings, 0.5) * 1000,
         "p95_ms": percentile(timings, 0.95) * 1000,
         "max_ms": timings[-1] * 1000,
         "mean_ms": statistics.mean(timings) * 1000,
         "queries": len(queries),
+        "sql_ms": sum(seconds for seconds, _ in queries) * 1000,
         "slowest_queries": [(seconds * 1000, sql) for seconds, sql in sorted(queries, reverse=True)[:3]],
     }
 
@@ -161,6 +175,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--path", action="append", default=[], help="another path to time (e.g. a stats API URL)")
     parser.add_argument("--slow-queries", action="store_true", help="print the 3 slowest SQL statements of pages over the target")
+    parser.add_argument("--cold-cache", action="store_true", help="empty Django's cache before each timed request")
+    parser.add_argument("--only", action="append", default=[], metavar="PAGE", help="time only pages whose name starts so (repeatable)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     setup_django()
@@ -180,15 +196,23 @@ def main(argv: list[str] | None = None) -> None:
     events = Event.objects.filter(app__organization=organization).count()
     client = viewer_client(organization)
     rows = []
-    print(f"analytics pages: {organization.public_id}, {events:,} events, {args.repeat} timed requests each")
-    print(f"  {'page':<28} {'range':<10} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'first':>8} {'SQL':>4}  status")
+    print(
+        f"analytics pages: {organization.public_id}, {events:,} events, {args.repeat} timed requests each"
+        + (", Django's cache emptied before each" if args.cold_cache else "")
+    )
+    print(
+        f"  {'page':<28} {'range':<10} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'first':>8} {'SQL':>4} {'SQL ms':>7}"
+        "  status   (SQL: statements of a timed request and their time, not counting fetching rows)"
+    )
     for page, label, path in targets(organization, extra_paths=args.path):
-        result = time_page(client, path, repeat=args.repeat, warmup=args.warmup)
+        if args.only and not any(page.startswith(prefix) for prefix in args.only):
+            continue
+        result = time_page(client, path, repeat=args.repeat, warmup=args.warmup, cold_cache=args.cold_cache)
         rows.append({"page": page, "range": label, "path": path, **result})
         flag = "" if result["p95_ms"] <= TARGET_P95_MS else f"  over {TARGET_P95_MS:.0f} ms"
         print(
             f"  {page:<28} {label:<10} {result['p50_ms']:8.1f} {result['p95_ms']:8.1f} {result['max_ms']:8.1f}"
-            f" {result['first_ms']:8.1f} {result['queries']:>4}  {','.join(map(str, result['status']))}{flag}",
+            f" {result['first_ms']:8.1f} {result['queries']:>4} {result['sql_ms']:7.1f}  {','.join(map(str, result['status']))}{flag}",
             flush=True,
         )
         if args.slow_queries and flag:
