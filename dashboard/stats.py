@@ -315,7 +315,8 @@ def _range_figures(app_ids: Sequence[int], period: TimeRange, version: RollupVer
     rest_start = max(period.previous.start, daily.start_of(last) + DAY)
     if rest_start < period.end:
         rows = (
-            _hourly_rollups(app_ids).filter(hour__gte=rest_start, hour__lt=period.end)
+            # Every dimension named, so PostgreSQL walks rollup_key one dimension at a time.
+            _hourly_rollups(app_ids).filter(dimension__in=ROLLUP_DIMENSIONS, hour__gte=rest_start, hour__lt=period.end)
             .annotate(day=UTCDay("hour")).values("app_id", "day", "dimension", "value")
             .annotate(**{f"sum_{name}": Sum(name) for name in _FIELDS}).order_by()
             .values_list("app_id", "day", "dimension", "value", *(f"sum_{name}" for name in _FIELDS))

@@ -132,8 +132,21 @@ def count_distinct(
     actors = {key: sum(row.actors for row in rows) + (merged[key].actors if key in merged else 0) for key, rows in picked.items()}
     small = [key for key in picked if actors[key] <= EXACT_UP_TO]
     result = {key: _merge(rows, merged.get(key)) for key, rows in picked.items() if key not in small}
-    result.update(_exact(app_ids, small))
+    if settled is None:
+        result.update(_exact(app_ids, small))
+        return _regroup(kinds, spans, result)
+    # Exact counts of spans of settled days only are kept too (say the period before a long range).
+    keys = {key: _cache_key("distinct", group, *key, settled.version) for key in small if settled.clip(key[1]) == key[1]}
+    found = cache.get_many(list(keys.values()))
+    result.update((key, Distinct(found[name])) for key, name in keys.items() if name in found)
+    counted = _exact(app_ids, [key for key in small if key not in result])
+    result.update(counted)
+    cache.set_many({keys[key]: distinct.count for key, distinct in counted.items() if key in keys}, MERGED_TIMEOUT)
     return _regroup(kinds, spans, result)
+
+
+def _cache_key(kind: str, *parts) -> str:
+    return f"sketches:{kind}:" + hashlib.blake2b(repr(parts).encode(), digest_size=16).hexdigest()
 
 
 def _other_sketches(
@@ -154,10 +167,7 @@ def _settled_merges(
     """For each (apps, kind, span of settled days), the merge of those sketches:
     from the cache, or merged from fresh sketches read in one go (and cached
     when every sketch matches its day's events, none used as young)."""
-    keys = {
-        item: "sketches:merged:" + hashlib.blake2b(repr((*item, settled.version)).encode(), digest_size=16).hexdigest()
-        for item in wanted
-    }
+    keys = {item: _cache_key("merged", *item, settled.version) for item in wanted}
     found = cache.get_many(list(keys.values()))
     result = {item: Merged(*found[key]) for item, key in keys.items() if key in found}
     missing = [item for item in wanted if item not in result]

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from dashboard import stats
 from telemetry import daily, rollups, sketches
-from telemetry.models import DailyRollup, DailySketch, Event
+from telemetry.models import DailyActor, DailyRollup, DailySketch, Event
 from tests.dashboard.conftest import sdk_event, store
 from tests.factories import make_app
 
@@ -272,3 +272,32 @@ def test_a_merge_of_a_sketch_used_while_young_is_not_kept(apps, app, large):
 
     assert not read  # the same version: the closed days' figures come from the cache
     assert stats.summary(apps, period=again).users.current == users + 1
+
+
+def distinct_counts_read(queries) -> int:
+    """How many distinct counts the queries took from the daily actors."""
+    return sum(query["sql"].count("COUNT(DISTINCT") for query in queries if DailyActor._meta.db_table in query["sql"])
+
+
+def test_exact_counts_of_the_previous_period_are_kept_until_it_changes(apps, app, monkeypatch):
+    # Few user-days in each period, too many events in both together: exact counts past the sketches.
+    monkeypatch.setattr(sketches, "EXACT_UP_TO", 20)
+    week = stats.preset_range("7d", now=NOW)
+    first, _ = prepare(apps, week)
+    with CaptureQueriesContext(connection) as cold:
+        before = stats.summary(apps, period=first)
+    second, _ = prepare(apps, week)
+    with CaptureQueriesContext(connection) as warm:
+        again = stats.summary(apps, period=second)
+
+    assert again == before == stats.summary(apps, period=week)
+    assert not before.users.estimated
+    assert distinct_counts_read(cold.captured_queries) == 4  # users and sessions, this week and the one before
+    assert distinct_counts_read(warm.captured_queries) == 2  # this week's only
+
+    store(app, sdk_event(ago(10, 4), user="newcomer", session="s-new"), now=NOW)
+    late, _ = prepare(apps, week)
+    after = stats.summary(apps, period=late)
+
+    assert (after.users.previous, after.sessions.previous) == (before.users.previous + 1, before.sessions.previous + 1)
+    assert after == stats.summary(apps, period=week)
