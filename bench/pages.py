@@ -17,7 +17,10 @@ Long ranges keep the figures of closed days in Django's cache (README,
 "Storage and scaling"), so timed requests after the first find them there;
 --cold-cache empties the cache before each timed request, which is what the
 first view after a late event or a deletion costs. --only org_overview
-times only the pages whose name starts so.
+times only the pages whose name starts so. --at 2026-12-01T23:00:00Z times
+them as if it were that moment: the current UTC day's share of the figures
+depends on how much of it has passed, so pin the clock to when seeding ended
+to compare runs made at different times of day.
 """
 
 from __future__ import annotations
@@ -51,6 +54,24 @@ def setup_django() -> None:
     django.setup()
 
 
+def pin_clock(at: str | None) -> None:
+    """Let Django's clock (django.utils.timezone.now) run on from `at` (ISO 8601, UTC),
+    so the ranges end where the seeded events do, whenever the pages are timed:
+    "today" then holds the hours of events it had when seeding ended."""
+    if not at:
+        return
+    from datetime import datetime, timezone as dt_timezone
+
+    from django.utils import timezone
+
+    moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt_timezone.utc)
+    real = timezone.now
+    offset = moment - real()
+    timezone.now = lambda: real() + offset
+
+
 def presets() -> tuple[str, ...]:
     """The range presets the pages offer (dashboard.stats.PRESETS when it exists)."""
     try:
@@ -74,8 +95,8 @@ def viewer_client(organization):
     return client
 
 
-def targets(organization, *, extra_paths: list[str]) -> list[tuple[str, str, str]]:
-    """(page, range label, path) for every page, app and preset."""
+def targets(organization, *, extra_paths: list[str], only: list[str] | None = None) -> list[tuple[str, str, str]]:
+    """(page, range label, path) for every page, app and preset (those whose name starts with one of `only`)."""
     from django.db.models import Count
     from django.urls import NoReverseMatch, reverse
 
@@ -88,6 +109,9 @@ def targets(organization, *, extra_paths: list[str]) -> list[tuple[str, str, str
             print(f"  (no URL named {name} yet: skipped)")
             return None
 
+    def wanted(page: str) -> bool:
+        return not only or any(page.startswith(prefix) for prefix in only)
+
     found = []
     ranges = presets()
     org_page = url("dashboard:org_overview", org_id=organization.public_id)
@@ -98,7 +122,7 @@ def targets(organization, *, extra_paths: list[str]) -> list[tuple[str, str, str
         page = url("dashboard:app_overview", **kwargs)
         if page:
             found += [(f"app_overview {app.name}", preset, f"{page}?range={preset}") for preset in ranges]
-        events = url("dashboard:app_events", **kwargs)
+        events = url("dashboard:app_events", **kwargs) if wanted(f"app_events {app.name}") else None
         if events:
             found.append((f"app_events {app.name}", "latest", events))
             found.append((f"app_events {app.name}", "type=error", f"{events}?type=error"))
@@ -113,13 +137,15 @@ def targets(organization, *, extra_paths: list[str]) -> list[tuple[str, str, str
             )
             if quiet:
                 found.append((f"app_events {app.name}", "quiet user", f"{events}?user={quiet}"))
-        event_id = Event.objects.filter(app=app).order_by("-timestamp").values_list("event_id", flat=True).first()
+        event_id = None
+        if wanted(f"event_detail {app.name}"):
+            event_id = Event.objects.filter(app=app).order_by("-timestamp").values_list("event_id", flat=True).first()
         if event_id:
             detail = url("dashboard:event_detail", event_id=event_id, **kwargs)
             if detail:
                 found.append((f"event_detail {app.name}", "-", detail))
     found += [(path, "-", path) for path in extra_paths]
-    return found
+    return [target for target in found if wanted(target[0])]
 
 
 def time_page(client, path: str, *, repeat: int, warmup: int, cold_cache: bool = False) -> dict:
@@ -176,10 +202,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--path", action="append", default=[], help="another path to time (e.g. a stats API URL)")
     parser.add_argument("--slow-queries", action="store_true", help="print the 3 slowest SQL statements of pages over the target")
     parser.add_argument("--cold-cache", action="store_true", help="empty Django's cache before each timed request")
+    parser.add_argument("--at", metavar="ISO", help="time the pages as if it were this moment (e.g. when seeding ended)")
     parser.add_argument("--only", action="append", default=[], metavar="PAGE", help="time only pages whose name starts so (repeatable)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     setup_django()
+    pin_clock(args.at)
     import logging
 
     from organizations.models import Organization
@@ -204,9 +232,7 @@ def main(argv: list[str] | None = None) -> None:
         f"  {'page':<28} {'range':<10} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'first':>8} {'SQL':>4} {'SQL ms':>7}"
         "  status   (SQL: statements of a timed request and their time, not counting fetching rows)"
     )
-    for page, label, path in targets(organization, extra_paths=args.path):
-        if args.only and not any(page.startswith(prefix) for prefix in args.only):
-            continue
+    for page, label, path in targets(organization, extra_paths=args.path, only=args.only):
         result = time_page(client, path, repeat=args.repeat, warmup=args.warmup, cold_cache=args.cold_cache)
         rows.append({"page": page, "range": label, "path": path, **result})
         flag = "" if result["p95_ms"] <= TARGET_P95_MS else f"  over {TARGET_P95_MS:.0f} ms"

@@ -146,7 +146,7 @@ def with_daily_rollups(app_ids: Sequence[int], period: TimeRange) -> TimeRange:
     a long range reads a row per day instead of one per hour, and the figures
     of days that are over are read once, not on every page view."""
     if period.hourly:
-        return period
+        return replace(period, figures=_hourly_figures(app_ids, period)) if app_ids else period
     days = daily.closed_days(period.previous.start, period.end)
     if days is None or not app_ids:
         return replace(period, daily=None)
@@ -280,7 +280,9 @@ class RangeFigures:
     # dimension but `total`: [events, succeeded, failed, timed, duration_ms_sum].
     values: dict[tuple[str, str], list[int]]
     # The closed days and their version, for distinct counts to merge their sketches once.
-    settled: sketches.Settled
+    settled: sketches.Settled | None = None
+    # Ranges counted per hour: events per app and UTC hour of both periods.
+    hour_events: dict[tuple[int, datetime], int] | None = None
 
     def covers(self, app_ids: Sequence[int]) -> bool:
         return self.app_ids == tuple(sorted(set(app_ids)))
@@ -366,6 +368,45 @@ def _closed_figures(
         else:
             values[(dimension, value)] = tuple(int(n) for n in counts)
     return _token(totals), day_events, values
+
+
+def _hourly_figures(app_ids: Sequence[int], period: TimeRange) -> RangeFigures:
+    """The figures of a range counted per hour, in two queries: events per app
+    and hour of the whole UTC days both periods touch (distinct users and
+    sessions are counted over whole days), and the period's counts per
+    dimension and value."""
+    app_ids = tuple(sorted(set(app_ids)))
+    first, last = _days(TimeRange(start=period.previous.start, end=period.end))
+    hour_events: dict[tuple[int, datetime], int] = {}
+    day_events: dict[tuple[int, date], int] = defaultdict(int)
+    totals = _hourly_rollups(app_ids).filter(
+        dimension="total", hour__gte=daily.start_of(first), hour__lt=daily.start_of(last) + DAY
+    )
+    for app_id, hour, n in totals.values_list("app_id", "hour", "events"):
+        if n:
+            hour_events[(app_id, hour)] = n
+            day_events[(app_id, hour.astimezone(UTC).date())] += n
+    rows = (
+        _hourly_rollups(app_ids)
+        .filter(dimension__in=[name for name in ROLLUP_DIMENSIONS if name != "total"], hour__gte=period.start, hour__lt=period.end)
+        .values("dimension", "value").annotate(**{f"sum_{name}": Sum(name) for name in _FIELDS}).order_by()
+        .values_list("dimension", "value", *(f"sum_{name}" for name in _FIELDS))
+    )  # fmt: skip
+    values = {(dimension, value): list(sums) for dimension, value, *sums in rows}
+    return RangeFigures(app_ids=app_ids, day_events=dict(day_events), values=values, hour_events=hour_events)
+
+
+def _events_in(figures: RangeFigures, period: TimeRange) -> dict[int, int]:
+    """Events per app in the period (or the one before it), from the figures."""
+    events: dict[int, int] = defaultdict(int)
+    if period.hourly and figures.hour_events is not None:
+        for (app_id, hour), n in figures.hour_events.items():
+            if period.start <= hour < period.end:
+                events[app_id] += n
+    else:
+        for (app_id, _), n in _day_events_in(figures, period).items():
+            events[app_id] += n
+    return events
 
 
 def _rollups(app_ids: Sequence[int], period: TimeRange, dimension: str | Sequence[str]) -> list[QuerySet]:
@@ -508,8 +549,8 @@ def summary(app_ids: Sequence[int], *, period: TimeRange) -> Summary:
     figures = _figures(app_ids, period)
     if figures is not None:
         events = {
-            "now": sum(_day_events_in(figures, period).values()),
-            "before": sum(_day_events_in(figures, previous).values()),
+            "now": sum(_events_in(figures, period).values()),
+            "before": sum(_events_in(figures, previous).values()),
         }
         day_events, settled = figures.day_events, figures.settled
     else:
@@ -532,7 +573,7 @@ def summary(app_ids: Sequence[int], *, period: TimeRange) -> Summary:
 def _event_total(app_ids: Sequence[int], period: TimeRange) -> int:
     figures = _figures(app_ids, period)
     if figures is not None:
-        return sum(_day_events_in(figures, period).values())
+        return sum(_events_in(figures, period).values())
     return _total(_rollups(app_ids, period, "total"))["events"]
 
 
@@ -559,6 +600,11 @@ def events_over_time(app_ids: Sequence[int], *, period: TimeRange) -> list[Bucke
     step = period.bucket_size
     counts: dict[datetime, int] = defaultdict(int)
     figures = _figures(app_ids, period)
+    if figures is not None and period.hourly:
+        for (_, hour), n in figures.hour_events.items():
+            if period.start <= hour < period.end:
+                counts[floor_to(hour, step)] += n
+        return [Bucket(start=start, count=counts.get(start, 0)) for start in period.bucket_starts()]
     if figures is not None:  # whole days, counted per day
         for (_, day), n in _day_events_in(figures, period).items():
             counts[daily.start_of(day)] += n
@@ -760,14 +806,13 @@ class AppActivity:
 def app_activity(apps: Sequence[App], *, period: TimeRange) -> list[AppActivity]:
     """For each app, its events and users in the period and its latest event ever (a bounded number of queries)."""
     app_ids = [app.pk for app in apps]
-    day_events = _events_per_day(app_ids, period)
     figures = _figures(app_ids, period)
     if figures is not None:
-        events: dict[int, int] = defaultdict(int)
-        for (app_id, _), n in day_events.items():
-            events[app_id] += n
+        events = _events_in(figures, period)
+        day_events = _day_events_in(figures, period)
     else:
         events = {app_id: sums["events"] for app_id, sums in _grouped(_rollups(app_ids, period, "total"), "app_id").items()}
+        day_events = _events_per_day(app_ids, period)
     users = sketches.count_distinct_per_app(
         app_ids, kind="u", span=_days(period), day_events=day_events,
         settled=figures.settled if figures is not None else None,

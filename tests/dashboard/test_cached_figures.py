@@ -301,3 +301,29 @@ def test_exact_counts_of_the_previous_period_are_kept_until_it_changes(apps, app
 
     assert (after.users.previous, after.sessions.previous) == (before.users.previous + 1, before.sessions.previous + 1)
     assert after == stats.summary(apps, period=week)
+
+
+# --- Ranges counted per hour -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "period",
+    [
+        stats.preset_range("24h", now=NOW),
+        stats.TimeRange(start=ago(2, 5), end=ago(0, 0)),  # 43 hours across three UTC days
+    ],
+    ids=["24h", "43 hours"],
+)
+def test_a_range_counted_per_hour_reads_its_figures_once(apps, org, period, django_assert_num_queries, large):
+    app_objects = list(org.apps.order_by("pk"))
+    store(org.apps.get(pk=apps[0]), sdk_event(ago(1, 23), user="evening", os="freebsd"), now=NOW)
+
+    prepared = stats.with_daily_rollups(apps, period)
+
+    assert prepared.hourly and prepared.figures is not None
+    with django_assert_num_queries(0):
+        stats.events_over_time(apps, period=prepared)
+        stats.breakdowns(apps, period=prepared)
+        stats.command_stats(apps, period=prepared)
+        stats.top_commands(apps, period=prepared)
+    assert everything(apps, prepared, app_objects) == everything(apps, period, app_objects)
