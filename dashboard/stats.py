@@ -32,6 +32,7 @@ from django.core.cache import cache
 from django.db import connection
 from django.db.models import Count, DateField, Func, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.fields.json import KeyTextTransform
+from django.utils import timezone
 
 from organizations.models import App
 from telemetry import daily, sketches
@@ -202,14 +203,24 @@ def _whole_days(period: TimeRange) -> bool:
 class RollupVersion:
     """What some apps' rollups hold for some closed UTC days (rollup_version)."""
 
-    # The same string as long as no figure of these apps and days has changed,
-    # another one as soon as any has; meaningful only when nothing is stale.
-    token: str
     # Per app, the days whose daily rollups are missing or differ from the hourly rollups.
     stale: dict[int, list[date]]
-    # Which incarnation of the daily rollups table the token is about (PostgreSQL:
+    # The daily `total` row of each fresh day with events: (app, day, row id, events).
+    totals: tuple[tuple[int, str, int, int], ...]
+    # Which incarnation of the daily rollups table the rows are of (PostgreSQL:
     # its oid, new when a restore recreates the table and replays its ids).
     table: int = 0
+
+    @property
+    def token(self) -> str:
+        """The same string as long as no figure of these apps and days has changed,
+        another one as soon as any has (meaningful only when nothing is stale)."""
+        return self.token_of(date.min, date.max)
+
+    def token_of(self, first: date, last: date) -> str:
+        """The token of the days [first, last] only."""
+        first_text, last_text = first.isoformat(), last.isoformat()
+        return _token(self.table, [row for row in self.totals if first_text <= row[1] <= last_text])
 
 
 def rollup_version(app_ids: Sequence[int], first: date, last: date) -> RollupVersion:
@@ -253,12 +264,12 @@ def rollup_version(app_ids: Sequence[int], first: date, last: date) -> RollupVer
             stale[app_id].append(_as_date(day))
         elif row_id is not None:
             totals.append((app_id, str(day), int(row_id), int(daily_events)))
-    return RollupVersion(token=_token(totals), stale=dict(stale), table=int(incarnation))
+    return RollupVersion(stale=dict(stale), totals=tuple(sorted(totals)), table=int(incarnation))
 
 
-def _token(totals: list[tuple[int, str, int, int]]) -> str:
+def _token(table: int, totals: Sequence[tuple[int, str, int, int]]) -> str:
     """A digest of daily `total` rows as (app, day, id, events)."""
-    return hashlib.blake2b(repr(sorted(totals)).encode(), digest_size=16).hexdigest()
+    return hashlib.blake2b(repr((table, sorted(totals))).encode(), digest_size=16).hexdigest()
 
 
 def _as_date(value: date | str) -> date:
@@ -291,6 +302,17 @@ class RangeFigures:
 # How long the closed days' figures stay in the cache: a cached entry is never
 # wrong (its key names the rollups it was read from), this only bounds its size.
 FIGURES_TIMEOUT = 24 * 3600
+# The closed days are read and cached in two runs, the last RECENT_DAYS before
+# today and the days before them: late events mostly land in the last few
+# days, and one makes the next view read its run of days again, not the range.
+RECENT_DAYS = 7
+
+
+def _runs(first: date, last: date, *, today: date) -> list[tuple[date, date]]:
+    """[first, last] cut where the last RECENT_DAYS before today begin."""
+    recent = today - timedelta(days=RECENT_DAYS)
+    runs = [(first, min(last, recent - DAY)), (max(first, recent), last)]
+    return [(start, end) for start, end in runs if start <= end]
 
 
 def _range_figures(app_ids: Sequence[int], period: TimeRange, version: RollupVersion) -> RangeFigures | None:
@@ -300,19 +322,30 @@ def _range_figures(app_ids: Sequence[int], period: TimeRange, version: RollupVer
     app_ids = tuple(sorted(set(app_ids)))
     first, last = period.daily
     own_first = max(first, period.start.date())  # the period's own closed days start here
-    key = "stats:closed:" + hashlib.blake2b(
-        repr((app_ids, first.isoformat(), last.isoformat(), own_first.isoformat(), version.table, version.token)).encode(),
-        digest_size=16,
-    ).hexdigest()
-    closed = cache.get(key)
-    if closed is None:
-        closed = _closed_figures(app_ids, first, last, own_first)
-        if closed[0] != version.token:
-            return None  # the daily rollups changed since the version was read
-        cache.set(key, closed, FIGURES_TIMEOUT)
-    _, day_events, values = closed
-    day_events = dict(day_events)
-    values = {key: list(sums) for key, sums in values.items()}
+    runs = [
+        (start, end, max(own_first, start), version.token_of(start, end))
+        for start, end in _runs(first, last, today=timezone.now().astimezone(UTC).date())
+    ]
+    keys = {
+        run: "stats:closed:" + hashlib.blake2b(repr((app_ids, *map(str, run))).encode(), digest_size=16).hexdigest()
+        for run in runs
+    }
+    found = cache.get_many(list(keys.values()))
+    day_events: dict[tuple[int, date], int] = {}
+    values: dict[tuple[str, str], list[int]] = {}
+    for run in runs:
+        start, end, own_start, token = run
+        closed = found.get(keys[run])
+        if closed is None:
+            closed = _closed_figures(app_ids, start, end, own_start, table=version.table)
+            if closed[0] != token:
+                return None  # the daily rollups changed since the version was read
+            cache.set(keys[run], closed, FIGURES_TIMEOUT)
+        day_events.update(closed[1])
+        for key, sums in closed[2].items():
+            counts = values.setdefault(key, [0] * len(_FIELDS))
+            for i, n in enumerate(sums):
+                counts[i] += n
     # The rest: the hours after the last closed day (today, a day ahead at most).
     rest_start = max(period.previous.start, daily.start_of(last) + DAY)
     if rest_start < period.end:
@@ -331,25 +364,26 @@ def _range_figures(app_ids: Sequence[int], period: TimeRange, version: RollupVer
                 counts = values.setdefault((dimension, value), [0] * len(_FIELDS))
                 for i, n in enumerate(sums):
                     counts[i] += n
-    settled = sketches.Settled(first=first, last=last, version=f"{version.table}:{version.token}")
+    settled = sketches.Settled(runs=tuple((start, end, token) for start, end, _, token in runs))
     return RangeFigures(app_ids=app_ids, day_events=day_events, values=values, settled=settled)
 
 
 def _closed_figures(
-    app_ids: tuple[int, ...], first: date, last: date, own_first: date
+    app_ids: tuple[int, ...], first: date, last: date, own_first: date, *, table: int
 ) -> tuple[str, dict[tuple[int, date], int], dict[tuple[str, str], tuple[int, ...]]]:
     """From the daily rollups of [first, last], in one statement (one snapshot):
     the version token of what was read (as rollup_version computes it), events
-    per app and day, and the counts per dimension and value of [own_first, last]."""
-    table = DailyRollup._meta.db_table
+    per app and day, and the counts per dimension and value of [own_first, last]
+    (`table`: the incarnation of the daily rollups table, RollupVersion.table)."""
+    name = DailyRollup._meta.db_table
     apps = ", ".join(["%s"] * len(app_ids))
-    dimensions = [name for name in ROLLUP_DIMENSIONS if name != "total"]
-    sums = ", ".join(f"sum({name})" for name in _FIELDS)
+    dimensions = [dimension for dimension in ROLLUP_DIMENSIONS if dimension != "total"]
+    sums = ", ".join(f"sum({field})" for field in _FIELDS)
     sql = f"""
-        SELECT app_id, day, id, '' AS dimension, '' AS value, events, 0, 0, 0, 0 FROM {table}
+        SELECT app_id, day, id, '' AS dimension, '' AS value, events, 0, 0, 0, 0 FROM {name}
         WHERE app_id IN ({apps}) AND dimension = 'total' AND value = '' AND day >= %s AND day <= %s
         UNION ALL
-        SELECT NULL, NULL, NULL, dimension, value, {sums} FROM {table}
+        SELECT NULL, NULL, NULL, dimension, value, {sums} FROM {name}
         WHERE app_id IN ({apps}) AND dimension IN ({", ".join(["%s"] * len(dimensions))})
             AND day >= %s AND day <= %s
         GROUP BY dimension, value"""
@@ -367,7 +401,7 @@ def _closed_figures(
                 day_events[(app_id, _as_date(day))] = events
         else:
             values[(dimension, value)] = tuple(int(n) for n in counts)
-    return _token(totals), day_events, values
+    return _token(table, totals), day_events, values
 
 
 def _hourly_figures(app_ids: Sequence[int], period: TimeRange) -> RangeFigures:

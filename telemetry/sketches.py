@@ -73,21 +73,28 @@ DayEvents = dict[tuple[int, date], int]  # stored events per (app, UTC day), day
 
 @dataclass(frozen=True)
 class Settled:
-    """Closed days whose sketches stay as they are while `version` does (the
+    """Closed days whose sketches stay as they are while their version does (the
     caller knows: dashboard.stats.rollup_version changes with any change of
-    these apps' events on these days). Reads merge each range's sketches of
-    these days once and keep the merge in Django's cache under the version."""
+    these apps' events on those days), in runs of days with a version each.
+    Reads merge each range's sketches of a run once and keep the merge in
+    Django's cache under that run's version."""
 
-    first: date
-    last: date
-    version: str
+    runs: tuple[tuple[date, date, str], ...]  # (first day, last day, version), apart from each other
 
-    def clip(self, span: Span) -> Span | None:
-        first, last = max(span[0], self.first), min(span[1], self.last)
-        return (first, last) if first <= last else None
+    def clip(self, span: Span) -> list[tuple[Span, str]]:
+        """The parts of the span in each run, with the run's version."""
+        parts = []
+        for first, last, version in self.runs:
+            part = (max(span[0], first), min(span[1], last))
+            if part[0] <= part[1]:
+                parts.append((part, version))
+        return parts
+
+    def covers(self, span: Span) -> bool:
+        return sum((part[1] - part[0]).days + 1 for part, _ in self.clip(span)) == (span[1] - span[0]).days + 1
 
     def holds(self, day: date) -> bool:
-        return self.first <= day <= self.last
+        return any(first <= day <= last for first, last, _ in self.runs)
 
 
 class Merged(NamedTuple):
@@ -117,26 +124,31 @@ def count_distinct(
     if sum(day_events.values()) <= EXACT_UP_TO:  # an event is at most one user-day and one session-day
         return _regroup(kinds, spans, _exact(app_ids, wanted))
     group = tuple(sorted(set(app_ids)))
-    merged = {}
+    merged: dict[tuple[str, Span], list[Merged]] = {}
     if settled is not None:
-        parts = {(kind, span): settled.clip(span) for kind, span in wanted}
-        found = _settled_merges(
-            [(group, kind, part) for (kind, _), part in parts.items() if part], settled, day_events=day_events, now=now
-        )
-        merged = {key: found[(group, key[0], part)] for key, part in parts.items() if part}
+        parts = {(kind, span): [(group, kind, part, version) for part, version in settled.clip(span)] for kind, span in wanted}
+        found = _settled_merges([item for items in parts.values() for item in items], day_events=day_events, now=now)
+        merged = {key: [found[item] for item in items] for key, items in parts.items()}
     sketches = _other_sketches(app_ids, kinds, day_events, settled, now=now)
     picked = {
         (kind, span): [sketch for sketch in sketches if sketch.kind == kind and span[0] <= sketch.day <= span[1]]
         for kind, span in wanted
     }
-    actors = {key: sum(row.actors for row in rows) + (merged[key].actors if key in merged else 0) for key, rows in picked.items()}
+    actors = {
+        key: sum(row.actors for row in rows) + sum(merge.actors for merge in merged.get(key, ()))
+        for key, rows in picked.items()
+    }
     small = [key for key in picked if actors[key] <= EXACT_UP_TO]
-    result = {key: _merge(rows, merged.get(key)) for key, rows in picked.items() if key not in small}
+    result = {key: _merge(rows, merged.get(key, ())) for key, rows in picked.items() if key not in small}
     if settled is None:
         result.update(_exact(app_ids, small))
         return _regroup(kinds, spans, result)
     # Exact counts of spans of settled days only are kept too (say the period before a long range).
-    keys = {key: _cache_key("distinct", group, *key, settled.version) for key in small if settled.clip(key[1]) == key[1]}
+    keys = {
+        key: _cache_key("distinct", group, *key, *(version for _, version in settled.clip(key[1])))
+        for key in small
+        if settled.covers(key[1])
+    }
     found = cache.get_many(list(keys.values()))
     result.update((key, Distinct(found[name])) for key, name in keys.items() if name in found)
     counted = _exact(app_ids, [key for key in small if key not in result])
@@ -162,30 +174,38 @@ def _other_sketches(
 
 
 def _settled_merges(
-    wanted: list[tuple[tuple[int, ...], str, Span]], settled: Settled, *, day_events: DayEvents, now: datetime | None
-) -> dict[tuple[tuple[int, ...], str, Span], Merged]:
-    """For each (apps, kind, span of settled days), the merge of those sketches:
-    from the cache, or merged from fresh sketches read in one go (and cached
-    when every sketch matches its day's events, none used as young)."""
-    keys = {item: _cache_key("merged", *item, settled.version) for item in wanted}
+    wanted: list[tuple[tuple[int, ...], str, Span, str]], *, day_events: DayEvents, now: datetime | None
+) -> dict[tuple[tuple[int, ...], str, Span, str], Merged]:
+    """For each (apps, kind, span of settled days, their version), the merge of
+    those sketches: from the cache, or merged from fresh sketches read in one
+    go (and cached when every sketch matches its day's events, none used as young)."""
+    keys = {item: _cache_key("merged", *item) for item in wanted}
     found = cache.get_many(list(keys.values()))
     result = {item: Merged(*found[key]) for item, key in keys.items() if key in found}
     missing = [item for item in wanted if item not in result]
     if not missing:
         return result
-    app_ids = sorted({app_id for group, _, _ in missing for app_id in group})
-    first, last = min(span[0] for _, _, span in missing), max(span[1] for _, _, span in missing)
-    days = {key: n for key, n in day_events.items() if key[0] in app_ids and first <= key[1] <= last}
-    kinds = sorted({kind for _, kind, _ in missing})
-    sketches = fresh_sketches(app_ids, kinds=kinds, first=first, last=last, now=now, day_events=days) if days else []
+    app_ids = sorted({app_id for group, *_ in missing for app_id in group})
+    first, last = min(span[0] for _, _, span, _ in missing), max(span[1] for _, _, span, _ in missing)
+    days = {
+        (app_id, day): n for (app_id, day), n in day_events.items()
+        if app_id in app_ids and first <= day <= last and any(span[0] <= day <= span[1] for _, _, span, _ in missing)
+    }  # fmt: skip
+    kinds = sorted({kind for _, kind, _, _ in missing})
+    sketches = []
+    if days:
+        first, last = min(day for _, day in days), max(day for _, day in days)
+        sketches = fresh_sketches(app_ids, kinds=kinds, first=first, last=last, now=now, day_events=days)
     exact = all(sketch.events == days[(sketch.app_id, sketch.day)] for sketch in sketches)
     made = {}
-    for group, kind, span in missing:
+    for group, kind, span, version in missing:
         rows = [
             sketch for sketch in sketches
             if sketch.kind == kind and sketch.app_id in group and span[0] <= sketch.day <= span[1]
         ]  # fmt: skip
-        made[(group, kind, span)] = Merged(sum(row.actors for row in rows), _union(rows).get_result(HLL_TYPE).serialize_compact())
+        made[(group, kind, span, version)] = Merged(
+            sum(row.actors for row in rows), _union(rows).get_result(HLL_TYPE).serialize_compact()
+        )
     if exact:
         cache.set_many({keys[item]: tuple(merge) for item, merge in made.items()}, MERGED_TIMEOUT)
     return {**result, **made}
@@ -223,18 +243,22 @@ def count_distinct_per_app(
         events[app_id] += n
     small = {app_id for app_id, n in events.items() if n <= EXACT_UP_TO}
     large = sorted(set(events) - small)
-    by_app, merged = defaultdict(list), {}
+    by_app: dict[int, list[Sketch]] = defaultdict(list)
+    merged: dict[int, list[Merged]] = {}
     if large:
         large_days = {key: n for key, n in day_events.items() if key[0] in large}
-        part = settled.clip(span) if settled is not None else None
-        if part is not None:
-            found = _settled_merges([((app_id,), kind, part) for app_id in large], settled, day_events=large_days, now=now)
-            merged = {app_id: found[((app_id,), kind, part)] for app_id in large}
-        for sketch in _other_sketches(large, [kind], large_days, settled if part else None, now=now):
+        if settled is not None:
+            parts = {app_id: [((app_id,), kind, part, version) for part, version in settled.clip(span)] for app_id in large}
+            found = _settled_merges([item for items in parts.values() for item in items], day_events=large_days, now=now)
+            merged = {app_id: [found[item] for item in items] for app_id, items in parts.items()}
+        for sketch in _other_sketches(large, [kind], large_days, settled, now=now):
             by_app[sketch.app_id].append(sketch)
-    actors = {app_id: sum(row.actors for row in by_app[app_id]) + (merged[app_id].actors if app_id in merged else 0) for app_id in large}
+    actors = {
+        app_id: sum(row.actors for row in by_app[app_id]) + sum(merge.actors for merge in merged.get(app_id, ()))
+        for app_id in large
+    }
     small |= {app_id for app_id, n in actors.items() if n <= EXACT_UP_TO}
-    result = {app_id: _merge(by_app[app_id], merged.get(app_id)) for app_id in large if app_id not in small}
+    result = {app_id: _merge(by_app[app_id], merged.get(app_id, ())) for app_id in large if app_id not in small}
     if small:
         grouped = (
             DailyActor.objects.filter(app_id__in=sorted(small), kind=kind, day__gte=span[0], day__lte=span[1])
@@ -246,16 +270,16 @@ def count_distinct_per_app(
     return result
 
 
-def _merge(sketches: Iterable[Sketch], merged: Merged | None = None) -> Distinct:
-    """The distinct count estimated from these sketches, and a merge of others."""
+def _merge(sketches: Iterable[Sketch], merged: Iterable[Merged] = ()) -> Distinct:
+    """The distinct count estimated from these sketches and merges of others."""
     union = _union(sketches, merged)
     return Distinct(round(union.get_estimate()), estimated=True)
 
 
-def _union(sketches: Iterable[Sketch], merged: Merged | None = None) -> datasketches.hll_union:
+def _union(sketches: Iterable[Sketch], merged: Iterable[Merged] = ()) -> datasketches.hll_union:
     union = datasketches.hll_union(LG_K)
-    if merged is not None:  # the same registers as merging its sketches one by one
-        union.update(datasketches.hll_sketch.deserialize(merged.sketch))
+    for merge in merged:  # the same registers as merging its sketches one by one
+        union.update(datasketches.hll_sketch.deserialize(merge.sketch))
     for sketch in sketches:
         union.update(datasketches.hll_sketch.deserialize(bytes(sketch.sketch)))
     return union

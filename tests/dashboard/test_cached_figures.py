@@ -59,16 +59,17 @@ def everything(app_ids, period, app_objects):
     }
 
 
-def read_from_the_daily_digest(queries) -> bool:
-    """Whether the closed days' figures were read from the daily rollups (not the cache)."""
+def runs_read(queries) -> int:
+    """How many runs of closed days had their figures read from the daily rollups (not the cache)."""
     table = DailyRollup._meta.db_table
-    return any(table in query["sql"] and "UNION ALL" in query["sql"] for query in queries)
+    return sum(table in query["sql"] and "UNION ALL" in query["sql"] for query in queries)
 
 
-def prepare(app_ids, period):
+def prepare(app_ids, period, *, runs: bool = False):
     with CaptureQueriesContext(connection) as queries:
         prepared = stats.with_daily_rollups(app_ids, period)
-    return prepared, read_from_the_daily_digest(queries.captured_queries)
+    read = runs_read(queries.captured_queries)
+    return prepared, (read if runs else read > 0)
 
 
 MONTH = stats.preset_range("30d", now=NOW)
@@ -96,6 +97,19 @@ def test_cached_figures_are_the_figures_read_per_hour(apps, org):
 
     assert not read
     assert everything(apps, cached, app_objects) == everything(apps, MONTH, app_objects)
+
+
+def test_closed_days_are_read_in_two_runs_and_a_late_event_rereads_its_own(apps, app):
+    _, cold = prepare(apps, MONTH, runs=True)
+    store(app, sdk_event(ago(3, 5), user="late"), now=NOW)  # among the last seven days
+    recent, after_recent = prepare(apps, MONTH, runs=True)
+    store(app, sdk_event(ago(20, 5), user="later"), now=NOW)  # before them
+    older, after_older = prepare(apps, MONTH, runs=True)
+
+    assert (cold, after_recent, after_older) == (2, 1, 1)
+    assert stats.summary(apps, period=older) == stats.summary(apps, period=MONTH)
+    assert stats.breakdowns(apps, period=older) == stats.breakdowns(apps, period=MONTH)
+    assert stats.summary(apps, period=older).events.current == stats.summary(apps, period=recent).events.current + 1
 
 
 def test_prepared_figures_need_no_query_but_for_distinct_counts(apps, django_assert_num_queries):
@@ -247,12 +261,13 @@ def test_a_second_read_merges_only_todays_sketches(apps, org, large):
     assert all(str(TODAY) in sql or TODAY.isoformat() in sql for sql in today)
 
 
-def test_a_new_user_on_a_closed_day_counts_at_once(apps, app, large):
+@pytest.mark.parametrize("days_ago", [4, 20], ids=["recent day", "older day"])
+def test_a_new_user_on_a_closed_day_counts_at_once(apps, app, large, days_ago):
     before, _ = prepare(apps, MONTH)
     users = stats.summary(apps, period=before).users.current
     age_sketches()
 
-    store(app, sdk_event(ago(4, 2), user="newcomer"), now=NOW)
+    store(app, sdk_event(ago(days_ago, 2), user="newcomer"), now=NOW)
     after, _ = prepare(apps, MONTH)
 
     assert stats.summary(apps, period=after).users.current == users + 1
