@@ -16,7 +16,10 @@ turned off unless set, as in production (DEBUG keeps every SQL query in memory).
 Long ranges keep the figures of closed days in Django's cache (README,
 "Storage and scaling"), so timed requests after the first find them there;
 --cold-cache empties the cache before each timed request, which is what the
-first view after a late event or a deletion costs. --only org_overview
+first view after any change of the closed days costs; --late-events stores
+one event dated three days back before each timed request (through the
+ingest path: this adds events to the database), which is what a view costs
+while clients keep sending late events. --only org_overview
 times only the pages whose name starts so. --at 2026-12-01T23:00:00Z times
 them as if it were that moment: the current UTC day's share of the figures
 depends on how much of it has passed, so pin the clock to when seeding ended
@@ -148,7 +151,32 @@ def targets(organization, *, extra_paths: list[str], only: list[str] | None = No
     return [target for target in found if wanted(target[0])]
 
 
-def time_page(client, path: str, *, repeat: int, warmup: int, cold_cache: bool = False) -> dict:
+def late_event_storer(organization, *, days_ago: int = 3):
+    """A function that stores one event dated `days_ago` UTC days back into the
+    organization's first app, through the ingest path (telemetry.ingest), as a
+    client sending events it kept while offline would."""
+    import random
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sdk_events import make_event
+    from telemetry.ingest import store_batch, validate_events
+
+    app = organization.apps.order_by("pk").first()
+    rng = random.Random(7)
+
+    def store() -> None:
+        now = timezone.now()
+        event = make_event(rng, now=now - timedelta(days=days_ago))
+        batch = validate_events([event], now=now)
+        assert not batch.errors, batch.errors
+        store_batch(app.pk, batch.rows, received_at=now)
+
+    return store
+
+
+def time_page(client, path: str, *, repeat: int, warmup: int, cold_cache: bool = False, before=None) -> dict:
     from django.core.cache import cache
     from django.db import connection
 
@@ -173,6 +201,8 @@ def time_page(client, path: str, *, repeat: int, warmup: int, cold_cache: bool =
     for _ in range(repeat):
         if cold_cache:
             cache.clear()  # as after any change of the closed days: nothing cached to use
+        if before is not None:
+            before()
         queries.clear()
         with connection.execute_wrapper(count):  # the statements of the last request are reported
             started = time.perf_counter()
@@ -203,6 +233,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--slow-queries", action="store_true", help="print the 3 slowest SQL statements of pages over the target")
     parser.add_argument("--cold-cache", action="store_true", help="empty Django's cache before each timed request")
     parser.add_argument("--at", metavar="ISO", help="time the pages as if it were this moment (e.g. when seeding ended)")
+    parser.add_argument(
+        "--late-events", action="store_true", help="store one event dated 3 days back (in the first app) before each timed request"
+    )
     parser.add_argument("--only", action="append", default=[], metavar="PAGE", help="time only pages whose name starts so (repeatable)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
@@ -223,17 +256,19 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("no such organization: seed one with bench/seed_events.py or pass --org-id")
     events = Event.objects.filter(app__organization=organization).count()
     client = viewer_client(organization)
+    before = late_event_storer(organization) if args.late_events else None
     rows = []
     print(
         f"analytics pages: {organization.public_id}, {events:,} events, {args.repeat} timed requests each"
         + (", Django's cache emptied before each" if args.cold_cache else "")
+        + (", each after a late event three days back" if args.late_events else "")
     )
     print(
         f"  {'page':<28} {'range':<10} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'first':>8} {'SQL':>4} {'SQL ms':>7}"
         "  status   (SQL: statements of a timed request and their time, not counting fetching rows)"
     )
     for page, label, path in targets(organization, extra_paths=args.path, only=args.only):
-        result = time_page(client, path, repeat=args.repeat, warmup=args.warmup, cold_cache=args.cold_cache)
+        result = time_page(client, path, repeat=args.repeat, warmup=args.warmup, cold_cache=args.cold_cache, before=before)
         rows.append({"page": page, "range": label, "path": path, **result})
         flag = "" if result["p95_ms"] <= TARGET_P95_MS else f"  over {TARGET_P95_MS:.0f} ms"
         print(

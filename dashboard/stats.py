@@ -152,14 +152,9 @@ def with_daily_rollups(app_ids: Sequence[int], period: TimeRange) -> TimeRange:
     if days is None or not app_ids:
         return replace(period, daily=None)
     version = rollup_version(app_ids, *days)
-    for _ in range(BUILD_ROUNDS):
-        if not version.stale:
-            break
-        daily.build(version.stale)
-        version = rollup_version(app_ids, *days)
     if version.stale:
-        # Closed days still changing under us (a backfill): read hourly rollups only.
-        return replace(period, daily=None)
+        daily.build(version.stale)
+        version = version.rebuilt(_daily_totals(version.stale))
     period = replace(period, daily=days)
     if not _whole_days(period):
         return period
@@ -167,10 +162,6 @@ def with_daily_rollups(app_ids: Sequence[int], period: TimeRange) -> TimeRange:
     if figures is None:
         return replace(period, daily=None)
     return replace(period, figures=figures)
-
-
-# Rebuilds of stale daily rollups per page view before giving up on them for that view.
-BUILD_ROUNDS = 2
 
 
 def _hourly_rollups(app_ids: Sequence[int]) -> QuerySet:
@@ -216,6 +207,12 @@ class RollupVersion:
         """The same string as long as no figure of these apps and days has changed,
         another one as soon as any has (meaningful only when nothing is stale)."""
         return self.token_of(date.min, date.max)
+
+    def rebuilt(self, totals: Sequence[tuple[int, str, int, int]]) -> RollupVersion:
+        """This version once its stale days are rebuilt, with these `total` rows."""
+        stale = {(app_id, day.isoformat()) for app_id, days in self.stale.items() for day in days}
+        kept = [row for row in self.totals if (row[0], row[1]) not in stale]
+        return replace(self, stale={}, totals=tuple(sorted([*kept, *totals])))
 
     def token_of(self, first: date, last: date) -> str:
         """The token of the days [first, last] only."""
@@ -265,6 +262,15 @@ def rollup_version(app_ids: Sequence[int], first: date, last: date) -> RollupVer
         elif row_id is not None:
             totals.append((app_id, str(day), int(row_id), int(daily_events)))
     return RollupVersion(stale=dict(stale), totals=tuple(sorted(totals)), table=int(incarnation))
+
+
+def _daily_totals(days: dict[int, list[date]]) -> list[tuple[int, str, int, int]]:
+    """The daily `total` rows of these apps' days, as RollupVersion.totals has them."""
+    which = Q()
+    for app_id, app_days in days.items():
+        which |= Q(app_id=app_id, day__in=app_days)
+    rows = DailyRollup.objects.filter(which, dimension="total", value="").values_list("app_id", "day", "id", "events")
+    return [(app_id, day.isoformat(), row_id, events) for app_id, day, row_id, events in rows]
 
 
 def _token(table: int, totals: Sequence[tuple[int, str, int, int]]) -> str:

@@ -196,18 +196,17 @@ def _settled_merges(
     if days:
         first, last = min(day for _, day in days), max(day for _, day in days)
         sketches = fresh_sketches(app_ids, kinds=kinds, first=first, last=last, now=now, day_events=days)
-    exact = all(sketch.events == days[(sketch.app_id, sketch.day)] for sketch in sketches)
-    made = {}
-    for group, kind, span, version in missing:
+    made, exact = {}, []
+    for item in missing:
+        group, kind, span, _ = item
         rows = [
             sketch for sketch in sketches
             if sketch.kind == kind and sketch.app_id in group and span[0] <= sketch.day <= span[1]
         ]  # fmt: skip
-        made[(group, kind, span, version)] = Merged(
-            sum(row.actors for row in rows), _union(rows).get_result(HLL_TYPE).serialize_compact()
-        )
-    if exact:
-        cache.set_many({keys[item]: tuple(merge) for item, merge in made.items()}, MERGED_TIMEOUT)
+        made[item] = Merged(sum(row.actors for row in rows), _union(rows).get_result(HLL_TYPE).serialize_compact())
+        if all(row.events == days[(row.app_id, row.day)] for row in rows):
+            exact.append(item)
+    cache.set_many({keys[item]: tuple(made[item]) for item in exact}, MERGED_TIMEOUT)
     return {**result, **made}
 
 
