@@ -7,6 +7,10 @@
 4. open-loop load at --open-fraction of the best closed-loop rate, for the p99 target;
 5. the storage ceiling again, since machines of this kind drift in speed.
 
+Throughout the load runs a watcher process samples the rollup fold's backlog
+twice a second (the served gunicorn runs the scheduler, which folds every 2 s):
+how many deltas wait and how old the oldest is, i.e. the fold's lag.
+
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/clacks_bench \\
         .venv/bin/python bench/compare.py --serve 8503 --clients 8 --clients 32
 
@@ -68,6 +72,60 @@ def stop_server(server: subprocess.Popen) -> None:
         server.wait()
 
 
+def _watch_fold(stop, samples, interval: float) -> None:
+    """In a process of its own: (time, deltas waiting, age of the oldest in s) every `interval`."""
+    from django.db import connections
+    from django.utils import timezone
+
+    from telemetry import storage
+
+    try:
+        while not stop.is_set():
+            pending, oldest = storage.unfolded_deltas()
+            age = (timezone.now() - oldest).total_seconds() if oldest else 0.0
+            samples.put((time.time(), pending, max(age, 0.0)))
+            stop.wait(interval)
+    finally:
+        connections.close_all()
+
+
+class FoldWatch:
+    def __init__(self, interval: float = 0.5):
+        import multiprocessing
+
+        self.stop = multiprocessing.Event()
+        self.samples = multiprocessing.Queue()
+        self.process = multiprocessing.Process(target=_watch_fold, args=(self.stop, self.samples, interval))
+
+    def __enter__(self) -> FoldWatch:
+        self.process.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop.set()
+        self.collected = []
+        while self.process.is_alive() or not self.samples.empty():
+            try:
+                self.collected.append(self.samples.get(timeout=0.5))
+            except Exception:  # queue.Empty once the watcher has stopped
+                if not self.process.is_alive():
+                    break
+        self.process.join(timeout=5)
+
+    def summary(self) -> dict:
+        lags = sorted(sample[2] for sample in self.collected)
+        backlog = max((sample[1] for sample in self.collected), default=0)
+        if not lags:
+            return {"samples": 0}
+        return {
+            "samples": len(lags),
+            "lag_p50_s": lags[len(lags) // 2],
+            "lag_p95_s": lags[min(len(lags) - 1, int(len(lags) * 0.95))],
+            "lag_max_s": lags[-1],
+            "backlog_max_rows": backlog,
+        }
+
+
 def bench_app() -> dict:
     """Credentials of a new app under the 'Clacks bench' organization."""
     from organizations.models import Organization
@@ -117,7 +175,9 @@ def main(argv: list[str] | None = None) -> None:
     else:
         url = args.url
     loads = []
+    watch = FoldWatch()
     try:
+        watch.__enter__()
         for count in clients:
             result = ingest_load.run_load(
                 url=url, **credentials, batch_size=args.batch_size, clients=count, duration=args.duration
@@ -138,8 +198,10 @@ def main(argv: list[str] | None = None) -> None:
             loads.append(result)
             print(ingest_load.report(result), flush=True)
     finally:
+        watch.__exit__(None, None, None)
         if server is not None:
             stop_server(server)
+    fold = watch.summary()
     after = ceiling()
     print(storage_ceiling.report(after), flush=True)
 
@@ -156,6 +218,7 @@ def main(argv: list[str] | None = None) -> None:
         "store_batch_events_per_s": statistics.mean([rate_of(before, "store_batch"), rate_of(after, "store_batch")]),
         "loads": loads,
         "ratio_to_copy": loads[0]["events_per_s"] / copy_rate,
+        "fold": fold,
     }
     if args.json:
         print(json.dumps(summary, indent=2))
@@ -174,6 +237,12 @@ def main(argv: list[str] | None = None) -> None:
         refused = {code: n for code, n in result["statuses"].items() if code not in ("200", "207")}
         if refused:
             print(f"    not accepted: {refused} (see /tmp/clacks_bench_gunicorn_*.log)")
+    if fold.get("samples"):
+        print(
+            f"  fold lag during the load  p50 {fold['lag_p50_s']:.1f} s  p95 {fold['lag_p95_s']:.1f} s"
+            f"  max {fold['lag_max_s']:.1f} s  (oldest unfolded delta; at most {fold['backlog_max_rows']:,} rows waiting;"
+            f" {fold['samples']} samples)"
+        )
 
 
 def _commit() -> str:

@@ -12,6 +12,18 @@ take one. Timing is in-process: no socket, no gunicorn.
 
 The organization defaults to "Clacks demo" (made by seed_events.py). DEBUG is
 turned off unless set, as in production (DEBUG keeps every SQL query in memory).
+
+Long ranges keep the figures of closed days in Django's cache (README,
+"Storage and scaling"), so timed requests after the first find them there;
+--cold-cache empties the cache before each timed request, which is what the
+first view after any change of the closed days costs; --late-events stores
+one event dated three days back before each timed request (through the
+ingest path: this adds events to the database), which is what a view costs
+while clients keep sending late events. --only org_overview
+times only the pages whose name starts so. --at 2026-12-01T23:00:00Z times
+them as if it were that moment: the current UTC day's share of the figures
+depends on how much of it has passed, so pin the clock to when seeding ended
+to compare runs made at different times of day.
 """
 
 from __future__ import annotations
@@ -45,6 +57,24 @@ def setup_django() -> None:
     django.setup()
 
 
+def pin_clock(at: str | None) -> None:
+    """Let Django's clock (django.utils.timezone.now) run on from `at` (ISO 8601, UTC),
+    so the ranges end where the seeded events do, whenever the pages are timed:
+    "today" then holds the hours of events it had when seeding ended."""
+    if not at:
+        return
+    from datetime import datetime, timezone as dt_timezone
+
+    from django.utils import timezone
+
+    moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt_timezone.utc)
+    real = timezone.now
+    offset = moment - real()
+    timezone.now = lambda: real() + offset
+
+
 def presets() -> tuple[str, ...]:
     """The range presets the pages offer (dashboard.stats.PRESETS when it exists)."""
     try:
@@ -68,8 +98,8 @@ def viewer_client(organization):
     return client
 
 
-def targets(organization, *, extra_paths: list[str]) -> list[tuple[str, str, str]]:
-    """(page, range label, path) for every page, app and preset."""
+def targets(organization, *, extra_paths: list[str], only: list[str] | None = None) -> list[tuple[str, str, str]]:
+    """(page, range label, path) for every page, app and preset (those whose name starts with one of `only`)."""
     from django.db.models import Count
     from django.urls import NoReverseMatch, reverse
 
@@ -82,6 +112,9 @@ def targets(organization, *, extra_paths: list[str]) -> list[tuple[str, str, str
             print(f"  (no URL named {name} yet: skipped)")
             return None
 
+    def wanted(page: str) -> bool:
+        return not only or any(page.startswith(prefix) for prefix in only)
+
     found = []
     ranges = presets()
     org_page = url("dashboard:org_overview", org_id=organization.public_id)
@@ -92,7 +125,7 @@ def targets(organization, *, extra_paths: list[str]) -> list[tuple[str, str, str
         page = url("dashboard:app_overview", **kwargs)
         if page:
             found += [(f"app_overview {app.name}", preset, f"{page}?range={preset}") for preset in ranges]
-        events = url("dashboard:app_events", **kwargs)
+        events = url("dashboard:app_events", **kwargs) if wanted(f"app_events {app.name}") else None
         if events:
             found.append((f"app_events {app.name}", "latest", events))
             found.append((f"app_events {app.name}", "type=error", f"{events}?type=error"))
@@ -107,19 +140,47 @@ def targets(organization, *, extra_paths: list[str]) -> list[tuple[str, str, str
             )
             if quiet:
                 found.append((f"app_events {app.name}", "quiet user", f"{events}?user={quiet}"))
-        event_id = Event.objects.filter(app=app).order_by("-timestamp").values_list("event_id", flat=True).first()
+        event_id = None
+        if wanted(f"event_detail {app.name}"):
+            event_id = Event.objects.filter(app=app).order_by("-timestamp").values_list("event_id", flat=True).first()
         if event_id:
             detail = url("dashboard:event_detail", event_id=event_id, **kwargs)
             if detail:
                 found.append((f"event_detail {app.name}", "-", detail))
     found += [(path, "-", path) for path in extra_paths]
-    return found
+    return [target for target in found if wanted(target[0])]
 
 
-def time_page(client, path: str, *, repeat: int, warmup: int) -> dict:
+def late_event_storer(organization, *, days_ago: int = 3):
+    """A function that stores one event dated `days_ago` UTC days back into the
+    organization's first app, through the ingest path (telemetry.ingest), as a
+    client sending events it kept while offline would."""
+    import random
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from sdk_events import make_event
+    from telemetry.ingest import store_batch, validate_events
+
+    app = organization.apps.order_by("pk").first()
+    rng = random.Random(7)
+
+    def store() -> None:
+        now = timezone.now()
+        event = make_event(rng, now=now - timedelta(days=days_ago))
+        batch = validate_events([event], now=now)
+        assert not batch.errors, batch.errors
+        store_batch(app.pk, batch.rows, received_at=now)
+
+    return store
+
+
+def time_page(client, path: str, *, repeat: int, warmup: int, cold_cache: bool = False, before=None) -> dict:
+    from django.core.cache import cache
     from django.db import connection
 
-    queries = []
+    queries: list[tuple[float, str]] = []
 
     def count(execute, sql, params, many, context):
         # Django's request_started signal empties connection.queries, so count here.
@@ -133,23 +194,32 @@ def time_page(client, path: str, *, repeat: int, warmup: int) -> dict:
         started = time.perf_counter()
         first = client.get(path)
         cold = time.perf_counter() - started
+    first_queries = len(queries)
     for _ in range(warmup):
         client.get(path)
     timings, statuses = [], set()
     for _ in range(repeat):
-        started = time.perf_counter()
-        response = client.get(path)
-        timings.append(time.perf_counter() - started)
+        if cold_cache:
+            cache.clear()  # as after any change of the closed days: nothing cached to use
+        if before is not None:
+            before()
+        queries.clear()
+        with connection.execute_wrapper(count):  # the statements of the last request are reported
+            started = time.perf_counter()
+            response = client.get(path)
+            timings.append(time.perf_counter() - started)
         statuses.add(response.status_code)
     timings.sort()
     return {
         "status": sorted(statuses | {first.status_code}),
         "first_ms": cold * 1000,
+        "first_queries": first_queries,
         "p50_ms": percentile(timings, 0.5) * 1000,
         "p95_ms": percentile(timings, 0.95) * 1000,
         "max_ms": timings[-1] * 1000,
         "mean_ms": statistics.mean(timings) * 1000,
         "queries": len(queries),
+        "sql_ms": sum(seconds for seconds, _ in queries) * 1000,
         "slowest_queries": [(seconds * 1000, sql) for seconds, sql in sorted(queries, reverse=True)[:3]],
     }
 
@@ -161,9 +231,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--path", action="append", default=[], help="another path to time (e.g. a stats API URL)")
     parser.add_argument("--slow-queries", action="store_true", help="print the 3 slowest SQL statements of pages over the target")
+    parser.add_argument("--cold-cache", action="store_true", help="empty Django's cache before each timed request")
+    parser.add_argument("--at", metavar="ISO", help="time the pages as if it were this moment (e.g. when seeding ended)")
+    parser.add_argument(
+        "--late-events", action="store_true", help="store one event dated 3 days back (in the first app) before each timed request"
+    )
+    parser.add_argument("--only", action="append", default=[], metavar="PAGE", help="time only pages whose name starts so (repeatable)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     setup_django()
+    pin_clock(args.at)
     import logging
 
     from organizations.models import Organization
@@ -179,16 +256,24 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit("no such organization: seed one with bench/seed_events.py or pass --org-id")
     events = Event.objects.filter(app__organization=organization).count()
     client = viewer_client(organization)
+    before = late_event_storer(organization) if args.late_events else None
     rows = []
-    print(f"analytics pages: {organization.public_id}, {events:,} events, {args.repeat} timed requests each")
-    print(f"  {'page':<28} {'range':<10} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'first':>8} {'SQL':>4}  status")
-    for page, label, path in targets(organization, extra_paths=args.path):
-        result = time_page(client, path, repeat=args.repeat, warmup=args.warmup)
+    print(
+        f"analytics pages: {organization.public_id}, {events:,} events, {args.repeat} timed requests each"
+        + (", Django's cache emptied before each" if args.cold_cache else "")
+        + (", each after a late event three days back" if args.late_events else "")
+    )
+    print(
+        f"  {'page':<28} {'range':<10} {'p50 ms':>8} {'p95 ms':>8} {'max ms':>8} {'first':>8} {'SQL':>4} {'SQL ms':>7}"
+        "  status   (SQL: statements of a timed request and their time, not counting fetching rows)"
+    )
+    for page, label, path in targets(organization, extra_paths=args.path, only=args.only):
+        result = time_page(client, path, repeat=args.repeat, warmup=args.warmup, cold_cache=args.cold_cache, before=before)
         rows.append({"page": page, "range": label, "path": path, **result})
         flag = "" if result["p95_ms"] <= TARGET_P95_MS else f"  over {TARGET_P95_MS:.0f} ms"
         print(
             f"  {page:<28} {label:<10} {result['p50_ms']:8.1f} {result['p95_ms']:8.1f} {result['max_ms']:8.1f}"
-            f" {result['first_ms']:8.1f} {result['queries']:>4}  {','.join(map(str, result['status']))}{flag}",
+            f" {result['first_ms']:8.1f} {result['queries']:>4} {result['sql_ms']:7.1f}  {','.join(map(str, result['status']))}{flag}",
             flush=True,
         )
         if args.slow_queries and flag:

@@ -6,9 +6,14 @@ aggregate queries, and returns plain values a template can use. Counts come
 from the pre-aggregated rollups (telemetry.rollups: per app, UTC hour and
 dimension; users and sessions per UTC day, counted over long ranges from
 daily sketches, telemetry.sketches), so a page costs about the same whatever
-the number of events. Only the recent-events explorer and the event detail
-read raw events, through the (app, timestamp) index and its user and session
-variants.
+the number of events. A long range prepared by with_daily_rollups reads
+everything once: the figures of its closed days from Django's cache while
+their rollup_version stands, the rest from the hourly rollups. Only the
+recent-events explorer and the event detail read raw events, through the
+(app, timestamp) index and its user and session variants.
+
+Every read of the hourly counts (HourlyCounts: HourlyRollup plus the deltas
+not folded yet) goes through _hourly_rollups().
 
 Times are UTC throughout: ranges and buckets start on UTC hour or day
 boundaries, and pages label them so.
@@ -16,20 +21,23 @@ boundaries, and pages label them so.
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Count, Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.core.cache import cache
+from django.db import connection
+from django.db.models import Count, DateField, Func, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.fields.json import KeyTextTransform
-from django.db.models.functions import TruncDate
+from django.utils import timezone
 
 from organizations.models import App
 from telemetry import daily, sketches
-from telemetry.models import DailyRollup, Event, HourlyCounts
+from telemetry.models import ROLLUP_DIMENSIONS, DailyRollup, Event, HourlyCounts
 from telemetry.periods import DAY, HOUR, UTC, start_of_day
 from telemetry.rollups import COMMAND_EVENT_TYPE, bucket_range
 
@@ -55,6 +63,9 @@ class TimeRange:
     # Closed UTC days whose daily rollups were made fresh for this read
     # (with_daily_rollups); None: read hourly rollups only.
     daily: tuple[date, date] | None = None
+    # Every rollup figure of the period and the one before it, read once by
+    # with_daily_rollups for some apps; None: each function runs its own queries.
+    figures: RangeFigures | None = field(default=None, compare=False, repr=False)
 
     @property
     def length(self) -> timedelta:
@@ -126,14 +137,315 @@ def with_daily_rollups(app_ids: Sequence[int], period: TimeRange) -> TimeRange:
     """The period, set to read the daily rollups of its closed whole days (and
     of the period before it), which are brought up to date here, once.
 
+    For a period of whole UTC days it also carries every figure the pages
+    read (RangeFigures), read here once: the closed days' from Django's cache
+    while their rollups have not changed since (rollup_version), the rest
+    from the hourly rollups in one query.
+
     Every function below gives the same numbers with or without this; with it,
-    a long range reads a row per day instead of one per hour."""
+    a long range reads a row per day instead of one per hour, and the figures
+    of days that are over are read once, not on every page view."""
     if period.hourly:
-        return period
+        return replace(period, figures=_hourly_figures(app_ids, period)) if app_ids else period
     days = daily.closed_days(period.previous.start, period.end)
-    if days is not None:
-        daily.ensure_fresh(app_ids, *days)
-    return replace(period, daily=days)
+    if days is None or not app_ids:
+        return replace(period, daily=None)
+    version = rollup_version(app_ids, *days)
+    if version.stale:
+        daily.build(version.stale)
+        version = version.rebuilt(_daily_totals(version.stale))
+    period = replace(period, daily=days)
+    if not _whole_days(period):
+        return period
+    figures = _range_figures(app_ids, period, version)
+    if figures is None:
+        return replace(period, daily=None)
+    return replace(period, figures=figures)
+
+
+def _hourly_rollups(app_ids: Sequence[int]) -> QuerySet:
+    """The apps' hourly counts (folded or not): every read of them in this module starts here."""
+    return HourlyCounts.objects.filter(app_id__in=list(app_ids))
+
+
+class UTCDay(Func):
+    """The UTC day of a timestamp column, computed by the database (Django's
+    TruncDate calls back into Python for every row on SQLite)."""
+
+    output_field = DateField()
+
+    def as_sql(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, template="(%(expressions)s AT TIME ZONE 'UTC')::date", **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        # SQLite keeps UTC timestamps as ISO text.
+        return super().as_sql(compiler, connection, template="date(%(expressions)s)", **extra)
+
+
+def _whole_days(period: TimeRange) -> bool:
+    return floor_to(period.start, DAY) == period.start and floor_to(period.end, DAY) == period.end
+
+
+# --- The version of closed days' rollups ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RollupVersion:
+    """What some apps' rollups hold for some closed UTC days (rollup_version)."""
+
+    # Per app, the days whose daily rollups are missing or differ from the hourly rollups.
+    stale: dict[int, list[date]]
+    # The daily `total` row of each fresh day with events: (app, day, row id, events).
+    totals: tuple[tuple[int, str, int, int], ...]
+    # Which incarnation of the daily rollups table the rows are of (PostgreSQL:
+    # its oid, new when a restore recreates the table and replays its ids).
+    table: int = 0
+
+    @property
+    def token(self) -> str:
+        """The same string as long as no figure of these apps and days has changed,
+        another one as soon as any has (meaningful only when nothing is stale)."""
+        return self.token_of(date.min, date.max)
+
+    def rebuilt(self, totals: Sequence[tuple[int, str, int, int]]) -> RollupVersion:
+        """This version once its stale days are rebuilt, with these `total` rows."""
+        stale = {(app_id, day.isoformat()) for app_id, days in self.stale.items() for day in days}
+        kept = [row for row in self.totals if (row[0], row[1]) not in stale]
+        return replace(self, stale={}, totals=tuple(sorted([*kept, *totals])))
+
+    def token_of(self, first: date, last: date) -> str:
+        """The token of the days [first, last] only."""
+        first_text, last_text = first.isoformat(), last.isoformat()
+        return _token(self.table, [row for row in self.totals if first_text <= row[1] <= last_text])
+
+
+def rollup_version(app_ids: Sequence[int], first: date, last: date) -> RollupVersion:
+    """The version of the apps' rollups over the closed UTC days [first, last], in one query.
+
+    Each day's event total in the hourly rollups is compared with its daily
+    rollup's `total` row: the days that differ are stale. When none is, the
+    token is a digest of those `total` rows (id and events), and it names the
+    days' figures exactly: ingest only adds events, so a late event raises
+    its day's hourly total (and makes the day stale until rebuilt, with new
+    rows); every other change of a day's figures (deleting events, dropping
+    a partition, rebuilding the rollups) deletes the day's daily rollups in
+    the same transaction (telemetry.storage.forget_daily_rollups); and daily.build replaces a
+    day's rows with new ones (README, "Storage and scaling")."""
+    app_ids = sorted(set(app_ids))
+    start, end = start_of_day(first), start_of_day(last) + DAY
+    hourly = (
+        _hourly_rollups(app_ids).filter(dimension="total", hour__gte=start, hour__lt=end)
+        .annotate(day=UTCDay("hour")).values("app_id", "day")
+        .annotate(n=Sum("events")).order_by()
+    )  # fmt: skip
+    hourly_sql, hourly_params = hourly.query.sql_with_params()
+    apps = ", ".join(["%s"] * len(app_ids))
+    table = DailyRollup._meta.db_table
+    oid = f"'{table}'::regclass::oid" if connection.vendor == "postgresql" else "0"
+    sql = f"""
+        SELECT coalesce(h.app_id, d.app_id), coalesce(h.day, d.day), h.n, d.id, d.events, {oid}
+        FROM ({hourly_sql}) h
+        FULL OUTER JOIN (
+            SELECT app_id, day, id, events FROM {table}
+            WHERE app_id IN ({apps}) AND dimension = 'total' AND value = '' AND day >= %s AND day <= %s
+        ) d ON h.app_id = d.app_id AND h.day = d.day"""
+    adapt = connection.ops.adapt_datefield_value
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [*hourly_params, *app_ids, adapt(first), adapt(last)])
+        rows = cursor.fetchall()
+    stale: dict[int, list[date]] = defaultdict(list)
+    totals, incarnation = [], 0
+    for app_id, day, hourly_events, row_id, daily_events, incarnation in rows:
+        if (hourly_events or 0) != (daily_events or 0):
+            stale[app_id].append(_as_date(day))
+        elif row_id is not None:
+            totals.append((app_id, str(day), int(row_id), int(daily_events)))
+    return RollupVersion(stale=dict(stale), totals=tuple(sorted(totals)), table=int(incarnation))
+
+
+def _daily_totals(days: dict[int, list[date]]) -> list[tuple[int, str, int, int]]:
+    """The daily `total` rows of these apps' days, as RollupVersion.totals has them."""
+    which = Q()
+    for app_id, app_days in days.items():
+        which |= Q(app_id=app_id, day__in=app_days)
+    rows = DailyRollup.objects.filter(which, dimension="total", value="").values_list("app_id", "day", "id", "events")
+    return [(app_id, day.isoformat(), row_id, events) for app_id, day, row_id, events in rows]
+
+
+def _token(table: int, totals: Sequence[tuple[int, str, int, int]]) -> str:
+    """A digest of daily `total` rows as (app, day, id, events)."""
+    return hashlib.blake2b(repr((table, sorted(totals))).encode(), digest_size=16).hexdigest()
+
+
+def _as_date(value: date | str) -> date:
+    return value if isinstance(value, date) else date.fromisoformat(value)  # SQLite gives text
+
+
+# --- Figures of a whole range, read once ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RangeFigures:
+    """Every rollup figure the analytics pages show for some apps over a period
+    of whole UTC days and the period just before it (with_daily_rollups)."""
+
+    app_ids: tuple[int, ...]  # sorted
+    # Events per app and UTC day of both periods (days without events left out).
+    day_events: dict[tuple[int, date], int]
+    # The period's (not the previous one's) counts per dimension and value, every
+    # dimension but `total`: [events, succeeded, failed, timed, duration_ms_sum].
+    values: dict[tuple[str, str], list[int]]
+    # The closed days and their version, for distinct counts to merge their sketches once.
+    settled: sketches.Settled | None = None
+    # Ranges counted per hour: events per app and UTC hour of both periods.
+    hour_events: dict[tuple[int, datetime], int] | None = None
+
+    def covers(self, app_ids: Sequence[int]) -> bool:
+        return self.app_ids == tuple(sorted(set(app_ids)))
+
+
+# How long the closed days' figures stay in the cache: a cached entry is never
+# wrong (its key names the rollups it was read from), this only bounds its size.
+FIGURES_TIMEOUT = 24 * 3600
+# The closed days are read and cached in two runs, the last RECENT_DAYS before
+# today and the days before them: late events mostly land in the last few
+# days, and one makes the next view read its run of days again, not the range.
+RECENT_DAYS = 7
+
+
+def _runs(first: date, last: date, *, today: date) -> list[tuple[date, date]]:
+    """[first, last] cut where the last RECENT_DAYS before today begin."""
+    recent = today - timedelta(days=RECENT_DAYS)
+    runs = [(first, min(last, recent - DAY)), (max(first, recent), last)]
+    return [(start, end) for start, end in runs if start <= end]
+
+
+def _range_figures(app_ids: Sequence[int], period: TimeRange, version: RollupVersion) -> RangeFigures | None:
+    """The figures of a prepared period of whole days: its fresh closed days (and
+    the previous period's) from the cache or the daily rollups, the rest from the
+    hourly rollups. None when the daily rollups changed while being read."""
+    app_ids = tuple(sorted(set(app_ids)))
+    first, last = period.daily
+    own_first = max(first, period.start.date())  # the period's own closed days start here
+    runs = [
+        (start, end, max(own_first, start), version.token_of(start, end))
+        for start, end in _runs(first, last, today=timezone.now().astimezone(UTC).date())
+    ]
+    keys = {
+        run: "stats:closed:" + hashlib.blake2b(repr((app_ids, *map(str, run))).encode(), digest_size=16).hexdigest()
+        for run in runs
+    }
+    found = cache.get_many(list(keys.values()))
+    day_events: dict[tuple[int, date], int] = {}
+    values: dict[tuple[str, str], list[int]] = {}
+    for run in runs:
+        start, end, own_start, token = run
+        closed = found.get(keys[run])
+        if closed is None:
+            closed = _closed_figures(app_ids, start, end, own_start, table=version.table)
+            if closed[0] != token:
+                return None  # the daily rollups changed since the version was read
+            cache.set(keys[run], closed, FIGURES_TIMEOUT)
+        day_events.update(closed[1])
+        for key, sums in closed[2].items():
+            counts = values.setdefault(key, [0] * len(_FIELDS))
+            for i, n in enumerate(sums):
+                counts[i] += n
+    # The rest: the hours after the last closed day (today, a day ahead at most).
+    rest_start = max(period.previous.start, start_of_day(last) + DAY)
+    if rest_start < period.end:
+        rows = (
+            # Every dimension named, so PostgreSQL walks rollup_key one dimension at a time.
+            _hourly_rollups(app_ids).filter(dimension__in=ROLLUP_DIMENSIONS, hour__gte=rest_start, hour__lt=period.end)
+            .annotate(day=UTCDay("hour")).values("app_id", "day", "dimension", "value")
+            .annotate(**{f"sum_{name}": Sum(name) for name in _FIELDS}).order_by()
+            .values_list("app_id", "day", "dimension", "value", *(f"sum_{name}" for name in _FIELDS))
+        )  # fmt: skip
+        for app_id, day, dimension, value, *sums in rows:
+            if dimension == "total":
+                if sums[0]:
+                    day_events[(app_id, day)] = day_events.get((app_id, day), 0) + sums[0]
+            elif period.start <= start_of_day(day):
+                counts = values.setdefault((dimension, value), [0] * len(_FIELDS))
+                for i, n in enumerate(sums):
+                    counts[i] += n
+    settled = sketches.Settled(runs=tuple((start, end, token) for start, end, _, token in runs))
+    return RangeFigures(app_ids=app_ids, day_events=day_events, values=values, settled=settled)
+
+
+def _closed_figures(
+    app_ids: tuple[int, ...], first: date, last: date, own_first: date, *, table: int
+) -> tuple[str, dict[tuple[int, date], int], dict[tuple[str, str], tuple[int, ...]]]:
+    """From the daily rollups of [first, last], in one statement (one snapshot):
+    the version token of what was read (as rollup_version computes it), events
+    per app and day, and the counts per dimension and value of [own_first, last]
+    (`table`: the incarnation of the daily rollups table, RollupVersion.table)."""
+    name = DailyRollup._meta.db_table
+    apps = ", ".join(["%s"] * len(app_ids))
+    dimensions = [dimension for dimension in ROLLUP_DIMENSIONS if dimension != "total"]
+    sums = ", ".join(f"sum({field})" for field in _FIELDS)
+    sql = f"""
+        SELECT app_id, day, id, '' AS dimension, '' AS value, events, 0, 0, 0, 0 FROM {name}
+        WHERE app_id IN ({apps}) AND dimension = 'total' AND value = '' AND day >= %s AND day <= %s
+        UNION ALL
+        SELECT NULL, NULL, NULL, dimension, value, {sums} FROM {name}
+        WHERE app_id IN ({apps}) AND dimension IN ({", ".join(["%s"] * len(dimensions))})
+            AND day >= %s AND day <= %s
+        GROUP BY dimension, value"""
+    adapt = connection.ops.adapt_datefield_value
+    params = [*app_ids, adapt(first), adapt(last), *app_ids, *dimensions, adapt(own_first), adapt(last)]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    totals, day_events, values = [], {}, {}
+    for app_id, day, row_id, dimension, value, *counts in rows:
+        if row_id is not None:
+            events = int(counts[0])  # sums are numeric on PostgreSQL, so is this column of the union
+            totals.append((app_id, str(day), int(row_id), events))
+            if events:
+                day_events[(app_id, _as_date(day))] = events
+        else:
+            values[(dimension, value)] = tuple(int(n) for n in counts)
+    return _token(table, totals), day_events, values
+
+
+def _hourly_figures(app_ids: Sequence[int], period: TimeRange) -> RangeFigures:
+    """The figures of a range counted per hour, in two queries: events per app
+    and hour of the whole UTC days both periods touch (distinct users and
+    sessions are counted over whole days), and the period's counts per
+    dimension and value."""
+    app_ids = tuple(sorted(set(app_ids)))
+    first, last = _days(TimeRange(start=period.previous.start, end=period.end))
+    hour_events: dict[tuple[int, datetime], int] = {}
+    day_events: dict[tuple[int, date], int] = defaultdict(int)
+    totals = _hourly_rollups(app_ids).filter(
+        dimension="total", hour__gte=start_of_day(first), hour__lt=start_of_day(last) + DAY
+    )
+    for app_id, hour, n in totals.values_list("app_id", "hour", "events"):
+        if n:
+            hour_events[(app_id, hour)] = n
+            day_events[(app_id, hour.astimezone(UTC).date())] += n
+    rows = (
+        _hourly_rollups(app_ids)
+        .filter(dimension__in=[name for name in ROLLUP_DIMENSIONS if name != "total"], hour__gte=period.start, hour__lt=period.end)
+        .values("dimension", "value").annotate(**{f"sum_{name}": Sum(name) for name in _FIELDS}).order_by()
+        .values_list("dimension", "value", *(f"sum_{name}" for name in _FIELDS))
+    )  # fmt: skip
+    values = {(dimension, value): list(sums) for dimension, value, *sums in rows}
+    return RangeFigures(app_ids=app_ids, day_events=dict(day_events), values=values, hour_events=hour_events)
+
+
+def _events_in(figures: RangeFigures, period: TimeRange) -> dict[int, int]:
+    """Events per app in the period (or the one before it), from the figures."""
+    events: dict[int, int] = defaultdict(int)
+    if period.hourly and figures.hour_events is not None:
+        for (app_id, hour), n in figures.hour_events.items():
+            if period.start <= hour < period.end:
+                events[app_id] += n
+    else:
+        for (app_id, _), n in _day_events_in(figures, period).items():
+            events[app_id] += n
+    return events
 
 
 def _rollups(app_ids: Sequence[int], period: TimeRange, dimension: str | Sequence[str]) -> list[QuerySet]:
@@ -143,7 +455,7 @@ def _rollups(app_ids: Sequence[int], period: TimeRange, dimension: str | Sequenc
     days = _daily_days(period)
     # One range of the rollup_key index (app, dimension, hour, value) per app and dimension.
     which = {"dimension": dimension} if isinstance(dimension, str) else {"dimension__in": list(dimension)}
-    hourly = HourlyCounts.objects.filter(app_id__in=app_ids, **which)
+    hourly = _hourly_rollups(app_ids).filter(**which)
     if days is None:
         return [hourly.filter(hour__gte=period.start, hour__lt=period.end)]
     first, last = days
@@ -196,18 +508,45 @@ def _events_per_day(app_ids: Sequence[int], period: TimeRange) -> sketches.DayEv
     from daily rollups; None for ranges counted per hour, which may cut days."""
     if period.hourly:
         return None
+    figures = _figures(app_ids, period)
+    if figures is not None:
+        return _day_events_in(figures, period)
     totals: dict[tuple[int, date], int] = defaultdict(int)
     for part in _rollups(app_ids, period, "total"):
         if part.model is DailyRollup:
             rows = part.values_list("app_id", "day", "events")
         else:
             rows = (
-                part.annotate(day=TruncDate("hour", tzinfo=UTC)).values("app_id", "day")
+                part.annotate(day=UTCDay("hour")).values("app_id", "day")
                 .annotate(n=Sum("events")).values_list("app_id", "day", "n")
             )  # fmt: skip
         for app_id, day, n in rows:
             totals[(app_id, day)] += n
     return {key: n for key, n in totals.items() if n > 0}
+
+
+def _figures(app_ids: Sequence[int], period: TimeRange) -> RangeFigures | None:
+    """The figures read for the period by with_daily_rollups, when they are these apps'."""
+    figures = period.figures
+    return figures if figures is not None and figures.covers(app_ids) else None
+
+
+def _day_events_in(figures: RangeFigures, period: TimeRange) -> dict[tuple[int, date], int]:
+    first, last = _days(period)
+    return {(app_id, day): n for (app_id, day), n in figures.day_events.items() if first <= day <= last}
+
+
+def _values(app_ids: Sequence[int], period: TimeRange, dimensions: Sequence[str]) -> dict[tuple[str, str], dict[str, int]]:
+    """Each rollup count of the period summed per dimension and value (one query, or none with figures)."""
+    figures = _figures(app_ids, period)
+    if figures is None:
+        return _grouped(_rollups(app_ids, period, list(dimensions)), "dimension", "value")
+    wanted = set(dimensions)
+    return {
+        (dimension, value): dict(zip(_FIELDS, sums))
+        for (dimension, value), sums in figures.values.items()
+        if dimension in wanted
+    }
 
 
 def _days(period: TimeRange) -> tuple[date, date]:
@@ -246,19 +585,35 @@ def summary(app_ids: Sequence[int], *, period: TimeRange) -> Summary:
     (the rollups keep them per day): exactly for ranges of up to
     sketches.EXACT_UP_TO user- or session-days, estimated beyond."""
     previous = period.previous
-    events = {
-        "now": _total(_rollups(app_ids, period, "total"))["events"],
-        "before": _total(_rollups(app_ids, previous, "total"))["events"],
-    }
-    both = TimeRange(start=previous.start, end=period.end, daily=period.daily)
+    figures = _figures(app_ids, period)
+    if figures is not None:
+        events = {
+            "now": sum(_events_in(figures, period).values()),
+            "before": sum(_events_in(figures, previous).values()),
+        }
+        day_events, settled = figures.day_events, figures.settled
+    else:
+        settled = None
+        events = {
+            "now": _total(_rollups(app_ids, period, "total"))["events"],
+            "before": _total(_rollups(app_ids, previous, "total"))["events"],
+        }
+        day_events = _events_per_day(app_ids, TimeRange(start=previous.start, end=period.end, daily=period.daily))
     distinct = sketches.count_distinct(
-        app_ids, spans=[_days(period), _days(previous)], kinds=("u", "s"), day_events=_events_per_day(app_ids, both)
+        app_ids, spans=[_days(period), _days(previous)], kinds=("u", "s"), day_events=day_events, settled=settled
     )
     return Summary(
         events=Change(events["now"], events["before"]),
         users=_change(*distinct["u"]),
         sessions=_change(*distinct["s"]),
     )
+
+
+def _event_total(app_ids: Sequence[int], period: TimeRange) -> int:
+    figures = _figures(app_ids, period)
+    if figures is not None:
+        return sum(_events_in(figures, period).values())
+    return _total(_rollups(app_ids, period, "total"))["events"]
 
 
 def _change(now: sketches.Distinct, before: sketches.Distinct) -> Change:
@@ -283,6 +638,16 @@ def events_over_time(app_ids: Sequence[int], *, period: TimeRange) -> list[Bucke
     """Event counts per UTC hour or day across the period; buckets without events are zero."""
     step = period.bucket_size
     counts: dict[datetime, int] = defaultdict(int)
+    figures = _figures(app_ids, period)
+    if figures is not None and period.hourly:
+        for (_, hour), n in figures.hour_events.items():
+            if period.start <= hour < period.end:
+                counts[floor_to(hour, step)] += n
+        return [Bucket(start=start, count=counts.get(start, 0)) for start in period.bucket_starts()]
+    if figures is not None:  # whole days, counted per day
+        for (_, day), n in _day_events_in(figures, period).items():
+            counts[start_of_day(day)] += n
+        return [Bucket(start=start, count=counts.get(start, 0)) for start in period.bucket_starts()]
     for part in _rollups(app_ids, period, "total"):
         moment = "day" if part.model is DailyRollup else "hour"
         for at, n in part.values(moment).annotate(n=Sum("events")).order_by().values_list(moment, "n"):
@@ -336,9 +701,9 @@ def breakdowns(
     unknown = set(dimensions) - set(DIMENSIONS)
     if unknown:
         raise ValueError(f"unknown dimension {sorted(unknown)[0]!r}")
-    total = _total(_rollups(app_ids, period, "total"))["events"]
+    total = _event_total(app_ids, period)
     stored = {dimension: _ROLLUP_DIMENSION.get(dimension, dimension) for dimension in dimensions}
-    grouped = _grouped(_rollups(app_ids, period, sorted(set(stored.values()))), "dimension", "value") if total else {}
+    grouped = _values(app_ids, period, sorted(set(stored.values()))) if total else {}
     result = []
     for dimension in dimensions:
         top: list[tuple] = []
@@ -393,7 +758,10 @@ class CommandStats:
 
 def command_stats(app_ids: Sequence[int], *, period: TimeRange) -> CommandStats:
     """Success rate and duration percentiles of command events (two queries)."""
-    sums = _total([part.filter(value=COMMAND_EVENT_TYPE) for part in _rollups(app_ids, period, "type")])
+    if _figures(app_ids, period) is not None:
+        sums = _values(app_ids, period, ["type"]).get(("type", COMMAND_EVENT_TYPE), dict.fromkeys(_FIELDS, 0))
+    else:
+        sums = _total([part.filter(value=COMMAND_EVENT_TYPE) for part in _rollups(app_ids, period, "type")])
     row = {"runs": sums["events"], "succeeded": sums["succeeded"], "failed": sums["failed"], "timed": sums["timed"]}
     percentiles = duration_percentiles(app_ids, period=period) if row["timed"] else [None] * len(PERCENTILES)
     return CommandStats(
@@ -411,8 +779,8 @@ def duration_percentiles(app_ids: Sequence[int], *, period: TimeRange) -> list[f
     """p50, p90 and p99 of command durations by nearest rank, read from the
     rollups' duration histogram: the middle of the bucket holding that rank
     (exact below 10 ms, within about 12 % above)."""
-    histogram = _grouped(_rollups(app_ids, period, "duration"), "value")
-    counts = sorted((int(value), sums["events"]) for value, sums in histogram.items() if sums["events"] > 0)
+    histogram = _values(app_ids, period, ["duration"])
+    counts = sorted((int(value), sums["events"]) for (_, value), sums in histogram.items() if sums["events"] > 0)
     total = sum(n for _, n in counts)
     if not total:
         return [None] * len(PERCENTILES)
@@ -445,9 +813,9 @@ class CommandRow:
 
 def top_commands(app_ids: Sequence[int], *, period: TimeRange, limit: int = 10) -> list[CommandRow]:
     """The most run commands (data.command) with their outcomes and mean duration."""
-    grouped = _grouped(_rollups(app_ids, period, "command"), "value")
+    grouped = _values(app_ids, period, ["command"])
     top = sorted(
-        ((command, sums) for command, sums in grouped.items() if sums["events"] > 0),
+        ((command, sums) for (_, command), sums in grouped.items() if sums["events"] > 0),
         key=lambda pair: (-pair[1]["events"], pair[0]),
     )[:limit]
     return [
@@ -477,10 +845,17 @@ class AppActivity:
 def app_activity(apps: Sequence[App], *, period: TimeRange) -> list[AppActivity]:
     """For each app, its events and users in the period and its latest event ever (a bounded number of queries)."""
     app_ids = [app.pk for app in apps]
-    events = {app_id: sums["events"] for app_id, sums in _grouped(_rollups(app_ids, period, "total"), "app_id").items()}
+    figures = _figures(app_ids, period)
+    if figures is not None:
+        events = _events_in(figures, period)
+        day_events = _day_events_in(figures, period)
+    else:
+        events = {app_id: sums["events"] for app_id, sums in _grouped(_rollups(app_ids, period, "total"), "app_id").items()}
+        day_events = _events_per_day(app_ids, period)
     users = sketches.count_distinct_per_app(
-        app_ids, kind="u", span=_days(period), day_events=_events_per_day(app_ids, period)
-    )
+        app_ids, kind="u", span=_days(period), day_events=day_events,
+        settled=figures.settled if figures is not None else None,
+    )  # fmt: skip
     # The newest event per app, read from the end of each app's index range.
     newest = Event.objects.filter(app_id=OuterRef("pk")).order_by("-timestamp").values("timestamp")[:1]
     last = dict(App.objects.filter(pk__in=app_ids).annotate(last=Subquery(newest)).values_list("pk", "last"))

@@ -69,7 +69,7 @@ def test_every_number_is_the_same_read_per_day_or_per_hour(apps, org, period):
     hourly = everything(apps, period, app_objects)
     prepared = stats.with_daily_rollups(apps, period)
 
-    assert prepared.daily is not None
+    assert prepared.daily is not None and prepared.figures is not None
     assert DailyRollup.objects.exists()
     assert everything(apps, prepared, app_objects) == hourly
 
