@@ -6,13 +6,13 @@ page, and the page falls back to a sensible default rather than failing.
 
 from __future__ import annotations
 
-from datetime import date, datetime, timedelta, timezone as dt_timezone
+from datetime import date, datetime, timedelta
 
 from django import forms
 
 from dashboard import stats
+from telemetry.periods import UTC
 
-UTC = dt_timezone.utc
 CUSTOM = "custom"
 # Far enough back for any telemetry, and far enough from year 1 that the
 # previous period of the longest range is still a valid date.
@@ -51,7 +51,7 @@ class RangeForm(forms.Form):
                 raise forms.ValidationError("The end date is in the future; pick today or earlier.")
             if start < EARLIEST:
                 raise forms.ValidationError(f"Pick a start date from {EARLIEST.day} {EARLIEST:%B %Y} on.")
-            if stats.day_range(start, end).length > stats.MAX_RANGE:
+            if stats.period_of_days(start, end).length > stats.MAX_RANGE:
                 raise forms.ValidationError(f"A range can span at most {stats.MAX_RANGE.days} days.")
         return cleaned
 
@@ -62,11 +62,11 @@ class RangeForm(forms.Form):
             return self.cleaned_data["range"]
         return stats.DEFAULT_PRESET
 
-    def time_range(self) -> stats.TimeRange:
+    def time_range(self) -> stats.Period:
         """The range asked for, or the default preset when the form is invalid."""
         preset = self.preset
         if preset == CUSTOM:
-            return stats.day_range(self.cleaned_data["start"], self.cleaned_data["end"])
+            return stats.period_of_days(self.cleaned_data["start"], self.cleaned_data["end"])
         return stats.preset_range(preset, now=self.now)
 
 

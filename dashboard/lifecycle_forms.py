@@ -8,6 +8,7 @@ from django import forms
 from django.utils import timezone
 
 from telemetry import lifecycle
+from telemetry.periods import InvalidRange, day_range
 
 
 class DateInput(forms.DateInput):
@@ -36,8 +37,8 @@ class ExportForm(forms.Form):
         first, last = cleaned.get("date_from"), cleaned.get("date_to")
         if first and last:
             try:
-                cleaned["time_range"] = lifecycle.day_range(first, last)
-            except lifecycle.LifecycleError as exc:
+                cleaned["time_range"] = day_range(first, last)
+            except InvalidRange as exc:
                 self.add_error("date_to", str(exc))
         return cleaned
 

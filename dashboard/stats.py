@@ -27,7 +27,7 @@ import re
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, timedelta
 
 from django.core.cache import cache
 from django.db import connection
@@ -36,7 +36,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.utils import timezone
 
 from organizations.models import App
-from telemetry import daily, sketches
+from telemetry import daily, periods, sketches
 from telemetry.models import ROLLUP_DIMENSIONS, DailyRollup, Event, HourlyCounts
 from telemetry.periods import DAY, HOUR, UTC, start_of_day
 from telemetry.rollups import COMMAND_EVENT_TYPE, bucket_range
@@ -55,7 +55,7 @@ NO_ONE = sketches.Distinct(0)
 
 
 @dataclass(frozen=True)
-class TimeRange:
+class Period:
     """start <= timestamp < end, both on UTC bucket boundaries."""
 
     start: datetime
@@ -84,9 +84,9 @@ class TimeRange:
         return HOUR if self.hourly else DAY
 
     @property
-    def previous(self) -> TimeRange:
+    def previous(self) -> Period:
         """The period of equal length just before this one."""
-        return TimeRange(start=self.start - self.length, end=self.start, daily=self.daily)
+        return Period(start=self.start - self.length, end=self.start, daily=self.daily)
 
     def bucket_starts(self) -> list[datetime]:
         step = self.bucket_size
@@ -115,25 +115,24 @@ PRESETS = {
 DEFAULT_PRESET = "7d"
 
 
-def preset_range(key: str, *, now: datetime) -> TimeRange:
+def preset_range(key: str, *, now: datetime) -> Period:
     """The preset range ending with the current hour (24 h) or the current UTC day."""
     length = PRESETS[key][1]
     step = HOUR if length <= HOURLY_UP_TO else DAY
     end = floor_to(now, step) + step
-    return TimeRange(start=end - length, end=end)
+    return Period(start=end - length, end=end)
 
 
-def day_range(first: date, last: date) -> TimeRange:
+def period_of_days(first: date, last: date) -> Period:
     """Whole UTC days from `first` to `last`, both included."""
-    start = datetime.combine(first, time.min, tzinfo=UTC)
-    end = datetime.combine(last, time.min, tzinfo=UTC) + DAY
-    return TimeRange(start=start, end=end)
+    days = periods.day_range(first, last)
+    return Period(start=days.start, end=days.end)
 
 
 # --- Query helpers --------------------------------------------------------------------
 
 
-def with_daily_rollups(app_ids: Sequence[int], period: TimeRange) -> TimeRange:
+def with_daily_rollups(app_ids: Sequence[int], period: Period) -> Period:
     """The period, set to read the daily rollups of its closed whole days (and
     of the period before it), which are brought up to date here, once.
 
@@ -182,7 +181,7 @@ class UTCDay(Func):
         return super().as_sql(compiler, connection, template="date(%(expressions)s)", **extra)
 
 
-def _whole_days(period: TimeRange) -> bool:
+def _whole_days(period: Period) -> bool:
     return floor_to(period.start, DAY) == period.start and floor_to(period.end, DAY) == period.end
 
 
@@ -320,7 +319,7 @@ def _runs(first: date, last: date, *, today: date) -> list[tuple[date, date]]:
     return [(start, end) for start, end in runs if start <= end]
 
 
-def _range_figures(app_ids: Sequence[int], period: TimeRange, version: RollupVersion) -> RangeFigures | None:
+def _range_figures(app_ids: Sequence[int], period: Period, version: RollupVersion) -> RangeFigures | None:
     """The figures of a prepared period of whole days: its fresh closed days (and
     the previous period's) from the cache or the daily rollups, the rest from the
     hourly rollups. None when the daily rollups changed while being read."""
@@ -409,13 +408,13 @@ def _closed_figures(
     return _token(table, totals), day_events, values
 
 
-def _hourly_figures(app_ids: Sequence[int], period: TimeRange) -> RangeFigures:
+def _hourly_figures(app_ids: Sequence[int], period: Period) -> RangeFigures:
     """The figures of a range counted per hour, in two queries: events per app
     and hour of the whole UTC days both periods touch (distinct users and
     sessions are counted over whole days), and the period's counts per
     dimension and value."""
     app_ids = tuple(sorted(set(app_ids)))
-    first, last = _days(TimeRange(start=period.previous.start, end=period.end))
+    first, last = _days(Period(start=period.previous.start, end=period.end))
     hour_events: dict[tuple[int, datetime], int] = {}
     day_events: dict[tuple[int, date], int] = defaultdict(int)
     totals = _hourly_rollups(app_ids).filter(
@@ -435,7 +434,7 @@ def _hourly_figures(app_ids: Sequence[int], period: TimeRange) -> RangeFigures:
     return RangeFigures(app_ids=app_ids, day_events=dict(day_events), values=values, hour_events=hour_events)
 
 
-def _events_in(figures: RangeFigures, period: TimeRange) -> dict[int, int]:
+def _events_in(figures: RangeFigures, period: Period) -> dict[int, int]:
     """Events per app in the period (or the one before it), from the figures."""
     events: dict[int, int] = defaultdict(int)
     if period.hourly and figures.hour_events is not None:
@@ -448,7 +447,7 @@ def _events_in(figures: RangeFigures, period: TimeRange) -> dict[int, int]:
     return events
 
 
-def _rollups(app_ids: Sequence[int], period: TimeRange, dimension: str | Sequence[str]) -> list[QuerySet]:
+def _rollups(app_ids: Sequence[int], period: Period, dimension: str | Sequence[str]) -> list[QuerySet]:
     """The period's rollup rows of one dimension (or several), as querysets to
     sum: the daily rollups of its fresh closed days and the hourly rollups of the rest."""
     app_ids = list(app_ids)
@@ -466,7 +465,7 @@ def _rollups(app_ids: Sequence[int], period: TimeRange, dimension: str | Sequenc
     ]
 
 
-def _daily_days(period: TimeRange) -> tuple[date, date] | None:
+def _daily_days(period: Period) -> tuple[date, date] | None:
     """The whole days of the period that have fresh daily rollups."""
     if period.daily is None or period.hourly:
         return None
@@ -503,7 +502,7 @@ def _grouped(parts: list[QuerySet], *by: str) -> dict[object, dict[str, int]]:
     return result
 
 
-def _events_per_day(app_ids: Sequence[int], period: TimeRange) -> sketches.DayEvents | None:
+def _events_per_day(app_ids: Sequence[int], period: Period) -> sketches.DayEvents | None:
     """Stored events per app and UTC day of a period of whole days, read mostly
     from daily rollups; None for ranges counted per hour, which may cut days."""
     if period.hourly:
@@ -525,18 +524,18 @@ def _events_per_day(app_ids: Sequence[int], period: TimeRange) -> sketches.DayEv
     return {key: n for key, n in totals.items() if n > 0}
 
 
-def _figures(app_ids: Sequence[int], period: TimeRange) -> RangeFigures | None:
+def _figures(app_ids: Sequence[int], period: Period) -> RangeFigures | None:
     """The figures read for the period by with_daily_rollups, when they are these apps'."""
     figures = period.figures
     return figures if figures is not None and figures.covers(app_ids) else None
 
 
-def _day_events_in(figures: RangeFigures, period: TimeRange) -> dict[tuple[int, date], int]:
+def _day_events_in(figures: RangeFigures, period: Period) -> dict[tuple[int, date], int]:
     first, last = _days(period)
     return {(app_id, day): n for (app_id, day), n in figures.day_events.items() if first <= day <= last}
 
 
-def _values(app_ids: Sequence[int], period: TimeRange, dimensions: Sequence[str]) -> dict[tuple[str, str], dict[str, int]]:
+def _values(app_ids: Sequence[int], period: Period, dimensions: Sequence[str]) -> dict[tuple[str, str], dict[str, int]]:
     """Each rollup count of the period summed per dimension and value (one query, or none with figures)."""
     figures = _figures(app_ids, period)
     if figures is None:
@@ -549,7 +548,7 @@ def _values(app_ids: Sequence[int], period: TimeRange, dimensions: Sequence[str]
     }
 
 
-def _days(period: TimeRange) -> tuple[date, date]:
+def _days(period: Period) -> tuple[date, date]:
     """The first and last UTC day the period touches."""
     return period.start.astimezone(UTC).date(), (period.end.astimezone(UTC) - timedelta(microseconds=1)).date()
 
@@ -578,7 +577,7 @@ class Summary:
     sessions: Change
 
 
-def summary(app_ids: Sequence[int], *, period: TimeRange) -> Summary:
+def summary(app_ids: Sequence[int], *, period: Period) -> Summary:
     """Events, distinct users and distinct sessions in the period and in the one before.
 
     Users and sessions are counted over the whole UTC days the period touches
@@ -598,7 +597,7 @@ def summary(app_ids: Sequence[int], *, period: TimeRange) -> Summary:
             "now": _total(_rollups(app_ids, period, "total"))["events"],
             "before": _total(_rollups(app_ids, previous, "total"))["events"],
         }
-        day_events = _events_per_day(app_ids, TimeRange(start=previous.start, end=period.end, daily=period.daily))
+        day_events = _events_per_day(app_ids, Period(start=previous.start, end=period.end, daily=period.daily))
     distinct = sketches.count_distinct(
         app_ids, spans=[_days(period), _days(previous)], kinds=("u", "s"), day_events=day_events, settled=settled
     )
@@ -609,7 +608,7 @@ def summary(app_ids: Sequence[int], *, period: TimeRange) -> Summary:
     )
 
 
-def _event_total(app_ids: Sequence[int], period: TimeRange) -> int:
+def _event_total(app_ids: Sequence[int], period: Period) -> int:
     figures = _figures(app_ids, period)
     if figures is not None:
         return sum(_events_in(figures, period).values())
@@ -634,7 +633,7 @@ class Bucket:
     count: int
 
 
-def events_over_time(app_ids: Sequence[int], *, period: TimeRange) -> list[Bucket]:
+def events_over_time(app_ids: Sequence[int], *, period: Period) -> list[Bucket]:
     """Event counts per UTC hour or day across the period; buckets without events are zero."""
     step = period.bucket_size
     counts: dict[datetime, int] = defaultdict(int)
@@ -658,7 +657,7 @@ def events_over_time(app_ids: Sequence[int], *, period: TimeRange) -> list[Bucke
 # --- Breakdowns ---------------------------------------------------------------------------
 
 # Dimension and its heading, in display order; the rollups name them shorter.
-DIMENSIONS = {
+BREAKDOWNS = {
     "event_type": "Event type",
     "category": "Category",
     "os": "Operating system",
@@ -695,10 +694,10 @@ def _label(dimension: str, value) -> str:
 
 
 def breakdowns(
-    app_ids: Sequence[int], *, period: TimeRange, dimensions: Sequence[str] = tuple(DIMENSIONS), limit: int = 8
+    app_ids: Sequence[int], *, period: Period, dimensions: Sequence[str] = tuple(BREAKDOWNS), limit: int = 8
 ) -> list[Breakdown]:
     """The most frequent values of each dimension in the period (two queries: the total, then every dimension)."""
-    unknown = set(dimensions) - set(DIMENSIONS)
+    unknown = set(dimensions) - set(BREAKDOWNS)
     if unknown:
         raise ValueError(f"unknown dimension {sorted(unknown)[0]!r}")
     total = _event_total(app_ids, period)
@@ -728,7 +727,7 @@ def breakdowns(
         result.append(
             Breakdown(
                 dimension=dimension,
-                title=DIMENSIONS[dimension],
+                title=BREAKDOWNS[dimension],
                 rows=rows,
                 other=total - sum(row.count for row in rows),
                 total=total,
@@ -756,7 +755,7 @@ class CommandStats:
         return self.succeeded * 100 / self.with_outcome if self.with_outcome else None
 
 
-def command_stats(app_ids: Sequence[int], *, period: TimeRange) -> CommandStats:
+def command_stats(app_ids: Sequence[int], *, period: Period) -> CommandStats:
     """Success rate and duration percentiles of command events (two queries)."""
     if _figures(app_ids, period) is not None:
         sums = _values(app_ids, period, ["type"]).get(("type", COMMAND_EVENT_TYPE), dict.fromkeys(_FIELDS, 0))
@@ -775,7 +774,7 @@ def command_stats(app_ids: Sequence[int], *, period: TimeRange) -> CommandStats:
     )
 
 
-def duration_percentiles(app_ids: Sequence[int], *, period: TimeRange) -> list[float | None]:
+def duration_percentiles(app_ids: Sequence[int], *, period: Period) -> list[float | None]:
     """p50, p90 and p99 of command durations by nearest rank, read from the
     rollups' duration histogram: the middle of the bucket holding that rank
     (exact below 10 ms, within about 12 % above)."""
@@ -811,7 +810,7 @@ class CommandRow:
         return self.succeeded * 100 / reported if reported else None
 
 
-def top_commands(app_ids: Sequence[int], *, period: TimeRange, limit: int = 10) -> list[CommandRow]:
+def top_commands(app_ids: Sequence[int], *, period: Period, limit: int = 10) -> list[CommandRow]:
     """The most run commands (data.command) with their outcomes and mean duration."""
     grouped = _values(app_ids, period, ["command"])
     top = sorted(
@@ -842,7 +841,7 @@ class AppActivity:
     last_event_at: datetime | None
 
 
-def app_activity(apps: Sequence[App], *, period: TimeRange) -> list[AppActivity]:
+def app_activity(apps: Sequence[App], *, period: Period) -> list[AppActivity]:
     """For each app, its events and users in the period and its latest event ever (a bounded number of queries)."""
     app_ids = [app.pk for app in apps]
     figures = _figures(app_ids, period)

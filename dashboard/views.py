@@ -43,7 +43,7 @@ def _range_query(form: RangeForm) -> str:
     return urlencode({"range": preset})
 
 
-def _length_words(period: stats.TimeRange) -> str:
+def _length_words(period: stats.Period) -> str:
     hours = int(period.length.total_seconds() // 3600)
     if period.hourly:
         return f"{hours} hours"
@@ -55,7 +55,7 @@ def _range_label(form: RangeForm) -> str:
     return "Custom range" if form.preset == CUSTOM else stats.PRESETS[form.preset][0]
 
 
-def _span_label(period: stats.TimeRange) -> str:
+def _span_label(period: stats.Period) -> str:
     """The range's bounds in UTC words: buckets are UTC hours or days, so is this."""
     start, end = period.start, period.end
     if period.hourly:

@@ -13,7 +13,7 @@ import io
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta, timezone as dt_timezone
+from datetime import date, datetime, time, timedelta
 
 import orjson
 from django.db import connection, transaction
@@ -23,6 +23,7 @@ from django.db.models.functions import Cast
 from organizations.models import App, Organization
 from organizations.services import record_audit
 from telemetry import storage
+from telemetry.periods import UTC, InvalidRange, TimeRange
 from telemetry.ingest import parse_rfc3339
 from telemetry.models import Event, EventQuerySet
 
@@ -38,39 +39,11 @@ DELETE_BATCH_SIZE = 1000
 DELETE_BATCHES_PER_SCAN = 20
 
 
-class LifecycleError(ValueError):
+class LifecycleError(InvalidRange):
     """Input a person can correct (a bad date, a blank user id); the message says how."""
 
 
 # --- Date ranges -----------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class TimeRange:
-    """start <= timestamp < end, in UTC; None leaves that side open."""
-
-    start: datetime | None
-    end: datetime | None
-
-    def label(self) -> str:
-        """`2026-11-01_2026-11-30` for file names; the `to` day is the last day included."""
-        first = self.start.date().isoformat() if self.start else "start"
-        if self.end is None:
-            last = "now"
-        else:
-            last = (self.end - timedelta(microseconds=1)).date().isoformat()
-        return f"{first}_{last}"
-
-
-def day_range(first: date | None, last: date | None) -> TimeRange:
-    """Whole UTC days from `first` through `last`, both included."""
-    if first and last and last < first:
-        raise LifecycleError("The end date is before the start date.")
-    try:
-        end = datetime.combine(last + timedelta(days=1), time.min, dt_timezone.utc) if last else None
-    except OverflowError:  # 9999-12-31 has no next day
-        raise LifecycleError("The end date is too far in the future.") from None
-    return TimeRange(start=datetime.combine(first, time.min, dt_timezone.utc) if first else None, end=end)
 
 
 def parse_time_range(first: str | None, last: str | None) -> TimeRange:
@@ -93,7 +66,7 @@ def _parse_bound(text: str | None, *, name: str, end: bool) -> datetime | None:
         day = None
     if day is not None:
         try:
-            return datetime.combine(day + timedelta(days=1) if end else day, time.min, dt_timezone.utc)
+            return datetime.combine(day + timedelta(days=1) if end else day, time.min, UTC)
         except OverflowError:  # 9999-12-31 has no next day
             raise LifecycleError(f"{name} {text!r} is too far in the future.") from None
     moment = parse_rfc3339(text)
@@ -234,7 +207,7 @@ def _iso(moment: datetime | str) -> str:
     """RFC 3339 in UTC, always six fractional digits and a Z, so every row has the same shape."""
     if isinstance(moment, str):  # already formatted by PostgreSQL (_UtcText)
         return moment
-    return moment.astimezone(dt_timezone.utc).isoformat(timespec="microseconds")[:-6] + "Z"
+    return moment.astimezone(UTC).isoformat(timespec="microseconds")[:-6] + "Z"
 
 
 def _canonical_json(text: str) -> bytes:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import datetime, timedelta
 
 from django.db import connection, transaction
 from django.db.models import Sum
@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from organizations.models import App, Organization
 from telemetry import storage
+from telemetry.periods import UTC
 from telemetry.models import Event, HourlyCounts
 
 logger = logging.getLogger(__name__)
@@ -36,7 +37,7 @@ def count_before(app: App, cutoff: datetime) -> int:
     events by telemetry.storage), the partial hour before the cutoff from raw
     events: counting half a million raw rows takes PostgreSQL most of a second,
     which a settings page must not spend."""
-    hour = cutoff.astimezone(dt_timezone.utc).replace(minute=0, second=0, microsecond=0)
+    hour = cutoff.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
     whole_hours = HourlyCounts.objects.filter(app=app, dimension="total", hour__lt=hour).aggregate(n=Sum("events"))["n"]
     partial_hour = Event.objects.filter(app=app, timestamp__gte=hour, timestamp__lt=cutoff).count()
     return (whole_hours or 0) + partial_hour

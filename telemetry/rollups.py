@@ -17,11 +17,10 @@ import math
 from collections import defaultdict
 from datetime import date, datetime
 
-from telemetry.models import ROLLUP_DIMENSIONS, HourlyRollup
+from telemetry.models import HourlyRollup
 from telemetry.periods import UTC
 
 COMMAND_EVENT_TYPE = "command_execution"  # what the SDK's track_command() sends
-DIMENSIONS = ROLLUP_DIMENSIONS
 VALUE_LENGTH = HourlyRollup._meta.get_field("value").max_length
 # Durations outside this range (negative, or over ~31 years) are not timings.
 MAX_DURATION_MS = 10**12

@@ -12,7 +12,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from dashboard import stats
-from telemetry import daily, rollups, sketches, storage
+from telemetry import daily, sketches, storage
 from telemetry.models import DailyActor, DailyRollup, DailySketch, Event
 from tests.dashboard.conftest import sdk_event, store
 from tests.factories import make_app
@@ -328,7 +328,7 @@ def test_exact_counts_of_the_previous_period_are_kept_until_it_changes(apps, app
     "period",
     [
         stats.preset_range("24h", now=NOW),
-        stats.TimeRange(start=ago(2, 5), end=ago(0, 0)),  # 43 hours across three UTC days
+        stats.Period(start=ago(2, 5), end=ago(0, 0)),  # 43 hours across three UTC days
     ],
     ids=["24h", "43 hours"],
 )

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from dashboard import stats
-from telemetry import daily, rollups, storage
+from telemetry import daily, storage
 from telemetry.models import DailyRollup, Event
 from tests.dashboard.conftest import sdk_event, store
 from tests.factories import make_app
@@ -58,8 +58,8 @@ def everything(app_ids, period, app_objects):
 def periods():
     yield stats.preset_range("7d", now=NOW)
     yield stats.preset_range("30d", now=NOW)
-    yield stats.day_range(TODAY - timedelta(days=35), TODAY - timedelta(days=2))  # all closed days
-    yield stats.day_range(TODAY - timedelta(days=5), TODAY - timedelta(days=3))  # the shortest range read per day
+    yield stats.period_of_days(TODAY - timedelta(days=35), TODAY - timedelta(days=2))  # all closed days
+    yield stats.period_of_days(TODAY - timedelta(days=5), TODAY - timedelta(days=3))  # the shortest range read per day
 
 
 @pytest.mark.parametrize("period", list(periods()), ids=["7d", "30d", "past", "three days"])

@@ -7,7 +7,7 @@ from datetime import date, datetime, timedelta, timezone
 import pytest
 
 from dashboard import stats
-from dashboard.stats import Cursor, EventFilters, TimeRange
+from dashboard.stats import Cursor, EventFilters, Period
 from telemetry.models import Event
 from telemetry.rollups import bucket_range, duration_bucket
 from tests.dashboard.conftest import NOW, sdk_event, store
@@ -48,7 +48,7 @@ def history(app, org):
     return app, other
 
 
-def week() -> TimeRange:
+def week() -> Period:
     return stats.preset_range("7d", now=NOW)
 
 
@@ -56,18 +56,18 @@ def week() -> TimeRange:
 
 
 def test_presets_end_with_the_current_utc_hour_or_day():
-    assert stats.preset_range("24h", now=NOW) == TimeRange(start=at(9, 13), end=at(10, 13))
-    assert week() == TimeRange(start=at(4, 0), end=at(11, 0))
+    assert stats.preset_range("24h", now=NOW) == Period(start=at(9, 13), end=at(10, 13))
+    assert week() == Period(start=at(4, 0), end=at(11, 0))
     assert stats.preset_range("90d", now=NOW).start == datetime(2025, 12, 11, tzinfo=UTC)
 
 
 def test_a_range_of_up_to_48_hours_is_counted_per_hour_and_longer_ones_per_day():
-    assert stats.day_range(date(2026, 3, 9), date(2026, 3, 10)).bucket == "hour"
-    assert stats.day_range(date(2026, 3, 8), date(2026, 3, 10)).bucket == "day"
+    assert stats.period_of_days(date(2026, 3, 9), date(2026, 3, 10)).bucket == "hour"
+    assert stats.period_of_days(date(2026, 3, 8), date(2026, 3, 10)).bucket == "day"
 
 
 def test_the_previous_period_has_the_same_length_and_ends_where_the_period_starts():
-    assert week().previous == TimeRange(start=at(25, 0, month=2), end=at(4, 0))
+    assert week().previous == Period(start=at(25, 0, month=2), end=at(4, 0))
 
 
 # --- Totals ---------------------------------------------------------------------------------
@@ -95,7 +95,7 @@ def test_an_organization_summary_counts_every_app(history):
 
 def test_change_against_an_empty_previous_period_is_none(history):
     app, _ = history
-    first_week = stats.day_range(date(2026, 2, 18), date(2026, 2, 24))
+    first_week = stats.period_of_days(date(2026, 2, 18), date(2026, 2, 24))
 
     summary = stats.summary([app.pk], period=first_week)
 
@@ -163,7 +163,7 @@ def test_values_past_the_limit_are_counted_as_other(history):
 
 def test_breakdowns_of_an_empty_period_have_no_rows(history):
     app, _ = history
-    empty = stats.day_range(date(2026, 1, 1), date(2026, 1, 7))
+    empty = stats.period_of_days(date(2026, 1, 1), date(2026, 1, 7))
 
     assert all(b.rows == [] and b.total == 0 for b in stats.breakdowns([app.pk], period=empty))
 

@@ -10,7 +10,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from organizations.models import AuditEntry
-from telemetry import lifecycle
+from telemetry import lifecycle, periods
 from telemetry.models import Event
 from tests.factories import make_app, make_event
 from tests.lifecycle.conftest import store_events
@@ -53,7 +53,7 @@ def test_export_writes_csv_to_a_file_and_progress_to_stdout(app, ids, tmp_path):
     out, err = run("export_events", app.public_id, "--format", "csv", "--output", str(target))
 
     expected = b"".join(
-        lifecycle.export_events(app, lifecycle.TimeRange(None, None), export_format=lifecycle.EXPORT_FORMATS["csv"])
+        lifecycle.export_events(app, periods.TimeRange(None, None), export_format=lifecycle.EXPORT_FORMATS["csv"])
     )
     assert target.read_bytes() == expected
     assert expected.count(b"\r\n") == 4

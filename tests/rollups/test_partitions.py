@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from telemetry import partitions, rollups, sketches, storage
+from telemetry import partitions, sketches, storage
 from telemetry.models import DailyActor, DailySketch, Event, EventKey, HourlyCounts, HourlyRollup
 from tests.factories import iso, make_app, make_event
 from tests.rollups.test_rollups import snapshot, store

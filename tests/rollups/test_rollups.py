@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 from datetime import datetime, timedelta, timezone
 
-import pytest
 from django.core.management import call_command
 from django.db.models import Sum
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st

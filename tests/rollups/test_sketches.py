@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.urls import reverse
 
-from telemetry import rollups, sketches, storage
+from telemetry import sketches, storage
 from telemetry.models import DailyActor, DailyRollup, DailySketch, Event
 from tests.factories import iso, make_app, make_event
 from tests.rollups.test_rollups import store

@@ -14,7 +14,7 @@ from django.urls import reverse
 from hypothesis import given, settings as hypothesis_settings, strategies as st
 
 from organizations.services import issue_credential
-from telemetry import ingest, lifecycle
+from telemetry import ingest, lifecycle, periods
 from telemetry.errors import IngestError
 from telemetry.ingest import MAX_DATA_DEPTH
 from telemetry.models import Event
@@ -89,7 +89,7 @@ def test_data_as_deep_as_allowed_is_stored_read_back_exported_and_shown(client, 
     assert data == 1
     for name in ("jsonl", "csv"):
         export_format = lifecycle.EXPORT_FORMATS[name]
-        everything = lifecycle.TimeRange(None, None)
+        everything = periods.TimeRange(None, None)
         exported = b"".join(lifecycle.export_events(app, everything, export_format=export_format))
         assert b'{"k":["x",' * 10 in exported.replace(b'""', b'"')  # CSV doubles the quotes
     client.force_login(alice)
