@@ -30,8 +30,9 @@ from datetime import date, datetime, time, timedelta, timezone as dt_timezone
 
 from django.core.cache import cache
 from django.db import connection
-from django.db.models import Count, DateField, Func, Max, OuterRef, Q, QuerySet, Subquery, Sum
+from django.db.models import BigIntegerField, Count, DateField, Func, Max, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.fields.json import KeyTextTransform
+from django.db.models.functions import Cast
 from django.utils import timezone
 
 from organizations.models import App
@@ -359,7 +360,8 @@ def _range_figures(app_ids: Sequence[int], period: TimeRange, version: RollupVer
             # Every dimension named, so PostgreSQL walks rollup_key one dimension at a time.
             _hourly_rollups(app_ids).filter(dimension__in=ROLLUP_DIMENSIONS, hour__gte=rest_start, hour__lt=period.end)
             .annotate(day=UTCDay("hour")).values("app_id", "day", "dimension", "value")
-            .annotate(**{f"sum_{name}": Sum(name) for name in _FIELDS}).order_by()
+            # bigint, not numeric: PostgreSQL's sum of bigints would reach Python as Decimals.
+            .annotate(**{f"sum_{name}": Cast(Sum(name), BigIntegerField()) for name in _FIELDS}).order_by()
         )  # fmt: skip
         own_first_text = period.start.date().isoformat()
         # Hundreds of rows: fetched as they come, without the ORM's conversions per value.
