@@ -20,10 +20,10 @@ first view after any change of the closed days costs; --late-events stores
 one event dated three days back before each timed request (through the
 ingest path: this adds events to the database), which is what a view costs
 while clients keep sending late events. --only org_overview
-times only the pages whose name starts so. --at 2026-12-01T23:00:00Z times
-them as if it were that moment: the current UTC day's share of the figures
-depends on how much of it has passed, so pin the clock to when seeding ended
-to compare runs made at different times of day.
+times only the pages whose name starts so. --hours-back 3 times them as if
+it were three hours earlier: the current UTC day's share of the figures
+depends on how much of it has passed, and the seeded events end when seeding
+did, so compare runs with the same current day.
 """
 
 from __future__ import annotations
@@ -57,22 +57,20 @@ def setup_django() -> None:
     django.setup()
 
 
-def pin_clock(at: str | None) -> None:
-    """Let Django's clock (django.utils.timezone.now) run on from `at` (ISO 8601, UTC),
-    so the ranges end where the seeded events do, whenever the pages are timed:
-    "today" then holds the hours of events it had when seeding ended."""
-    if not at:
+def turn_clock_back(hours: float) -> None:
+    """Run Django's clock (django.utils.timezone.now) `hours` behind, so pages
+    are timed as if it were then: the current UTC day's share of a range
+    depends on how much of it has passed, and seeded events end when seeding
+    did. The offset is the same in every run, so the clock never goes back
+    between runs (sketches remember when they were built)."""
+    if not hours:
         return
-    from datetime import datetime, timezone as dt_timezone
+    from datetime import timedelta
 
     from django.utils import timezone
 
-    moment = datetime.fromisoformat(at.replace("Z", "+00:00"))
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=dt_timezone.utc)
-    real = timezone.now
-    offset = moment - real()
-    timezone.now = lambda: real() + offset
+    real, offset = timezone.now, timedelta(hours=hours)
+    timezone.now = lambda: real() - offset
 
 
 def presets() -> tuple[str, ...]:
@@ -232,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--path", action="append", default=[], help="another path to time (e.g. a stats API URL)")
     parser.add_argument("--slow-queries", action="store_true", help="print the 3 slowest SQL statements of pages over the target")
     parser.add_argument("--cold-cache", action="store_true", help="empty Django's cache before each timed request")
-    parser.add_argument("--at", metavar="ISO", help="time the pages as if it were this moment (e.g. when seeding ended)")
+    parser.add_argument("--hours-back", type=float, default=0, metavar="H", help="time the pages as if it were H hours ago")
     parser.add_argument(
         "--late-events", action="store_true", help="store one event dated 3 days back (in the first app) before each timed request"
     )
@@ -240,7 +238,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     setup_django()
-    pin_clock(args.at)
+    turn_clock_back(args.hours_back)
     import logging
 
     from organizations.models import Organization

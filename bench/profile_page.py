@@ -29,7 +29,7 @@ BENCH = Path(__file__).resolve().parent
 sys.path.insert(0, str(BENCH))
 sys.path.insert(0, str(BENCH.parent))
 
-from pages import pin_clock, setup_django, viewer_client  # noqa: E402
+from pages import setup_django, turn_clock_back, viewer_client  # noqa: E402
 from profile_ingest import Timer  # noqa: E402
 
 # (module, attribute, label); indented labels run inside the one above. Missing
@@ -69,10 +69,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeat", type=int, default=20, help="timed requests (default 20)")
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--cprofile", type=int, metavar="N", default=0, help="also list the N functions with most own time")
-    parser.add_argument("--at", metavar="ISO", help="as if it were this moment (bench/pages.py --at)")
+    parser.add_argument("--hours-back", type=float, default=0, metavar="H", help="as if it were H hours ago (bench/pages.py)")
     args = parser.parse_args(argv)
     setup_django()
-    pin_clock(args.at)
+    turn_clock_back(args.hours_back)
     import logging
 
     from django.db import connection
