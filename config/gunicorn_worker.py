@@ -1,7 +1,7 @@
 """gunicorn workers whose own answers carry X-Clacks-Overhead too.
 
 Every response of the server carries `X-Clacks-Overhead: GNU Terry Pratchett`
-(PROTOCOL.md, Responses). Django's middleware adds it to what the app answers,
+(docs/protocol.md, X-Clacks-Overhead). Django's middleware adds it to what the app answers,
 but gunicorn answers some requests before they reach the app: a request line
 too long (414), too many or too large headers (431), a malformed request line,
 method, header or chunked body, an unsupported HTTP version (400), an

@@ -1,5 +1,5 @@
 """The answers gunicorn writes itself, before a request reaches the app, carry
-X-Clacks-Overhead too (PROTOCOL.md, Responses; config/gunicorn_worker.py).
+X-Clacks-Overhead too (docs/protocol.md, X-Clacks-Overhead; config/gunicorn_worker.py).
 
 Raw sockets, since no HTTP client sends these shapes."""
 
