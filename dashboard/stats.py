@@ -166,7 +166,8 @@ def with_daily_rollups(app_ids: Sequence[int], period: TimeRange) -> TimeRange:
 
 
 def _hourly_rollups(app_ids: Sequence[int]) -> QuerySet:
-    """The apps' hourly rollup rows: every read of HourlyRollup in this module starts here."""
+    """The apps' hourly rollup rows: every read of HourlyRollup in this module
+    starts here (so a view with the same columns can take its place)."""
     return HourlyRollup.objects.filter(app_id__in=list(app_ids))
 
 
@@ -224,15 +225,23 @@ class RollupVersion:
 def rollup_version(app_ids: Sequence[int], first: date, last: date) -> RollupVersion:
     """The version of the apps' rollups over the closed UTC days [first, last], in one query.
 
-    Each day's event total in the hourly rollups is compared with its daily
-    rollup's `total` row: the days that differ are stale. When none is, the
-    token is a digest of those `total` rows (id and events), and it names the
-    days' figures exactly: ingest only adds events, so a late event raises
-    its day's hourly total (and makes the day stale until rebuilt, with new
-    rows); every other change of a day's figures (deleting events, dropping
-    a partition, rebuilding the rollups) deletes the day's daily rollups in
-    the same transaction (telemetry.daily.forget); and daily.build replaces a
-    day's rows with new ones (README, "Storage and scaling")."""
+    What it must return, whatever stores the rollups: `stale`, every app and
+    day whose daily rollups are missing or no longer sum that day's hourly
+    rollups (as _hourly_rollups() reads them); and `totals`, from which
+    `token` and `token_of` are made, such that once the stale days are
+    rebuilt (daily.build) a token stays the same exactly as long as no
+    figure of these apps on its days changes. A token may change when
+    nothing did (the next page view reads those days again); it must never
+    stay the same when something did: pages show cached figures under it.
+
+    How: each day's event total in the hourly rollups is compared with its
+    daily rollup's `total` row, and `totals` are those rows (id and events).
+    That is exact because ingest only adds events, so a late event raises
+    its day's hourly total (the day is stale until rebuilt, with new rows);
+    every other change of a day's figures (deleting events, dropping a
+    partition, rebuilding the rollups) deletes the day's daily rollups in
+    the same transaction (telemetry.daily.forget); and daily.build replaces
+    a day's rows with new ones (README, "Storage and scaling")."""
     app_ids = sorted(set(app_ids))
     start, end = daily.start_of(first), daily.start_of(last) + DAY
     hourly = (
