@@ -232,7 +232,10 @@ def rollup_version(app_ids: Sequence[int], first: date, last: date) -> RollupVer
     rebuilt (daily.build) a token stays the same exactly as long as no
     figure of these apps on its days changes. A token may change when
     nothing did (the next page view reads those days again); it must never
-    stay the same when something did: pages show cached figures under it.
+    stay the same when something did: pages show cached figures under it,
+    read from those days' daily rollups, sketches and daily actors (so the
+    daily actors of a day must never change without its events or a
+    deletion that forgets the day).
 
     How: each day's event total in the hourly rollups is compared with its
     daily rollup's `total` row, and `totals` are those rows (id and events).
