@@ -222,15 +222,26 @@ class RollupVersion:
 def rollup_version(app_ids: Sequence[int], first: date, last: date) -> RollupVersion:
     """The version of the apps' rollups over the closed UTC days [first, last], in one query.
 
-    Each day's event total in the hourly rollups is compared with its daily
-    rollup's `total` row: the days that differ are stale. When none is, the
-    token is a digest of those `total` rows (id and events), and it names the
-    days' figures exactly: ingest only adds events, so a late event raises
-    its day's hourly total (and makes the day stale until rebuilt, with new
-    rows); every other change of a day's figures (deleting events, dropping
-    a partition, rebuilding the rollups) deletes the day's daily rollups in
-    the same transaction (telemetry.storage.forget_daily_rollups); and daily.build replaces a
-    day's rows with new ones (README, "Storage and scaling")."""
+    What it must return, whatever stores the rollups: `stale`, every app and
+    day whose daily rollups are missing or no longer sum that day's hourly
+    rollups (as _hourly_rollups() reads them); and `totals`, from which
+    `token` and `token_of` are made, such that once the stale days are
+    rebuilt (daily.build) a token stays the same exactly as long as no
+    figure of these apps on its days changes. A token may change when
+    nothing did (the next page view reads those days again); it must never
+    stay the same when something did: pages show cached figures under it,
+    read from those days' daily rollups, sketches and daily actors (so the
+    daily actors of a day must never change without its events or a
+    deletion that forgets the day).
+
+    How: each day's event total in the hourly rollups is compared with its
+    daily rollup's `total` row, and `totals` are those rows (id and events).
+    That is exact because ingest only adds events, so a late event raises
+    its day's hourly total (the day is stale until rebuilt, with new rows);
+    every other change of a day's figures (deleting events, dropping a
+    partition, rebuilding the rollups) deletes the day's daily rollups in
+    the same transaction (telemetry.storage.forget_daily_rollups); and daily.build replaces
+    a day's rows with new ones (README, "Storage and scaling")."""
     app_ids = sorted(set(app_ids))
     start, end = start_of_day(first), start_of_day(last) + DAY
     hourly = (
