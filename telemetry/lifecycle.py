@@ -315,9 +315,8 @@ def delete_events(events: EventQuerySet, *, batch_size: int = DELETE_BATCH_SIZE)
     Erasure deletes through here. Filter the queryset to one app so each
     batch is found on the (app, timestamp) index."""
     deleted = 0
-    # No index leads with user_id (it would slow every insert for a rare
-    # request), so finding one user's events is a scan of the app's: each scan
-    # collects keys for several batches, while each transaction stays small.
+    # One query collects the keys of several batches (erasure's user filter
+    # reads the (app, user_id, timestamp) index), while each transaction stays small.
     for page in keyset_pages(events, fields=("app_id",), page_size=batch_size * DELETE_BATCHES_PER_SCAN):
         for start in range(0, len(page), batch_size):
             with transaction.atomic():

@@ -14,10 +14,6 @@ class EventQuerySet(models.QuerySet["Event"]):
     def for_app(self, app: App) -> EventQuerySet:
         return self.filter(app=app)
 
-    def between(self, start, end) -> EventQuerySet:
-        """Events with start <= timestamp < end."""
-        return self.filter(timestamp__gte=start, timestamp__lt=end)
-
 
 class Event(models.Model):
     """One SDK event. Column sizes are generous for anything the SDK sends
