@@ -150,8 +150,13 @@ class MonthlyUsage(models.Model):
 # --- Pre-aggregated analytics (telemetry.rollups) -------------------------------------
 
 
-# What the rollups count events by (telemetry.rollups.event_facts says how).
-ROLLUP_DIMENSIONS = ("total", "type", "category", "os", "arch", "version", "ci", "command", "duration")
+# What the rollups count events by (telemetry.rollups.event_facts says how): the
+# plain dimensions, one event field each, then the segmented ones, whose values
+# join several fields (telemetry.rollups.SEGMENTED_DIMENSIONS).
+ROLLUP_DIMENSIONS = (
+    "total", "type", "category", "os", "arch", "version", "ci", "command", "duration",
+    "segment", "seg_type", "cmd", "cmd_duration", "cmd_exit", "cmd_flag", "version_duration",
+)  # fmt: skip
 
 
 class RollupCounts(models.Model):
@@ -162,7 +167,8 @@ class RollupCounts(models.Model):
     app = models.ForeignKey(App, models.CASCADE, related_name="+", db_index=False)
     # One of ROLLUP_DIMENSIONS.
     dimension = models.CharField(max_length=16)
-    value = models.CharField(max_length=200)
+    # Plain values are at most 200 characters, segmented ones at most 400 (telemetry.rollups.PART_LENGTHS).
+    value = models.CharField(max_length=400)
     events = models.BigIntegerField(default=0)
     succeeded = models.BigIntegerField(default=0)
     failed = models.BigIntegerField(default=0)
@@ -214,6 +220,41 @@ class DailyActor(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind}:{self.actor} on {self.day} for app #{self.app_id}"
+
+
+class UserDay(models.Model):
+    """That a user sent at least one stored event to an app on a UTC day, with
+    this version, OS, OS version, arch and CI setting (a user who upgraded that
+    day has two rows). Written with the events by telemetry.storage, like
+    DailyActor: the releases, retention and platform pages count users from
+    here, filtered by the filter bar's fields. Column names follow Event's."""
+
+    # No index of its own: the unique key below leads with the app.
+    app = models.ForeignKey(App, models.CASCADE, related_name="+", db_index=False)
+    day = models.DateField()
+    user_id = models.CharField(max_length=200)
+    service_version = models.CharField(max_length=100)
+    os = models.CharField(max_length=100)
+    os_version = models.CharField(max_length=100, blank=True)
+    arch = models.CharField(max_length=100, blank=True)
+    # "true", "false" or "" (unknown): text, so the unique key below holds it without NULL semantics.
+    ci = models.CharField(max_length=5, blank=True)
+
+    class Meta:
+        constraints = [
+            # ON CONFLICT DO NOTHING target; also serves "an app's users in a day range".
+            models.UniqueConstraint(
+                fields=["app", "day", "user_id", "service_version", "os", "os_version", "arch", "ci"],
+                name="user_day_once",
+            ),
+        ]
+        indexes = [
+            # Retention's "first seen" of every user of an app: (app, user, day) without sorting.
+            models.Index(fields=["app", "user_id", "day"], name="user_day_by_user"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user_id} on {self.day} ({self.service_version}) for app #{self.app_id}"
 
 
 class DailySketch(models.Model):

@@ -16,12 +16,15 @@ import bisect
 import math
 from collections import defaultdict
 from datetime import date, datetime
+from typing import NamedTuple
 
 from telemetry.models import HourlyRollup
 from telemetry.periods import UTC
 
 COMMAND_EVENT_TYPE = "command_execution"  # what the SDK's track_command() sends
-VALUE_LENGTH = HourlyRollup._meta.get_field("value").max_length
+# The plain dimensions' values are cut to this (the longest event field is 200);
+# compound values are built from parts cut to PART_LENGTH, so they fit too.
+VALUE_LENGTH = 200
 # Durations outside this range (negative, or over ~31 years) are not timings.
 MAX_DURATION_MS = 10**12
 
@@ -53,6 +56,79 @@ def bucket_range(index: int) -> tuple[int, int | None]:
     return low, high
 
 
+# --- Segmented dimensions ---------------------------------------------------------------
+#
+# The plain dimensions count events by one field at a time. The filter bar
+# (version, OS, arch, CI) and the release pages need counts by several at
+# once, so these dimensions' values join parts with SEP, in the order listed.
+# Each part is cut to its PART_LENGTHS and has SEP replaced by a space, so a
+# value always splits back into the same parts and stays short enough to index.
+# Command-centred values lead with the command: a command's page reads one
+# prefix of the index.
+
+SEP = "\x1f"
+PART_LENGTHS = {
+    "version": 64, "os": 64, "arch": 64, "ci": 5, "os_version": 64, "type": 128, "category": 64,
+    "command": 128, "bucket": 3, "exit_code": 11, "flag": 64,
+}  # fmt: skip
+SEGMENT = ("version", "os", "arch", "ci")  # the filter bar's fields, in every segmented value
+SEGMENTED_DIMENSIONS = {
+    "segment": (*SEGMENT, "os_version"),  # every event
+    "seg_type": (*SEGMENT, "type", "category"),  # every event
+    "cmd": ("command", *SEGMENT),  # command runs
+    "cmd_duration": ("command", *SEGMENT, "bucket"),  # timed command runs
+    "cmd_exit": ("command", *SEGMENT, "exit_code"),  # command runs; "" without an integer exit code
+    "cmd_flag": ("command", *SEGMENT, "flag"),  # one row per distinct flag of a run
+    "version_duration": ("version", "command", "bucket"),  # release health's percentiles, unfiltered
+}
+MAX_FLAGS = 32  # flags read per run: the first 32 elements of data.flags
+EXIT_CODE_RANGE = (-(2**31), 2**31 - 1)
+
+
+class Segment(NamedTuple):
+    """The filter bar's fields of a segmented value, as parts (ci as a bool or None)."""
+
+    version: str
+    os: str
+    arch: str
+    ci: bool | None
+
+
+def part(name: str, value: str) -> str:
+    """A field as a part of a segmented value."""
+    return value[: PART_LENGTHS[name]].replace(SEP, " ")
+
+
+def ci_text(ci: bool | None) -> str:
+    return "" if ci is None else ("true" if ci else "false")
+
+
+def split(dimension: str, value: str) -> dict[str, str]:
+    """A segmented dimension's value as {part name: part}."""
+    return dict(zip(SEGMENTED_DIMENSIONS[dimension], value.split(SEP)))
+
+
+def segment_of(parts: dict[str, str]) -> Segment:
+    return Segment(parts["version"], parts["os"], parts["arch"], {"true": True, "false": False}.get(parts["ci"]))
+
+
+def _exit_code(data) -> str:
+    code = data.get("exit_code") if isinstance(data, dict) else None
+    if isinstance(code, bool) or not isinstance(code, (int, float)):
+        return ""
+    if isinstance(code, float) and not (math.isfinite(code) and code.is_integer()):
+        return ""
+    code = int(code)
+    return str(code) if EXIT_CODE_RANGE[0] <= code <= EXIT_CODE_RANGE[1] else ""
+
+
+def _flags(data) -> list[str]:
+    flags = data.get("flags") if isinstance(data, dict) else None
+    if not isinstance(flags, list):
+        return []
+    return sorted({part("flag", flag) for flag in flags[:MAX_FLAGS] if isinstance(flag, str)})
+
+
 # --- What one event contributes ---------------------------------------------------------
 
 
@@ -77,7 +153,7 @@ def _command_facts(event_type: str, data) -> tuple[str | None, bool | None, int 
 
 def event_facts(
     *, timestamp: datetime, event_type: str, category: str, os: str, arch: str, service_version: str,
-    ci: bool | None, data,
+    ci: bool | None, data, os_version: str = "",
 ) -> tuple[datetime, list[tuple[str, str]], bool | None, int | None]:
     """(UTC hour, [(dimension, value)], success, duration) for one event."""
     hour = timestamp.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
@@ -89,12 +165,27 @@ def event_facts(
         ("os", os),
         ("arch", arch),
         ("version", service_version),
-        ("ci", "" if ci is None else ("true" if ci else "false")),
+        ("ci", ci_text(ci)),
     ]
+    segment = SEP.join(
+        [part("version", service_version), part("os", os), part("arch", arch), ci_text(ci)]
+    )
+    values.append(("segment", segment + SEP + part("os_version", os_version)))
+    values.append(("seg_type", SEP.join([segment, part("type", event_type), part("category", category)])))
+    bucket = str(duration_bucket(duration)) if duration is not None else None
     if command is not None:
         values.append(("command", command))
-    if duration is not None:
-        values.append(("duration", str(duration_bucket(duration))))
+        run = part("command", command) + SEP + segment
+        values.append(("cmd", run))
+        values.append(("cmd_exit", run + SEP + _exit_code(data)))
+        values.extend(("cmd_flag", run + SEP + flag) for flag in _flags(data))
+        if bucket is not None:
+            values.append(("cmd_duration", run + SEP + bucket))
+            values.append(
+                ("version_duration", SEP.join([part("version", service_version), part("command", command), bucket]))
+            )
+    if bucket is not None:
+        values.append(("duration", bucket))
     return hour, values, success, duration
 
 
@@ -129,8 +220,25 @@ def actor_keys(timestamp: datetime, user_id: str, session_id: str) -> list[tuple
 
 _BOUNDS_SQL = "ARRAY[" + ",".join(map(str, DURATION_BOUNDS)) + "]::bigint[]"
 
+
+
+def _part_sql(name: str, expression: str) -> str:
+    return f"replace(left({expression}, {PART_LENGTHS[name]}), chr(31), ' ')"
+
+
+_CI_SQL = "CASE WHEN {0} IS NULL THEN '' WHEN {0} THEN 'true' ELSE 'false' END"
+
+
+def ci_text_sql(column: str) -> str:
+    """ci_text() in SQL."""
+    return _CI_SQL.format(column)
+_SEGMENT_SQL = " || chr(31) || ".join(
+    [_part_sql("version", "f.service_version"), _part_sql("os", "f.os"), _part_sql("arch", "f.arch"),
+     _CI_SQL.format("f.ci")]
+)  # fmt: skip
+
 # From rows with the Event columns (a CTE or subquery named by {source}), the
-# rollup contributions: one row per event and dimension. Mirrors event_facts().
+# rollup contributions: one row per event and dimension (and flag). Mirrors event_facts().
 _FACTS_SQL = f"""
 facts AS (
     SELECT date_trunc('hour', s.timestamp, 'UTC') AS hour,
@@ -143,20 +251,48 @@ facts AS (
            CASE WHEN s.event_type = '{COMMAND_EVENT_TYPE}'
                 THEN CASE WHEN jsonb_typeof(s.data -> 'command') = 'string'
                           THEN left(s.data ->> 'command', {VALUE_LENGTH}) ELSE '' END END AS command,
-           s.event_type, s.category, s.os, s.arch, s.service_version, s.ci
+           CASE WHEN jsonb_typeof(s.data -> 'exit_code') = 'number'
+                     AND (s.data ->> 'exit_code')::numeric = floor((s.data ->> 'exit_code')::numeric)
+                     AND (s.data ->> 'exit_code')::numeric BETWEEN {EXIT_CODE_RANGE[0]} AND {EXIT_CODE_RANGE[1]}
+                THEN (s.data ->> 'exit_code')::numeric::bigint::text ELSE '' END AS exit_code,
+           CASE WHEN jsonb_typeof(s.data -> 'flags') = 'array' THEN s.data -> 'flags' END AS flags,
+           s.event_type, s.category, s.os, s.os_version, s.arch, s.service_version, s.ci
     FROM {{source}} s
 ),
-contributions AS (
-    SELECT f.hour, d.dimension, d.value, f.success, f.duration
+parts AS (
+    SELECT f.*, {_SEGMENT_SQL} AS segment,
+           {_part_sql("command", "f.command")} || chr(31) || {_SEGMENT_SQL} AS run,
+           width_bucket(f.duration, {{bounds}})::text AS bucket
     FROM facts f
+),
+contributions AS (
+    SELECT p.hour, d.dimension, d.value, p.success, p.duration
+    FROM parts p
     CROSS JOIN LATERAL (VALUES
-        ('total', ''), ('type', f.event_type), ('category', f.category), ('os', f.os),
-        ('arch', f.arch), ('version', f.service_version),
-        ('ci', CASE WHEN f.ci IS NULL THEN '' WHEN f.ci THEN 'true' ELSE 'false' END),
-        ('command', f.command),
-        ('duration', width_bucket(f.duration, {_BOUNDS_SQL})::text)
+        ('total', ''), ('type', p.event_type), ('category', p.category), ('os', p.os),
+        ('arch', p.arch), ('version', p.service_version),
+        ('ci', {_CI_SQL.format("p.ci")}),
+        ('command', p.command),
+        ('duration', p.bucket),
+        ('segment', p.segment || chr(31) || {_part_sql("os_version", "p.os_version")}),
+        ('seg_type', p.segment || chr(31) || {_part_sql("type", "p.event_type")} || chr(31)
+                     || {_part_sql("category", "p.category")}),
+        ('cmd', p.run),
+        ('cmd_exit', p.run || chr(31) || p.exit_code),
+        ('cmd_duration', p.run || chr(31) || p.bucket),
+        ('version_duration', {_part_sql("version", "p.service_version")} || chr(31)
+                             || {_part_sql("command", "p.command")} || chr(31) || p.bucket)
     ) AS d(dimension, value)
     WHERE d.value IS NOT NULL
+    UNION ALL
+    SELECT p.hour, 'cmd_flag', p.run || chr(31) || fl.flag, p.success, p.duration
+    FROM parts p
+    CROSS JOIN LATERAL (
+        SELECT DISTINCT {_part_sql("flag", "e.v #>> '{{}}'")} AS flag
+        FROM jsonb_array_elements(p.flags) WITH ORDINALITY AS e(v, i)
+        WHERE e.i <= {MAX_FLAGS} AND jsonb_typeof(e.v) = 'string'
+    ) AS fl
+    WHERE p.command IS NOT NULL
 )"""
 
 
@@ -164,4 +300,4 @@ def facts_sql(source: str) -> str:
     """The CTEs `facts` and `contributions` (hour, dimension, value, success,
     duration per event and dimension) over `source`: a CTE name or a subquery
     with the Event columns."""
-    return _FACTS_SQL.format(source=source)
+    return _FACTS_SQL.format(source=source, bounds=_BOUNDS_SQL)

@@ -12,8 +12,9 @@ docs/storage.md describes the design; in short:
   moves them into HourlyRollup in one transaction. Reads go through the
   HourlyCounts view, which adds the unfolded rows, so every figure is exact
   whether or not the fold has run. Deletions append negative deltas.
-- **Distinct users and sessions** (DailyActor) are still written by the
-  batch itself: an insert that skips known rows, never an update.
+- **Distinct users and sessions** (DailyActor, and UserDay: users with
+  their version and platform) are still written by the batch itself: an
+  insert that skips known rows, never an update.
 - **Caches** (DailyRollup, DailySketch) are written and dropped here too;
   telemetry.daily and telemetry.sketches decide when.
 - **Partitions**: the data side of creating and dropping a time partition
@@ -47,6 +48,7 @@ from telemetry.models import (
     HourlyCounts,
     HourlyRollup,
     RollupDelta,
+    UserDay,
 )
 from telemetry.periods import DAY, UTC, start_of_day
 
@@ -58,6 +60,8 @@ ROLLUP_TABLE = HourlyRollup._meta.db_table
 DELTA_TABLE = RollupDelta._meta.db_table
 COUNTS_VIEW = HourlyCounts._meta.db_table
 ACTOR_TABLE = DailyActor._meta.db_table
+USER_DAY_TABLE = UserDay._meta.db_table
+USER_DAY_COLUMNS = ("user_id", "service_version", "os", "os_version", "arch")  # then ci, as text
 DAILY_TABLE = DailyRollup._meta.db_table
 
 # Event columns an ingest row fills, in the order the insert statements list them.
@@ -112,7 +116,7 @@ def store_batch(app_pk: int, rows: list[dict], *, received_at: datetime) -> int:
 
 
 _PG_TYPES = {"event_id": "uuid", "timestamp": "timestamptz", "ci": "boolean", "data": "jsonb"}
-_RETURNED = "timestamp, event_type, category, os, arch, service_version, ci, user_id, session_id, data"
+_RETURNED = "timestamp, event_type, category, os, os_version, arch, service_version, ci, user_id, session_id, data"
 
 
 def _store_sql_postgresql(*, derived: bool = True) -> str:
@@ -141,6 +145,7 @@ def _store_sql_postgresql(*, derived: bool = True) -> str:
     {rollups.facts_sql("inserted") + "," if derived else ""}
     {f"deltas AS ({_delta_insert_sql()})," if derived else ""}
     {f"actors AS ({_actors_insert_sql('inserted')})," if derived else ""}
+    {f"user_days AS ({_user_days_insert_sql('inserted')})," if derived else ""}
     done AS (SELECT 1)
     SELECT count(*) FROM inserted"""
 
@@ -162,6 +167,17 @@ def _actors_insert_sql(source: str) -> str:
     FROM {source} s CROSS JOIN LATERAL (VALUES ('u', s.user_id), ('s', nullif(s.session_id, ''))) AS a(kind, actor)
     WHERE a.actor IS NOT NULL
     ORDER BY 2, 3, 4
+    ON CONFLICT DO NOTHING"""
+
+
+def _user_days_insert_sql(source: str) -> str:
+    columns = ", ".join(USER_DAY_COLUMNS)
+    return f"""
+    INSERT INTO {USER_DAY_TABLE} (app_id, day, {columns}, ci)
+    SELECT DISTINCT %(app)s, (s.timestamp AT TIME ZONE 'UTC')::date, {", ".join(f"s.{name}" for name in USER_DAY_COLUMNS)},
+           {rollups.ci_text_sql("s.ci")}
+    FROM {source} s
+    ORDER BY 2, 3, 4, 5, 6, 7, 8
     ON CONFLICT DO NOTHING"""
 
 
@@ -214,19 +230,40 @@ def _store_sqlite(app_pk: int, rows: list[dict], received_at: datetime) -> int:
                 for key, row in new
             ],
         )
-    deltas, actors = rollups.new_deltas(), set()
+    deltas, actors, user_days = rollups.new_deltas(), set(), set()
     for _, row in new:
         rollups.add_deltas(
             deltas,
             rollups.event_facts(
                 timestamp=row["timestamp"], event_type=row["event_type"], category=row["category"], os=row["os"],
                 arch=row["arch"], service_version=row["service_version"], ci=row["ci"], data=row["data_value"],
+                os_version=row["os_version"],
             ),
         )
         actors.update(rollups.actor_keys(row["timestamp"], row["user_id"], row["session_id"]))
+        user_days.add(_user_day(row["timestamp"], *(row[name] for name in USER_DAY_COLUMNS), row["ci"]))
     _append_deltas(app_pk, deltas)
     _insert_actors(app_pk, actors)
+    _insert_user_days(app_pk, user_days)
     return len(new)
+
+
+def _user_day(timestamp: datetime, *columns) -> tuple:
+    """(day, user, version, os, os version, arch, ci text): a UserDay row's key."""
+    *names, ci = columns
+    return (timestamp.astimezone(UTC).date(), *names, rollups.ci_text(ci))
+
+
+def _insert_user_days(app_pk: int, user_days: set) -> None:
+    if not user_days:
+        return
+    adapt = connection.ops.adapt_datefield_value
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {USER_DAY_TABLE} (app_id, day, {', '.join(USER_DAY_COLUMNS)}, ci) "
+            f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
+            [(app_pk, adapt(day), *rest) for day, *rest in sorted(user_days)],
+        )
 
 
 def _append_deltas(app_pk: int, deltas: dict[tuple, rollups.Counts]) -> None:
@@ -372,25 +409,29 @@ def delete_events(app_pk: int, event_pks: list[int]) -> int:
     with transaction.atomic():
         events = list(
             Event.objects.filter(app_id=app_pk, pk__in=event_pks).values_list(
-                "pk", "event_id", "timestamp", "event_type", "category", "os", "arch", "service_version", "ci",
-                "user_id", "session_id", "data",
+                "pk", "event_id", "timestamp", "event_type", "category", "os", "os_version", "arch",
+                "service_version", "ci", "user_id", "session_id", "data",
             )
         )
         if not events:
             return 0
-        deltas, actors = rollups.new_deltas(), set()
-        for _pk, _id, timestamp, event_type, category, os, arch, version, ci, user_id, session_id, data in events:
+        deltas, actors, user_days = rollups.new_deltas(), set(), set()
+        for (
+            _pk, _id, timestamp, event_type, category, os, os_version, arch, version, ci, user_id, session_id, data,
+        ) in events:  # fmt: skip
             rollups.add_deltas(
                 deltas,
                 rollups.event_facts(timestamp=timestamp, event_type=event_type, category=category, os=os, arch=arch,
-                                    service_version=version, ci=ci, data=data),
+                                    service_version=version, ci=ci, data=data, os_version=os_version),
                 sign=-1,
             )
             actors.update(rollups.actor_keys(timestamp, user_id, session_id))
+            user_days.add(_user_day(timestamp, user_id, version, os, os_version, arch, ci))
         deleted, _ = Event.objects.filter(app_id=app_pk, pk__in=[row[0] for row in events]).delete()
         EventKey.objects.filter(app_id=app_pk, event_id__in=[row[1] for row in events]).delete()
         _append_deltas(app_pk, deltas)
         _drop_actors_without_events(app_pk, actors)
+        _drop_user_days_without_events(app_pk, user_days)
         days = {day for _, day, _ in actors}
         forget_sketches(app_pk, days)
         forget_daily_rollups(app_pk, days)
@@ -415,6 +456,27 @@ def _drop_actors_without_events(app_pk: int, actors: set) -> None:
             DailyActor.objects.filter(app_id=app_pk, kind=kind, day=day, actor__in=sorted(gone)).delete()
 
 
+def _drop_user_days_without_events(app_pk: int, user_days: set) -> None:
+    """Forget a user's version and platform on a day once none of its events that day remain."""
+    by_day: dict[date, set[tuple]] = defaultdict(set)
+    for day, *rest in user_days:
+        by_day[day].add(tuple(rest))
+    for day, keys in sorted(by_day.items()):
+        start = start_of_day(day)
+        remaining = {
+            (*names, rollups.ci_text(ci))
+            for *names, ci in Event.objects.filter(
+                app_id=app_pk, timestamp__gte=start, timestamp__lt=start + DAY,
+                user_id__in=sorted({key[0] for key in keys}),
+            ).values_list(*USER_DAY_COLUMNS, "ci").distinct()
+        }  # fmt: skip
+        gone = Q()
+        for key in sorted(keys - remaining):
+            gone |= Q(**dict(zip(USER_DAY_COLUMNS, key[:-1])), ci=key[-1])
+        if gone:
+            UserDay.objects.filter(gone, app_id=app_pk, day=day).delete()
+
+
 def delete_app_events(app_pk: int, *, batch_size: int = 5000) -> int:
     """Delete every event of the app and everything derived from them; returns how many events went.
 
@@ -432,7 +494,7 @@ def delete_app_events(app_pk: int, *, batch_size: int = 5000) -> int:
         if count < batch_size:
             break
     with transaction.atomic():
-        for model in (EventKey, RollupDelta, HourlyRollup, DailyActor, DailySketch, DailyRollup):
+        for model in (EventKey, RollupDelta, HourlyRollup, DailyActor, UserDay, DailySketch, DailyRollup):
             model.objects.filter(app_id=app_pk).delete()
     return deleted
 
@@ -446,7 +508,7 @@ def rebuild_derived(app_pk: int, *, chunk_size: int = 5000) -> None:
     caches built on them. For events loaded around ingest (a bulk seed, a
     restore) and for checking the incremental path."""
     with transaction.atomic():
-        for model in (EventKey, RollupDelta, HourlyRollup, DailyActor):
+        for model in (EventKey, RollupDelta, HourlyRollup, DailyActor, UserDay):
             model.objects.filter(app_id=app_pk).delete()
         forget_sketches(app_pk)
         forget_daily_rollups(app_pk)
@@ -465,23 +527,26 @@ def rebuild_derived(app_pk: int, *, chunk_size: int = 5000) -> None:
                     f"WITH {rollups.facts_sql(source)}, deltas AS ({_delta_insert_sql()}) SELECT 1", {"app": app_pk}
                 )
                 cursor.execute(_actors_insert_sql(source), {"app": app_pk})
+                cursor.execute(_user_days_insert_sql(source), {"app": app_pk})
         else:
-            deltas, actors = rollups.new_deltas(), set()
+            deltas, actors, user_days = rollups.new_deltas(), set(), set()
             rows = Event.objects.filter(app_id=app_pk).values_list(
-                "timestamp", "event_type", "category", "os", "arch", "service_version", "ci", "user_id", "session_id",
-                "data",
+                "timestamp", "event_type", "category", "os", "os_version", "arch", "service_version", "ci", "user_id",
+                "session_id", "data",
             )
-            for timestamp, event_type, category, os, arch, version, ci, user_id, session_id, data in rows.iterator(
-                chunk_size
+            for timestamp, event_type, category, os, os_version, arch, version, ci, user_id, session_id, data in (
+                rows.iterator(chunk_size)
             ):
                 rollups.add_deltas(
                     deltas,
                     rollups.event_facts(timestamp=timestamp, event_type=event_type, category=category, os=os, arch=arch,
-                                        service_version=version, ci=ci, data=data),
+                                        service_version=version, ci=ci, data=data, os_version=os_version),
                 )
                 actors.update(rollups.actor_keys(timestamp, user_id, session_id))
+                user_days.add(_user_day(timestamp, user_id, version, os, os_version, arch, ci))
             _append_deltas(app_pk, deltas)
             _insert_actors(app_pk, actors)
+            _insert_user_days(app_pk, user_days)
     # The rebuilt counts went in as deltas (one per key); fold them now rather than leave them to the scheduler.
     fold_rollup_deltas()
 
@@ -600,7 +665,7 @@ def drop_partition(*, name: str, start: date, end: date, may_drop: Callable[[set
         # derived from the hours and days of its range goes, whichever the app.
         for model in (HourlyRollup, RollupDelta):
             model.objects.filter(hour__gte=start_at, hour__lt=end_at).delete()
-        for model in (DailyActor, DailySketch, DailyRollup):
+        for model in (DailyActor, UserDay, DailySketch, DailyRollup):
             model.objects.filter(day__gte=start, day__lt=end).delete()
         cursor.execute(f'DELETE FROM {KEY_TABLE} WHERE "timestamp" >= %s AND "timestamp" < %s', [start_at, end_at])
         # Run deferred foreign-key checks now: a table with pending ones cannot be dropped.

@@ -66,7 +66,7 @@ def test_the_fold_moves_chunks_until_nothing_is_left(app):
     before = snapshot(app)
     waiting = RollupDelta.objects.count()
 
-    result = storage.fold_rollup_deltas(chunk=7)
+    result = storage.fold_rollup_deltas(chunk=23)
 
     assert result.folded == waiting
     assert snapshot(app) == before

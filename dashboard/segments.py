@@ -1,0 +1,115 @@
+"""Reads of the segmented rollups and of UserDay, the ground the insight pages stand on.
+
+The segmented dimensions (telemetry.rollups.SEGMENTED_DIMENSIONS) count
+events by several fields at once; `counts` sums one of them over a period
+(daily rollups for its fresh closed days, hourly counts for the rest, the
+same split as dashboard.stats) and keeps the rows whose segment passes the
+filter bar. `user_days` gives UserDay rows of a day range under the same
+filters: every distinct-user figure of the insight pages is counted from it,
+exactly.
+
+Times are UTC: days are UTC days and hourly buckets UTC hours.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, datetime
+
+from django.db.models import QuerySet, Sum
+
+from dashboard import stats
+from dashboard.filters import Filters
+from telemetry import rollups
+from telemetry.models import DailyRollup, UserDay
+from telemetry.periods import start_of_day
+
+FIELDS = ("events", "succeeded", "failed", "timed", "duration_ms_sum")
+
+
+@dataclass(frozen=True)
+class Row:
+    """One segmented value's counts in the period (or in one bucket of it)."""
+
+    parts: dict[str, str]
+    events: int
+    succeeded: int
+    failed: int
+    timed: int
+    duration_ms_sum: int
+    bucket: datetime | None = None  # the hour or day, when asked per bucket
+
+    @property
+    def segment(self) -> rollups.Segment:
+        return rollups.segment_of(self.parts)
+
+
+def counts(
+    app_ids: Sequence[int],
+    period: stats.Period,
+    dimension: str,
+    *,
+    filters: Filters = Filters(),
+    per_bucket: bool = False,
+    prefix: str | None = None,
+) -> list[Row]:
+    """A segmented dimension's counts over the period, one Row per value (and
+    per hour or day of the period with per_bucket), rows outside the filters
+    and rows that sum to zero left out. `prefix` keeps the values that start
+    with it (a command's name followed by SEP, say), in the database."""
+    layout = rollups.SEGMENTED_DIMENSIONS.get(dimension)
+    if layout is None:
+        raise ValueError(f"{dimension!r} is not a segmented dimension")
+    filtered = filters.active
+    if filtered and not set(rollups.SEGMENT) <= set(layout):
+        raise ValueError(f"{dimension!r} carries no whole segment: it cannot be filtered")
+    sums: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(FIELDS))
+    for part in stats._rollups(app_ids, period, dimension):
+        if prefix is not None:
+            part = part.filter(value__startswith=prefix)
+        for bucket, value, *numbers in _summed(part, period, per_bucket):
+            total = sums[(bucket, value)]
+            for index, n in enumerate(numbers):
+                total[index] += n
+    rows = []
+    for (bucket, value), numbers in sums.items():
+        if not numbers[0]:
+            continue
+        parts = rollups.split(dimension, value)
+        if filtered and not filters.matches(rollups.segment_of(parts)):
+            continue
+        rows.append(Row(parts, *numbers, bucket=bucket))
+    return rows
+
+
+def _summed(part: QuerySet, period: stats.Period, per_bucket: bool):
+    """(bucket or None, value, *sums) rows of one part, summed in the database."""
+    sums = {f"sum_{name}": Sum(name) for name in FIELDS}
+    columns = [f"sum_{name}" for name in FIELDS]
+    if not per_bucket:
+        for value, *numbers in part.values("value").annotate(**sums).order_by().values_list("value", *columns):
+            yield (None, value, *numbers)
+        return
+    if part.model is DailyRollup:
+        rows = part.values("day", "value").annotate(**sums).order_by().values_list("day", "value", *columns)
+        for day, value, *numbers in rows:
+            yield (start_of_day(day), value, *numbers)
+    elif period.hourly:
+        rows = part.values("hour", "value").annotate(**sums).order_by().values_list("hour", "value", *columns)
+        for hour, value, *numbers in rows:
+            yield (stats.floor_to(hour, stats.HOUR), value, *numbers)
+    else:
+        rows = (
+            part.annotate(day=stats.UTCDay("hour")).values("day", "value").annotate(**sums).order_by()
+            .values_list("day", "value", *columns)
+        )  # fmt: skip
+        for day, value, *numbers in rows:
+            yield (start_of_day(stats._as_date(day)), value, *numbers)
+
+
+def user_days(app_ids: Sequence[int], first: date, last: date, *, filters: Filters = Filters()) -> QuerySet:
+    """UserDay rows of the apps from `first` to `last` (UTC days, both included) under the filters."""
+    rows = UserDay.objects.filter(app_id__in=list(app_ids), day__gte=first, day__lte=last)
+    return rows.filter(filters.q(ci_as_text=True)) if filters.active else rows
