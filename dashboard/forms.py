@@ -34,8 +34,9 @@ class RangeForm(forms.Form):
     def clean(self):
         cleaned = super().clean()
         start, end = cleaned.get("start"), cleaned.get("end")
-        # Dates without a preset mean a custom range (a form submitted with JS off).
-        if cleaned.get("range") == CUSTOM or ((start or end) and not cleaned.get("range")):
+        # Dates mean a custom range, whatever preset the form carried along
+        # (the filter bar keeps the preset in effect in a hidden field).
+        if cleaned.get("range") == CUSTOM or start or end:
             cleaned["range"] = CUSTOM
             if self.errors:
                 return cleaned

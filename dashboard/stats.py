@@ -753,6 +753,18 @@ def breakdowns(
     return result
 
 
+def top_values(
+    app_ids: Sequence[int], *, period: Period, dimensions: Sequence[str], limit: int
+) -> dict[str, list[tuple[str, int]]]:
+    """The most frequent values of plain rollup dimensions in the period, per dimension (one query)."""
+    grouped = _values(app_ids, period, list(dimensions))
+    result: dict[str, list[tuple[str, int]]] = defaultdict(list)
+    for (dimension, value), sums in grouped.items():
+        if sums["events"] > 0:
+            result[dimension].append((value, sums["events"]))
+    return {name: sorted(rows, key=lambda pair: (-pair[1], pair[0]))[:limit] for name, rows in result.items()}
+
+
 # --- Command outcomes and durations -----------------------------------------------------
 
 
