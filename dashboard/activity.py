@@ -41,7 +41,7 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 
 from django.core.cache import cache
-from django.db import connection
+from django.db import connection, transaction
 from django.db.models import Count, Max, Min
 
 from dashboard import segments, stats
@@ -127,25 +127,40 @@ def _rows(app_ids: Sequence[int], first: date, last: date, filters: Filters) -> 
     return sql, list(params)
 
 
-def _aggregates_sql() -> str:
-    """The four tallies of a CTE `y` (n, prev, first: day numbers of a user's
-    active day, previous active day or NULL, and first-seen day), as rows of
-    (kind, day number, key, users)."""
+def _tallies_sql() -> str:
+    """The four tallies of a CTE `x` (day, prev_day: the user's previous active
+    day or NULL, first_day: their first-seen day), as rows of (kind, day
+    number, key, users): kind 0 by gap, 1 by first-seen week of users on their
+    first active day of the week, 2 by recent first-seen day, 3 by first-seen
+    day of users on their second active day."""
+    n = _number_sql
+    keys = f"""
+        SELECT n,
+               CASE WHEN prev IS NULL THEN {NEW} WHEN n - prev >= {GAP_CAP} THEN {GAP_CAP} ELSE n - prev END AS gap,
+               CASE WHEN prev IS NULL OR prev < n - n %% 7 THEN first - first %% 7 END AS week,
+               CASE WHEN first >= n - {DAILY_OFFSETS} THEN first END AS recent,
+               CASE WHEN prev = first THEN first END AS second
+        FROM (SELECT {n("day")} AS n, {n("prev_day")} AS prev, {n("first_day")} AS first FROM x) d"""
+    if connection.vendor == "postgresql":
+        # One pass over the user-days, four hash tables.
+        return f"""
+        SELECT CASE WHEN GROUPING(gap) = 0 THEN 0 WHEN GROUPING(week) = 0 THEN 1 WHEN GROUPING(recent) = 0 THEN 2 ELSE 3 END,
+               n, COALESCE(gap, week, recent, second), count(*)
+        FROM ({keys}) k
+        GROUP BY GROUPING SETS ((n, gap), (n, week), (n, recent), (n, second))
+        HAVING COALESCE(gap, week, recent, second) IS NOT NULL"""
+    # SQLite has no grouping sets: four passes over the materialised keys.
     return f"""
-    SELECT 0, n, CASE WHEN prev IS NULL THEN {NEW} WHEN n - prev >= {GAP_CAP} THEN {GAP_CAP} ELSE n - prev END, count(*)
-      FROM y GROUP BY 2, 3
-    UNION ALL
-    SELECT 1, n, first - first %% 7, count(*) FROM y WHERE prev IS NULL OR prev < n - n %% 7 GROUP BY 2, 3
-    UNION ALL
-    SELECT 2, n, first, count(*) FROM y WHERE first >= n - {DAILY_OFFSETS} GROUP BY 2, 3
-    UNION ALL
-    SELECT 3, n, first, count(*) FROM y WHERE prev = first GROUP BY 2, 3"""
+    , k AS MATERIALIZED ({keys})
+    SELECT 0, n, gap, count(*) FROM k GROUP BY 2, 3
+    UNION ALL SELECT 1, n, week, count(*) FROM k WHERE week IS NOT NULL GROUP BY 2, 3
+    UNION ALL SELECT 2, n, recent, count(*) FROM k WHERE recent IS NOT NULL GROUP BY 2, 3
+    UNION ALL SELECT 3, n, second, count(*) FROM k WHERE second IS NOT NULL GROUP BY 2, 3"""
 
 
 def _summaries_sql(app_ids: Sequence[int], filters: Filters, first: date, last: date) -> tuple[str, list]:
-    """One query summarising the days [first, last] (rows of _aggregates_sql)."""
+    """One query summarising the days [first, last] (rows of _tallies_sql)."""
     history, history_params = _rows(app_ids, date.min, last, filters)
-    n = _number_sql
     if (last - first).days + 1 <= PROBE_DAYS_UP_TO:
         # Few days: each user-day looks up its previous and first day in the
         # (app, user_id, day) index (user_day_by_user), one short index read each.
@@ -159,25 +174,23 @@ def _summaries_sql(app_ids: Sequence[int], filters: Filters, first: date, last: 
                    (SELECT MIN(e.day) FROM ({history}) e
                      WHERE e.app_id = r.app_id AND e.user_id = r.user_id) AS first_day
             FROM r
-        ),
-        y AS MATERIALIZED (SELECT {n("day")} AS n, {n("prev_day")} AS prev, {n("first_day")} AS first FROM x)
-        {_aggregates_sql()}"""
+        )
+        {_tallies_sql()}"""
         return sql, [*span_params, *history_params, *history_params]
     # Many days: one pass over the rows up to `last` in (app, user_id, day)
     # order, which the index gives without sorting. A user's several rows of
     # one day (versions, platforms) are consecutive: all but the first have
     # prev_day = day and are left out.
     sql = f"""
-    WITH x AS MATERIALIZED (
-        SELECT day, LAG(day) OVER w AS prev_day, FIRST_VALUE(day) OVER w AS first_day
-        FROM ({history}) h
-        WINDOW w AS (PARTITION BY app_id, user_id ORDER BY day)
-    ),
-    y AS MATERIALIZED (
-        SELECT {n("day")} AS n, {n("prev_day")} AS prev, {n("first_day")} AS first FROM x
+    WITH x AS (
+        SELECT day, prev_day, first_day FROM (
+            SELECT day, LAG(day) OVER w AS prev_day, FIRST_VALUE(day) OVER w AS first_day
+            FROM ({history}) h
+            WINDOW w AS (PARTITION BY app_id, user_id ORDER BY day)
+        ) w
         WHERE day >= %s AND (prev_day IS NULL OR prev_day < day)
     )
-    {_aggregates_sql()}"""
+    {_tallies_sql()}"""
     return sql, [*history_params, connection.ops.adapt_datefield_value(first)]
 
 
@@ -185,7 +198,11 @@ def compute_summaries(app_ids: Sequence[int], filters: Filters, first: date, las
     """The summaries of the days [first, last], read from the database (days without users: EMPTY)."""
     sql, params = _summaries_sql(app_ids, filters, first, last)
     tallies: dict[int, tuple[dict, dict, dict, dict]] = defaultdict(lambda: ({}, {}, {}, {}))
-    with connection.cursor() as cursor:
+    with transaction.atomic(), connection.cursor() as cursor:
+        if connection.vendor == "postgresql":
+            # The grouping sets hash a row per user-day of the run: with the
+            # default 4 MB PostgreSQL sorts them on disk instead (docs/retention.md).
+            cursor.execute("SET LOCAL work_mem = '32MB'")
         cursor.execute(sql, params)
         for kind, number, key, users in cursor.fetchall():
             tallies[number][kind][key] = users

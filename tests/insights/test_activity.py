@@ -3,11 +3,13 @@ against a brute-force count over the raw Event rows, and the Retention page."""
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime, time, timedelta, timezone
 from unittest import mock
 
 import pytest
 from django.urls import reverse
+from django.utils import timezone as django_timezone
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -213,3 +215,100 @@ def test_an_app_without_events_has_empty_figures(app):
     assert not result.has_users
     assert all(cohort.size == 0 and all(cell.share is None for cell in cohort.cells) for cohort in result.weekly_cohorts)
     assert result.one_day.share is None
+
+
+# --- The page ---------------------------------------------------------------------------------
+
+
+def page_url(app, **query) -> str:
+    url = reverse("dashboard:retention", kwargs={"org_id": app.organization.public_id, "app_id": app.public_id})
+    return url + ("?" + "&".join(f"{k}={v}" for k, v in query.items()) if query else "")
+
+
+def visible_text(response) -> str:
+    html = re.sub(r"<(script|style)\b.*?</\1>", " ", response.content.decode(), flags=re.S)
+    return " ".join(re.sub(r"<[^>]+>", " ", html).split())
+
+
+def stat_value(response, name: str) -> str:
+    match = re.search(rf'id="stat-{name}">.*?<p class="stat-value">(.*?)</p>', response.content.decode(), flags=re.S)
+    assert match, f"no {name} figure on the page"
+    return match[1].strip()
+
+
+@pytest.fixture
+def live_events(app):
+    """Users a and b today, a and c yesterday, d 20 days ago (on Windows), stored now."""
+    now = django_timezone.now()
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    earlier_today = now - min(timedelta(minutes=5), (now - midnight) / 2)
+    store(
+        app,
+        sdk_event(earlier_today, user="a"),
+        sdk_event(earlier_today, user="b", os="windows"),
+        sdk_event(now - timedelta(days=1), user="a"),
+        sdk_event(now - timedelta(days=1), user="c"),
+        sdk_event(now - timedelta(days=20), user="d", os="windows"),
+        now=now,
+    )
+
+
+def test_a_viewer_reads_the_figures(client, bob, app, live_events):
+    client.force_login(bob)
+    response = client.get(page_url(app, range="30d"))
+    assert response.status_code == 200
+    assert re.search(r"<h1>\s*Retention\s*</h1>", response.content.decode())
+    assert (stat_value(response, "dau"), stat_value(response, "wau"), stat_value(response, "mau")) == ("2", "3", "4")
+    assert stat_value(response, "stickiness") == "50%"
+    page = visible_text(response)
+    for words in ("Weekly cohorts", "Daily cohorts", "Seen on one day only", "anonymous user_id", "sessions play no part"):
+        assert words in page
+    assert 'aria-current="page">Retention</a>' in response.content.decode()
+
+
+def test_charlie_gets_404(client, charlie, app, live_events):
+    client.force_login(charlie)
+    response = client.get(page_url(app))
+    assert response.status_code == 404
+    assert "my-cli" not in visible_text(response)
+
+
+def test_the_filters_apply_to_every_figure(client, alice, app, live_events):
+    client.force_login(alice)
+    response = client.get(page_url(app, range="30d", os="windows"))
+    assert (stat_value(response, "dau"), stat_value(response, "mau")) == ("1", "2")
+    page = visible_text(response)
+    assert "First seen is computed after the filters" in page
+    assert "OS: windows" in page
+
+
+def test_an_app_without_events_shows_how_to_set_up_the_sdk(client, alice, app):
+    client.force_login(alice)
+    response = client.get(page_url(app))
+    assert response.status_code == 200
+    assert "No events yet" in visible_text(response)
+
+
+def test_a_range_without_users_says_so(client, alice, app, live_events):
+    client.force_login(alice)
+    response = client.get(page_url(app, range="custom", start="2025-01-01", end="2025-01-31"))
+    assert response.status_code == 200
+    assert "No users in this range" in visible_text(response)
+    response = client.get(page_url(app, range="7d", os="plan9"))
+    assert "No users in this range" in visible_text(response)
+
+
+def test_bad_input_is_a_message_not_an_error(client, alice, app, live_events):
+    client.force_login(alice)
+    response = client.get(page_url(app, range="custom", start="2026-13-45", end="yesterday", ci="maybe", version="x" * 500))
+    assert response.status_code == 200
+    assert "Showing the default range instead." in visible_text(response)
+    assert stat_value(response, "dau") == "2"
+
+
+def test_a_long_range_counts_new_users_per_week(client, alice, app, live_events):
+    client.force_login(alice)
+    today = django_timezone.now().date()
+    response = client.get(page_url(app, range="custom", start=(today - timedelta(days=200)).isoformat(), end=today.isoformat()))
+    assert response.status_code == 200
+    assert "New and returning users per week (UTC)" in visible_text(response)
