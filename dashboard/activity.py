@@ -27,7 +27,7 @@ closed day's daily rollups up to that day (dashboard.stats.rollup_version:
 a summary depends on its day and all days before it), so a late event on a
 day recomputes the summaries from that day on, not the range. Today's summary
 is cached under today's UserDay rows (their count and newest id) and the
-digest of the days before. See docs/retention.md for the measurements.
+digest of the days before. docs/retention.md has the costs and measurements.
 
 Times are UTC: days are UTC days and weeks start on Monday 00:00 UTC.
 """
