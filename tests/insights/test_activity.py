@@ -120,16 +120,17 @@ EVENT = st.tuples(
     OFFSET,
     st.sampled_from(["1.0.0", "2.0.0"]),
     st.sampled_from(["linux", "windows"]),
+    st.sampled_from([True, False, None]),  # CI
 )
 
 
 def to_sdk_events(draws) -> list[dict]:
     events = []
-    for user, days_back, clock, offset, version, os in draws:
+    for user, days_back, clock, offset, version, os, ci in draws:
         moment = datetime.combine(TODAY - timedelta(days=days_back), clock, tzinfo=UTC)
         if moment > NOW:
             moment = NOW
-        event = sdk_event(moment, user=f"u{user}", version=version, os=os)
+        event = sdk_event(moment, user=f"u{user}", version=version, os=os, ci=ci)
         # The same instant written in another time zone, as a client abroad sends it.
         local = moment.astimezone(timezone(timedelta(hours=offset)))
         event["timestamp"] = local.isoformat()
@@ -143,7 +144,9 @@ def to_sdk_events(draws) -> list[dict]:
     draws=st.lists(EVENT, min_size=0, max_size=40),
     first_back=st.integers(min_value=0, max_value=70),
     length=st.integers(min_value=1, max_value=100),
-    filter_by=st.sampled_from([Filters(), Filters(version="2.0.0"), Filters(os="windows"), Filters(version="1.0.0", os="linux")]),
+    filter_by=st.sampled_from(
+        [Filters(), Filters(version="2.0.0"), Filters(os="windows"), Filters(version="1.0.0", os="linux"), Filters(ci=True)]
+    ),
 )
 def test_every_figure_matches_a_count_over_raw_events(org, draws, first_back, length, filter_by):
     app, _ = make_app(org, name="random")
@@ -253,9 +256,10 @@ def live_events(app):
     )
 
 
-def test_a_viewer_reads_the_figures(client, bob, app, live_events):
+@pytest.mark.parametrize("preset", ["24h", "7d", "30d", "90d"])
+def test_a_viewer_reads_the_figures(client, bob, app, live_events, preset):
     client.force_login(bob)
-    response = client.get(page_url(app, range="30d"))
+    response = client.get(page_url(app, range=preset))
     assert response.status_code == 200
     assert re.search(r"<h1>\s*Retention\s*</h1>", response.content.decode())
     assert (stat_value(response, "dau"), stat_value(response, "wau"), stat_value(response, "mau")) == ("2", "3", "4")
