@@ -109,10 +109,6 @@ class DaySummary:
     second_days: dict[int, int] = field(default_factory=dict)
 
     @property
-    def active(self) -> int:
-        return sum(self.gaps.values())
-
-    @property
     def new(self) -> int:
         return self.gaps.get(NEW, 0)
 
