@@ -26,8 +26,8 @@ Closed days' summaries are cached in Django's cache under a digest of every
 closed day's daily rollups up to that day (dashboard.stats.rollup_version:
 a summary depends on its day and all days before it), so a late event on a
 day recomputes the summaries from that day on, not the range. Today's summary
-is cached under today's UserDay rows (their count and newest id) and the
-digest of the days before. docs/retention.md has the costs and measurements.
+is cached with the count and newest id of today's UserDay rows it covers, and
+grows by the users who came since (_today). docs/retention.md has the costs and measurements.
 
 Times are UTC: days are UTC days and weeks start on Monday 00:00 UTC.
 """
@@ -42,7 +42,7 @@ from datetime import date, timedelta
 
 from django.core.cache import cache
 from django.db import connection, transaction
-from django.db.models import Count, Max, Min
+from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Sum
 
 from dashboard import segments, stats
 from dashboard.filters import Filters
@@ -154,25 +154,29 @@ def _tallies_sql() -> str:
     UNION ALL SELECT 3, n, second, count(*) FROM k WHERE second IS NOT NULL GROUP BY 2, 3"""
 
 
+def _probe_sql(span: str, span_params: list, history: str, history_params: list) -> tuple[str, list]:
+    """Tallies of the user-days of `span` (SQL of UserDay rows), each looking up
+    its previous and first day in the (app, user_id, day) index
+    (user_day_by_user), one short index read each."""
+    sql = f"""
+    WITH r AS (SELECT DISTINCT app_id, user_id, day FROM ({span}) s),
+    x AS MATERIALIZED (
+        SELECT r.day,
+               (SELECT MAX(e.day) FROM ({history}) e
+                 WHERE e.app_id = r.app_id AND e.user_id = r.user_id AND e.day < r.day) AS prev_day,
+               (SELECT MIN(e.day) FROM ({history}) e
+                 WHERE e.app_id = r.app_id AND e.user_id = r.user_id) AS first_day
+        FROM r
+    )
+    {_tallies_sql()}"""
+    return sql, [*span_params, *history_params, *history_params]
+
+
 def _summaries_sql(app_ids: Sequence[int], filters: Filters, first: date, last: date) -> tuple[str, list]:
     """One query summarising the days [first, last] (rows of _tallies_sql)."""
     history, history_params = _rows(app_ids, date.min, last, filters)
     if (last - first).days + 1 <= PROBE_DAYS_UP_TO:
-        # Few days: each user-day looks up its previous and first day in the
-        # (app, user_id, day) index (user_day_by_user), one short index read each.
-        span, span_params = _rows(app_ids, first, last, filters)
-        sql = f"""
-        WITH r AS (SELECT DISTINCT app_id, user_id, day FROM ({span}) s),
-        x AS MATERIALIZED (
-            SELECT r.day,
-                   (SELECT MAX(e.day) FROM ({history}) e
-                     WHERE e.app_id = r.app_id AND e.user_id = r.user_id AND e.day < r.day) AS prev_day,
-                   (SELECT MIN(e.day) FROM ({history}) e
-                     WHERE e.app_id = r.app_id AND e.user_id = r.user_id) AS first_day
-            FROM r
-        )
-        {_tallies_sql()}"""
-        return sql, [*span_params, *history_params, *history_params]
+        return _probe_sql(*_rows(app_ids, first, last, filters), history, history_params)
     # Many days: one pass over the rows up to `last` in (app, user_id, day)
     # order, which the index gives without sorting. A user's several rows of
     # one day (versions, platforms) are consecutive: all but the first have
@@ -192,7 +196,18 @@ def _summaries_sql(app_ids: Sequence[int], filters: Filters, first: date, last: 
 
 def compute_summaries(app_ids: Sequence[int], filters: Filters, first: date, last: date) -> dict[date, DaySummary]:
     """The summaries of the days [first, last], read from the database (days without users: EMPTY)."""
-    sql, params = _summaries_sql(app_ids, filters, first, last)
+    tallies = _tallies(*_summaries_sql(app_ids, filters, first, last))
+    out = {}
+    day = first
+    while day <= last:
+        parts = tallies.get(day_number(day))
+        out[day] = DaySummary(*parts) if parts else EMPTY
+        day += ONE_DAY
+    return out
+
+
+def _tallies(sql: str, params: list) -> dict[int, tuple[dict, dict, dict, dict]]:
+    """Day number -> the four tallies of DaySummary, from a query of _tallies_sql rows."""
     tallies: dict[int, tuple[dict, dict, dict, dict]] = defaultdict(lambda: ({}, {}, {}, {}))
     with transaction.atomic(), connection.cursor() as cursor:
         if connection.vendor == "postgresql":
@@ -202,13 +217,58 @@ def compute_summaries(app_ids: Sequence[int], filters: Filters, first: date, las
         cursor.execute(sql, params)
         for kind, number, key, users in cursor.fetchall():
             tallies[number][kind][key] = users
-    out = {}
-    day = first
-    while day <= last:
-        parts = tallies.get(day_number(day))
-        out[day] = DaySummary(*parts) if parts else EMPTY
-        day += ONE_DAY
-    return out
+    return tallies
+
+
+@dataclass(frozen=True)
+class TodayRows:
+    """The state of today's UserDay rows of the apps (unfiltered): how many,
+    the sum and the newest of their ids; and how many, and their id sum, have
+    an id above `since`, the newest id of the state compared with."""
+
+    count: int
+    id_sum: int
+    top: int | None
+    newer: int = 0
+    newer_sum: int = 0
+
+    def covers(self, earlier: TodayRows) -> bool:
+        """Whether these rows are the `earlier` ones plus newer ones only."""
+        return self.count - self.newer == earlier.count and self.id_sum - self.newer_sum == earlier.id_sum
+
+
+def _today_rows(app_ids: Sequence[int], today: date, since: int | None) -> TodayRows:
+    rows = UserDay.objects.filter(app_id__in=list(app_ids), day=today)
+    newer = Q(id__gt=since) if since is not None else Q()
+    found = rows.aggregate(
+        count=Count("id"), id_sum=Sum("id"), top=Max("id"), newer=Count("id", filter=newer), newer_sum=Sum("id", filter=newer)
+    )
+    return TodayRows(found["count"], found["id_sum"] or 0, found["top"], found["newer"], found["newer_sum"] or 0)
+
+
+def _today_summary(app_ids: Sequence[int], filters: Filters, today: date, *, upto: int, above: int | None) -> DaySummary:
+    """The summary of today's rows with an id up to `upto`, or only of the
+    users whose first matching row of today has an id in (above, upto]."""
+    rows = segments.user_days(app_ids, today, today, filters=filters).filter(id__lte=upto)
+    if above is not None:
+        earlier = segments.user_days(app_ids, today, today, filters=filters).filter(
+            id__lte=above, app_id=OuterRef("app_id"), user_id=OuterRef("user_id")
+        )
+        rows = rows.filter(id__gt=above).exclude(Exists(earlier))
+    span, span_params = rows.values("app_id", "user_id", "day").query.sql_with_params()
+    history, history_params = _rows(app_ids, date.min, today, filters)
+    parts = _tallies(*_probe_sql(span, list(span_params), history, history_params)).get(day_number(today))
+    return DaySummary(*parts) if parts else EMPTY
+
+
+def _added(one: DaySummary, other: DaySummary) -> DaySummary:
+    def add(a: dict, b: dict) -> dict:
+        total = dict(a)
+        for key, n in b.items():
+            total[key] = total.get(key, 0) + n
+        return total
+
+    return DaySummary(*(add(getattr(one, name), getattr(other, name)) for name in ("gaps", "first_weeks", "first_days", "second_days")))
 
 
 def history_start(app_ids: Sequence[int]) -> date | None:
@@ -241,13 +301,6 @@ def _closed_tokens(app_ids: Sequence[int], start: date, last: date) -> dict[date
     return tokens
 
 
-def _today_token(app_ids: Sequence[int], today: date) -> str:
-    """Changes with every UserDay row of today added or deleted: ingest only
-    adds rows with new, higher ids, and a deletion lowers the count."""
-    found = UserDay.objects.filter(app_id__in=list(app_ids), day=today).aggregate(n=Count("id"), top=Max("id"))
-    return f"{found['n']}:{found['top']}"
-
-
 def _key(app_ids: Sequence[int], filters: Filters, day: date, token: str) -> str:
     scope = hashlib.blake2b(repr((sorted(set(app_ids)), filters.items())).encode(), digest_size=12).hexdigest()
     return f"{CACHE_PREFIX}:{scope}:{day.isoformat()}:{token}"
@@ -268,10 +321,8 @@ def summaries(app_ids: Sequence[int], filters: Filters, first: date, last: date,
     closed_last = min(last, today - ONE_DAY)
     tokens = _closed_tokens(app_ids, start, closed_last) if start <= closed_last else {}
     keys = {day: _key(app_ids, filters, day, tokens[day]) for day in _days(first, closed_last)}
-    if last == today:
-        before = tokens.get(today - ONE_DAY, "")
-        keys[today] = _key(app_ids, filters, today, f"{before}:{_today_token(app_ids, today)}")
-    found = cache.get_many(list(keys.values()))
+    today_key = _key(app_ids, filters, today, "today:" + tokens.get(today - ONE_DAY, "")) if last == today else None
+    found = cache.get_many([*keys.values(), *([today_key] if today_key else [])])
     missing = [day for day, key in keys.items() if key not in found]
     computed = {}
     if missing:
@@ -280,7 +331,35 @@ def summaries(app_ids: Sequence[int], filters: Filters, first: date, last: date,
         cache.set_many({keys[day]: computed[day] for day in missing}, CACHE_TIMEOUT)
     for day, key in keys.items():
         out[day] = found[key] if key in found else computed[day]
+    if today_key:
+        out[today] = _today(app_ids, filters, today, today_key, found.get(today_key))
     return out
+
+
+def _today(app_ids: Sequence[int], filters: Filters, today: date, key: str, cached) -> DaySummary:
+    """Today's summary, kept in the cache with the state of today's rows it covers.
+
+    Ingest only adds rows, with ids above every earlier one. So when today's
+    rows are those covered (same count and id sum) plus newer ones, the users
+    whose first matching row of today is newer are added to the cached
+    summary; any other change (a deletion, a row committed late with an older
+    id) recomputes it. A summary counts only the rows up to the newest id read
+    before it, so a row added meanwhile is never counted twice. (A deletion and
+    late rows whose ids add up to exactly the deleted ones', between two views,
+    would go unseen until the day is over.)"""
+    summary, covered = cached if cached is not None else (None, None)
+    rows = _today_rows(app_ids, today, covered.top if covered else None)
+    if rows.top is None:
+        summary = EMPTY
+    elif summary is not None and rows.covers(covered):
+        if rows.newer:
+            summary = _added(summary, _today_summary(app_ids, filters, today, upto=rows.top, above=covered.top))
+    else:
+        summary = _today_summary(app_ids, filters, today, upto=rows.top, above=None)
+    state = TodayRows(rows.count, rows.id_sum, rows.top)
+    if covered != state:
+        cache.set(key, (summary, state), CACHE_TIMEOUT)
+    return summary
 
 
 def _days(first: date, last: date) -> list[date]:

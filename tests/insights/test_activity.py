@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 
 from dashboard import activity
 from dashboard.filters import Filters
+from telemetry.lifecycle import delete_events
 from telemetry.models import Event
 from tests.dashboard.conftest import NOW, sdk_event, store
 from tests.factories import make_app
@@ -173,6 +174,44 @@ def test_late_events_on_closed_days_change_the_cached_figures(org, first_batch, 
     assert_matches([app.pk], first, TODAY)
     store(app, *to_sdk_events(late))  # events of earlier days arriving now, into the cache's days
     assert_matches([app.pk], first, TODAY)
+
+
+TODAY_EVENT = st.tuples(
+    st.integers(min_value=0, max_value=9),  # user: some seen before, some new
+    st.just(0),
+    st.sampled_from([time(0, 0), time(6, 15), time(11, 59)]),
+    OFFSET,
+    st.sampled_from(["1.0.0", "2.0.0", "3.0.0"]),
+    st.sampled_from(["linux", "windows"]),
+    st.sampled_from([True, False, None]),
+)
+
+
+@pytest.mark.django_db
+@settings(max_examples=10, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    first_batch=st.lists(EVENT, min_size=0, max_size=25),
+    batches=st.lists(st.lists(TODAY_EVENT, min_size=1, max_size=6), min_size=1, max_size=3),
+    filter_by=st.sampled_from([Filters(), Filters(version="3.0.0"), Filters(os="windows")]),
+)
+def test_todays_figures_grow_with_todays_events(org, first_batch, batches, filter_by):
+    app, _ = make_app(org, name="today")
+    if first_batch:
+        store(app, *to_sdk_events(first_batch))
+    first = TODAY - timedelta(days=40)
+    assert_matches([app.pk], first, TODAY, filter_by)
+    for batch in batches:  # new users today, and users already counted today on another version or OS
+        store(app, *to_sdk_events(batch))
+        assert_matches([app.pk], first, TODAY, filter_by)
+
+
+def test_todays_figures_drop_an_erased_user(app):
+    store(app, sdk_event(NOW - timedelta(days=2), user="a"), sdk_event(NOW, user="a"), sdk_event(NOW, user="b"))
+    first = TODAY - timedelta(days=6)
+    assert assert_matches([app.pk], first, TODAY).latest.dau == 2
+    delete_events(Event.objects.filter(app=app, user_id="client_b"))
+    store(app, sdk_event(NOW, user="a", version="9.9.9"))  # one row gone, one row added
+    assert assert_matches([app.pk], first, TODAY).latest.dau == 1
 
 
 def test_a_user_is_counted_per_app(org):
