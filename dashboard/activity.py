@@ -26,8 +26,8 @@ Closed days' summaries are cached in Django's cache under a digest of every
 closed day's daily rollups up to that day (dashboard.stats.rollup_version:
 a summary depends on its day and all days before it), so a late event on a
 day recomputes the summaries from that day on, not the range. Today's summary
-is cached with the count and newest id of today's UserDay rows it covers, and
-grows by the users who came since (_today). docs/retention.md has the costs and measurements.
+is cached with the state of today's UserDay rows it covers, and grows by the
+users who came since (_today). docs/retention.md has the costs and measurements.
 
 Times are UTC: days are UTC days and weeks start on Monday 00:00 UTC.
 """
