@@ -512,7 +512,7 @@ def delete_app_events(app_pk: int, *, batch_size: int = 5000) -> int:
 
 def rebuild_derived(app_pk: int, *, chunk_size: int = 5000) -> None:
     """Recompute everything derived from the app's raw events (their keys, the
-    hourly rollups and daily actors), replacing what is there, and drop the
+    hourly rollups of every dimension, daily actors and user days), replacing what is there, and drop the
     caches built on them. For events loaded around ingest (a bulk seed, a
     restore) and for checking the incremental path."""
     with transaction.atomic():

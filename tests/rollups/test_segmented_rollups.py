@@ -8,14 +8,16 @@ must agree on every event, or a deletion would leave counts behind.
 
 from __future__ import annotations
 
+import io
 import random
 from datetime import datetime, timezone
 
 import orjson
+from django.core.management import call_command
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
 from telemetry import ingest, rollups, storage
-from telemetry.models import Event
+from telemetry.models import Event, HourlyRollup, UserDay
 from tests.factories import iso, make_event
 from tests.rollups import strategies
 from tests.rollups.test_rollups import expected_user_days, ingest_rows, python_rows, snapshot, user_days
@@ -85,3 +87,24 @@ def test_a_segmented_value_keeps_its_parts_whatever_the_fields_hold(app):
             assert len(value.split(sep)) == len(rollups.SEGMENTED_DIMENSIONS[dimension])
             assert len(value) <= 400
     assert python_rows(app) == snapshot(app)[0]
+
+
+def test_rebuild_rollups_computes_the_segments_of_events_stored_before_them(app):
+    """Events stored before migration 0012 have plain rollups only; the command
+    adds their segmented rows and user days (README, Upgrades)."""
+    events = [
+        make_event(timestamp=iso(NOW), event={"type": rollups.COMMAND_EVENT_TYPE, "category": "usage",
+                   "data": {"command": "build", "duration_ms": 40, "exit_code": 1, "flags": ["-v"]}}),
+        make_event(timestamp=iso(NOW), event={"type": "feature_used", "data": {}}),
+    ]  # fmt: skip
+    store_events(app, events)
+    storage.fold_rollup_deltas()
+    written = snapshot(app)[0], user_days(app)
+    HourlyRollup.objects.filter(app=app, dimension__in=list(rollups.SEGMENTED_DIMENSIONS)).delete()
+    UserDay.objects.filter(app=app).delete()
+    assert not any(dimension in rollups.SEGMENTED_DIMENSIONS for _, dimension, _ in snapshot(app)[0])
+
+    call_command("rebuild_rollups", app.public_id, stdout=io.StringIO())
+
+    assert (snapshot(app)[0], user_days(app)) == written
+    assert {dimension for _, dimension, _ in written[0]} >= set(rollups.SEGMENTED_DIMENSIONS)
