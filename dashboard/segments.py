@@ -58,7 +58,8 @@ def counts(
     """A segmented dimension's counts over the period, one Row per value (and
     per hour or day of the period with per_bucket), rows outside the filters
     and rows that sum to zero left out. `prefix` keeps the values that start
-    with it (a command's name followed by SEP, say), in the database."""
+    with it, case and all (a command's name followed by SEP, say); the
+    database narrows the rows by it first."""
     layout = rollups.SEGMENTED_DIMENSIONS.get(dimension)
     if layout is None:
         raise ValueError(f"{dimension!r} is not a segmented dimension")
@@ -70,6 +71,9 @@ def counts(
         if prefix is not None:
             part = part.filter(value__startswith=prefix)
         for bucket, value, *numbers in _summed(part, period, per_bucket):
+            # Django's startswith is LIKE, which ignores ASCII case on SQLite ("Build" for "build").
+            if prefix is not None and not value.startswith(prefix):
+                continue
             total = sums[(bucket, value)]
             for index, n in enumerate(numbers):
                 total[index] += n

@@ -470,11 +470,19 @@ def _drop_user_days_without_events(app_pk: int, user_days: set) -> None:
                 user_id__in=sorted({key[0] for key in keys}),
             ).values_list(*USER_DAY_COLUMNS, "ci").distinct()
         }  # fmt: skip
-        gone = Q()
-        for key in sorted(keys - remaining):
-            gone |= Q(**dict(zip(USER_DAY_COLUMNS, key[:-1])), ci=key[-1])
-        if gone:
-            UserDay.objects.filter(gone, app_id=app_pk, day=day).delete()
+        gone = keys - remaining
+        if not gone:
+            continue
+        # By primary key: one condition per key, OR-ed, is an expression SQLite
+        # refuses past 1,000 terms (a retention batch through a busy day).
+        doomed = [
+            pk
+            for pk, *key in UserDay.objects.filter(
+                app_id=app_pk, day=day, user_id__in=sorted({key[0] for key in gone})
+            ).values_list("pk", *USER_DAY_COLUMNS, "ci")
+            if tuple(key) in gone
+        ]
+        UserDay.objects.filter(pk__in=doomed).delete()
 
 
 def delete_app_events(app_pk: int, *, batch_size: int = 5000) -> int:
@@ -504,7 +512,7 @@ def delete_app_events(app_pk: int, *, batch_size: int = 5000) -> int:
 
 def rebuild_derived(app_pk: int, *, chunk_size: int = 5000) -> None:
     """Recompute everything derived from the app's raw events (their keys, the
-    hourly rollups and daily actors), replacing what is there, and drop the
+    hourly rollups of every dimension, daily actors and user days), replacing what is there, and drop the
     caches built on them. For events loaded around ingest (a bulk seed, a
     restore) and for checking the incremental path."""
     with transaction.atomic():

@@ -7,7 +7,7 @@
   arch and CI setting, filled here from the events already stored.
 
 Events stored before this migration have no rows in the segmented
-dimensions: `manage.py rebuild_rollups` computes them (README, Upgrading).
+dimensions: `manage.py rebuild_rollups` computes them (README, Operations, Upgrades).
 """
 
 import django.db.models.deletion

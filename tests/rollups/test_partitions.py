@@ -10,9 +10,9 @@ from django.core.management import call_command
 from django.db import connection
 
 from telemetry import partitions, sketches, storage
-from telemetry.models import DailyActor, DailySketch, Event, EventKey, HourlyCounts, HourlyRollup
+from telemetry.models import DailyActor, DailySketch, Event, EventKey, HourlyCounts, HourlyRollup, UserDay
 from tests.factories import iso, make_app, make_event
-from tests.rollups.test_rollups import snapshot, store
+from tests.rollups.test_rollups import snapshot, store, user_days
 
 pytestmark = pytest.mark.postgres
 UTC = timezone.utc
@@ -76,6 +76,7 @@ def test_a_partition_past_every_apps_retention_is_dropped_and_the_rollups_follow
     store(other, [make_event(timestamp=iso(at(2020, 3, 9)))])
     sketches.refresh(app.pk)
     sketches.refresh(other.pk)
+    assert UserDay.objects.filter(day__lt=date(2020, 4, 1)).count() == 2
 
     dropped = partitions.drop_expired_partitions(now=datetime.now(UTC))
 
@@ -86,9 +87,12 @@ def test_a_partition_past_every_apps_retention_is_dropped_and_the_rollups_follow
     assert not DailyActor.objects.filter(day__lt=date(2020, 4, 1)).exists()
     assert not DailySketch.objects.filter(day__lt=date(2020, 4, 1)).exists()
     assert DailySketch.objects.filter(app=app).exists()  # today's stays
-    before = snapshot(app)
+    assert not UserDay.objects.filter(day__lt=date(2020, 4, 1)).exists()
+    assert list(UserDay.objects.filter(app=app).values_list("day", flat=True)) == [datetime.now(UTC).date()]
+    assert not UserDay.objects.filter(app=other).exists()
+    before = snapshot(app), user_days(app)
     storage.rebuild_derived(app.pk)
-    assert snapshot(app) == before
+    assert (snapshot(app), user_days(app)) == before
 
 
 def test_a_partition_is_kept_while_one_app_keeps_its_events(on_postgres, app, org):

@@ -11,8 +11,9 @@ from hypothesis import HealthCheck, given, settings as hypothesis_settings, stra
 
 from organizations.services import create_app
 from telemetry import ingest, rollups, storage
-from telemetry.models import DailyActor, Event, HourlyCounts, HourlyRollup, RollupDelta
+from telemetry.models import DailyActor, Event, HourlyCounts, HourlyRollup, RollupDelta, UserDay
 from tests.factories import iso, make_event
+from tests.rollups import strategies
 
 NOW = datetime.now(timezone.utc).replace(microsecond=0)
 
@@ -34,6 +35,43 @@ def snapshot(app) -> tuple[dict, set]:
     return rows, actors
 
 
+STORED = ("timestamp", "event_type", "category", "os", "os_version", "arch", "service_version", "ci", "data")
+
+
+def facts_of(rows) -> dict:
+    """{(hour, dimension, value): counts} of event field dicts, by event_facts."""
+    deltas = rollups.new_deltas()
+    for row in rows:
+        rollups.add_deltas(deltas, rollups.event_facts(**row))
+    return {key: tuple(counts) for key, counts in deltas.items() if counts[0]}
+
+
+def python_rows(app) -> dict:
+    """What event_facts makes of the app's events as the database gives them back."""
+    stored = Event.objects.filter(app=app).values_list(*STORED)
+    return facts_of(dict(zip(STORED, row)) for row in stored)
+
+
+def ingest_rows(rows: list[dict]) -> dict:
+    """What event_facts makes of validated rows, with their data as ingest parsed it."""
+    return facts_of({**{name: row[name] for name in STORED if name != "data"}, "data": row["data_value"]} for row in rows)
+
+
+def user_days(app) -> set:
+    """The app's UserDay rows as (day, user, version, os, os version, arch, ci)."""
+    return set(UserDay.objects.filter(app=app).values_list("day", *storage.USER_DAY_COLUMNS, "ci"))
+
+
+def expected_user_days(app) -> set:
+    """The UserDay rows the app's stored events call for."""
+    return {
+        (timestamp.astimezone(timezone.utc).date(), user, version, os, os_version, arch, rollups.ci_text(ci))
+        for timestamp, user, version, os, os_version, arch, ci in Event.objects.filter(app=app).values_list(
+            "timestamp", *storage.USER_DAY_COLUMNS, "ci"
+        )
+    }
+
+
 def store(app, events, *, now=None) -> int:
     now = now or datetime.now(timezone.utc)
     batch = ingest.validate_events(events, now=now)
@@ -48,12 +86,15 @@ def command(name="build", *, success=True, duration=1234, at=NOW, user="client_a
 
 
 def assert_rebuild_matches(app):
-    incremental = snapshot(app)
+    incremental = snapshot(app), user_days(app)
+    # What ingest wrote (SQL on PostgreSQL) is what event_facts, which deletions use, makes of the stored events.
+    assert incremental[0][0] == python_rows(app)
+    assert incremental[1] == expected_user_days(app)
     storage.fold_rollup_deltas()
-    assert snapshot(app) == incremental  # folding moves counts, it never changes them
+    assert (snapshot(app), user_days(app)) == incremental  # folding moves counts, it never changes them
     assert not HourlyRollup.objects.filter(app=app, events=0).exists()
     storage.rebuild_derived(app.pk)
-    assert snapshot(app) == incremental
+    assert (snapshot(app), user_days(app)) == incremental
 
 
 def test_ingest_counts_each_event_in_every_dimension(app):
@@ -150,20 +191,40 @@ json_scalars = st.none() | st.booleans() | st.integers(min_value=-(2**63), max_v
 @given(
     values=st.lists(
         st.fixed_dictionaries(
-            {"success": json_scalars, "duration_ms": json_scalars, "command": json_scalars | st.text("ab", min_size=190, max_size=210)}
+            {"success": json_scalars, "duration_ms": json_scalars},
+            optional={
+                "command": json_scalars | st.text("ab", min_size=190, max_size=210) | strategies.commands,
+                "exit_code": strategies.exit_codes,
+                "flags": strategies.flags,
+            },
         ),
         min_size=1,
         max_size=8,
     ),
+    environments=st.lists(
+        st.fixed_dictionaries(
+            {
+                "os": strategies.field(100, ["linux"]),
+                "os_version": strategies.field(100, ["6.1"]),
+                "arch": strategies.field(100, ["x86_64"]),
+            }
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    version=strategies.field(100, ["1.2.0"]).filter(bool),
     event_type=st.sampled_from(["command_execution", "other"]),
 )
-def test_python_and_sql_agree_on_any_event_data(app, values, event_type):
-    """The incremental path (SQL on PostgreSQL, Python elsewhere) and the rebuild agree."""
+def test_python_and_sql_agree_on_any_event_data(app, values, environments, version, event_type):
+    """The incremental path (SQL on PostgreSQL, Python elsewhere), event_facts
+    over the stored events, and the rebuild agree."""
     events = []
-    for data in values:
+    for index, data in enumerate(values):
         event = make_event()
         event["event"]["type"] = event_type
         event["event"]["data"] = data
+        event["environment"].update(environments[index % len(environments)])
+        event["service"]["version"] = version
         events.append(event)
     storage.delete_app_events(app.pk)
     DailyActor.objects.filter(app=app).delete()
