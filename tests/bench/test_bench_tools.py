@@ -315,3 +315,97 @@ def test_a_seeded_run_feeds_what_the_insight_pages_read(db):
     build = Event.objects.filter(app_id__in=app_ids, event_type="command_execution", data__command="build").first()
     assert isinstance(build.data["flags"], list) and isinstance(build.data["exit_code"], int)
 
+
+# --- bench/pages.py: the insight pages, missing pages, the server's memory ---------------------
+
+
+def test_the_pages_benchmark_times_each_insight_page_at_each_range_and_filtered(org, app, signed_post):
+    from tests.factories import make_batch
+
+    assert signed_post(app, make_batch(3)).status_code == 200
+    said = []
+
+    targets = pages.insight_targets(org, [app], report=said.append)
+
+    names = {page for page, _, _ in targets}
+    expected = {f"{page} {app.name}" for page, _, _ in pages.INSIGHT_PAGES}
+    assert expected <= names
+    for name in expected:
+        labels = [label for page, label, _ in targets if page == name]
+        assert labels == [*pages.INSIGHT_RANGES, "90d linux/x86_64"]
+    assert all(path.startswith(f"/orgs/{org.public_id}/apps/{app.public_id}/") for _, _, path in targets)
+    properties = [path for page, label, path in targets if page.startswith("properties") and label == "30d"]
+    assert properties == [
+        f"/orgs/{org.public_id}/apps/{app.public_id}/properties/?range=30d&type=download_finished&key=bytes&split=registry"
+    ]
+    filtered = [path for _, label, path in targets if label.startswith("90d ")]
+    assert len(filtered) == len(names) and all("?range=90d" in path and path.endswith("&os=linux&arch=x86_64") for path in filtered)
+    try:
+        from dashboard.models import Funnel
+    except ImportError:
+        assert said == ["  funnels: skipped (no dashboard.models.Funnel model)"]
+        assert not any(page.startswith("funnel") for page in names)
+    else:
+        funnel = Funnel.objects.get(app=app)
+        assert [step["name"] for step in funnel.steps] == ["init", "build", "deploy"]
+        assert f"funnel {app.name}" in names
+
+
+def test_a_page_that_answers_404_is_reported_missing_and_not_timed(org, app):
+    client = pages.viewer_client(org)
+
+    result = pages.time_page(client, f"/orgs/{org.public_id}/apps/{app.public_id}/no-such-page/", repeat=5, warmup=1)
+
+    assert result["missing"] is True and result["status"] == [404]
+    assert "p95_ms" not in result
+
+
+def test_the_server_memory_is_read_for_the_processes_holding_its_listening_socket():
+    import multiprocessing
+    import socket
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    context = multiprocessing.get_context("fork")
+    ready, stop = context.Event(), context.Event()
+    # A worker as gunicorn forks it: a child process holding the master's socket.
+    worker = context.Process(target=lambda: (ready.set(), stop.wait(30)))
+    worker.start()
+    try:
+        assert ready.wait(10)
+        master, workers = pages.server_processes(port)
+        sizes = pages.memory(workers + [master])
+    finally:
+        stop.set()
+        worker.join(10)
+        listener.close()
+
+    assert (master, workers) == (os.getpid(), [worker.pid])
+    assert all(0 < rss <= peak for rss, peak in sizes.values()) and set(sizes) == {master, worker.pid}
+    assert "RSS total" in pages.describe_memory("before", sizes)
+
+
+def test_the_pages_benchmark_prints_each_insight_page_and_the_memory_around_the_run(org, app, signed_post, capsys):
+    import argparse
+
+    from tests.factories import make_batch
+
+    assert signed_post(app, make_batch(3)).status_code == 200
+    args = argparse.Namespace(
+        insight_app=[], only=["releases", "health"], path=[], repeat=1, warmup=0, cold_cache=False, late_events=False,
+        slow_queries=False,
+    )
+
+    rows, memory = pages.run(org, 3, args, url=None, before=None)
+
+    out = capsys.readouterr().out
+    assert {row["page"] for row in rows} == {f"releases {app.name}", f"health {app.name}"}
+    assert len(rows) == 2 * (len(pages.INSIGHT_RANGES) + 1)
+    for row in rows:  # timed, or said to be missing: never a crash
+        assert row.get("missing") or row["status"] == [200], row
+        line = next(line for line in out.splitlines() if line.strip().startswith(row["page"]) and row["range"] in line)
+        assert ("missing (404" in line) == bool(row.get("missing"))
+    assert "memory before: RSS total" in out and "memory after : RSS total" in out
+    assert list(memory["after_mib"]) == [str(os.getpid())]
