@@ -2,7 +2,7 @@
 """Time every analytics page at whatever size is seeded: p50/p95 over repeated requests.
 
 Pages are found by URL name (dashboard:org_overview, dashboard:app_overview,
-dashboard:retention, dashboard:app_events, dashboard:event_detail) and requested through Django's
+dashboard:app_events, dashboard:event_detail) and requested through Django's
 full stack (middleware, session, templates) with the test client, logged in
 as a viewer of the organization, once per range preset for the pages that
 take one. Timing is in-process by default: no socket, no gunicorn.
@@ -160,9 +160,6 @@ def targets(organization, *, extra_paths: list[str], only: list[str] | None = No
         page = url("dashboard:app_overview", **kwargs)
         if page:
             found += [(f"app_overview {app.name}", preset, f"{page}?range={preset}") for preset in ranges]
-        retention = url("dashboard:retention", **kwargs) if wanted(f"retention {app.name}") else None
-        if retention:
-            found += [(f"retention {app.name}", preset, f"{retention}?range={preset}") for preset in ranges]
         events = url("dashboard:app_events", **kwargs) if wanted(f"app_events {app.name}") else None
         if events:
             found.append((f"app_events {app.name}", "latest", events))
@@ -368,7 +365,8 @@ def late_event_storer(organization, *, days_ago: int = 3):
     from django.utils import timezone
 
     from sdk_events import make_event
-    from telemetry.ingest import store_batch, validate_events
+    from telemetry.ingest import validate_events
+    from telemetry.storage import store_batch
 
     app = organization.apps.order_by("pk").first()
     rng = random.Random(7)
