@@ -22,6 +22,9 @@ from dashboard.forms import CUSTOM, RangeForm
 # Values offered per field: the most frequent in the range, plus the one in effect.
 OPTIONS_LIMIT = 30
 _OPTION_DIMENSIONS = {"version": "version", "os": "os", "arch": "arch", "ci": "ci"}
+# A breakdown (dashboard.stats.BREAKDOWNS) whose rows filter the page when clicked, and the filter each sets.
+BREAKDOWN_FILTERS = {"service_version": "version", "os": "os", "arch": "arch", "ci": "ci"}
+ANY_TIME = "any"  # the preset of pages that may show every event (the explorer)
 
 
 @dataclass(frozen=True)
@@ -41,15 +44,20 @@ class FilterField:
 @dataclass(frozen=True)
 class PageState:
     range_form: RangeForm
-    period: stats.Period  # prepared by stats.with_daily_rollups
+    period: stats.Period  # prepared by stats.with_daily_rollups (unless page_state(figures=False))
     filters: Filters
+    # The page shows every event whatever its time, the query naming no range
+    # (page_state(any_time=True)); `period` is then the default range, for the bar's options.
+    any_time: bool = False
 
     @property
     def preset(self) -> str:
-        return self.range_form.preset
+        return ANY_TIME if self.any_time else self.range_form.preset
 
     @property
     def range_items(self) -> list[tuple[str, str]]:
+        if self.any_time:
+            return []
         if self.preset == CUSTOM:
             data = self.range_form.cleaned_data
             return [("range", CUSTOM), ("start", data["start"].isoformat()), ("end", data["end"].isoformat())]
@@ -68,18 +76,43 @@ class PageState:
         """The query string of this view with one more filter (a clicked breakdown row)."""
         return urlencode(self.range_items + self.filters.with_value(name, value).items())
 
+    def with_filters(self, **values) -> str:
+        """The query string of this view with several more filters (a platform is an OS and an arch)."""
+        filters = self.filters
+        for name, value in values.items():
+            filters = filters.with_value(name, value)
+        return urlencode(self.range_items + filters.items())
+
     def without_filter(self, name: str) -> str:
         return urlencode(self.range_items + self.filters.without(name).items())
 
     def preset_query(self, preset: str) -> str:
+        if preset == ANY_TIME:
+            return urlencode(self.filters.items())
         return urlencode([("range", preset), *self.filters.items()])
 
+    def breakdown_query(self, dimension: str, value) -> str | None:
+        """The link of a breakdown row that filters the page by its value; None for a
+        dimension the bar does not filter, an unknown CI, or the filter already in effect."""
+        name = BREAKDOWN_FILTERS.get(dimension)
+        if name is None or (name == "ci" and value is None) or getattr(self.filters, name) == value:
+            return None
+        return self.with_filter(name, value)
 
-def page_state(request: HttpRequest, app_ids: Sequence[int]) -> PageState:
+
+def page_state(request: HttpRequest, app_ids: Sequence[int], *, any_time: bool = False, figures: bool = True) -> PageState:
+    """The page's range and filters. With any_time, a query naming no range
+    means every event (state.any_time), as the events explorer lists them.
+    A page that shows no rollup figures (the explorer) passes figures=False:
+    its period is then not prepared by stats.with_daily_rollups, which would
+    cost it a read of the closed days' figures it has no use for."""
     form = RangeForm(request.GET or None, now=timezone.now())
     form.is_valid()  # an unbound or invalid form falls back to the default preset
-    period = stats.with_daily_rollups(list(app_ids), form.time_range())
-    return PageState(range_form=form, period=period, filters=Filters.from_query(request.GET))
+    period = form.time_range()
+    if figures:
+        period = stats.with_daily_rollups(list(app_ids), period)
+    unranged = any_time and not any(request.GET.get(name) for name in ("range", "start", "end"))
+    return PageState(range_form=form, period=period, filters=Filters.from_query(request.GET), any_time=unranged)
 
 
 def filter_fields(app_ids: Sequence[int], state: PageState) -> list[FilterField]:
@@ -105,15 +138,31 @@ def filter_fields(app_ids: Sequence[int], state: PageState) -> list[FilterField]
     return fields
 
 
-def context(app_ids: Sequence[int], state: PageState) -> dict:
-    """Template context of the filter bar partial."""
+def context(
+    app_ids: Sequence[int], state: PageState, *, any_time: bool = False, keep: Sequence[tuple[str, str]] = ()
+) -> dict:
+    """Template context of the filter bar partial. `any_time` offers an "Any time"
+    preset (pages built with page_state(any_time=True)); `keep` is the page's own
+    query items (the explorer's), which the bar's links and form carry along."""
+    extra = urlencode(list(keep))
+
+    def kept(query: str) -> str:
+        return "&".join(part for part in (query, extra) if part)
+
+    presets = [(key, label, kept(state.preset_query(key))) for key, (label, _) in stats.PRESETS.items()]
+    if any_time:
+        presets.insert(0, (ANY_TIME, "Any time", kept(state.preset_query(ANY_TIME))))
     return {
         "state": state,
         "range_form": state.range_form,
         "preset": state.preset,
-        "presets": [(key, label, state.preset_query(key)) for key, (label, _) in stats.PRESETS.items()],
+        "presets": presets,
         "filters": state.filters,
         "filter_fields": filter_fields(app_ids, state),
-        "filter_chips": [(label, value, state.without_filter(name)) for name, label, value in state.filters.describe()],
+        "filter_chips": [
+            (name, label, value, kept(state.without_filter(name))) for name, label, value in state.filters.describe()
+        ],
+        "filter_keep": list(keep),
+        "clear_filters_query": kept(state.range_query) if state.filters.active else None,
         "period": state.period,
     }

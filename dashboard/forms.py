@@ -76,7 +76,8 @@ class EventFilterForm(forms.Form):
     user = forms.CharField(label="User", required=False, max_length=200)
     session = forms.CharField(label="Session", required=False, max_length=200)
     since = forms.DateTimeField(
-        label="From (UTC)",
+        # Not "From": the filter bar above it has a "From (UTC)" day of its own.
+        label="Since (UTC)",
         required=False,
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
@@ -92,7 +93,7 @@ class EventFilterForm(forms.Form):
         cleaned = super().clean()
         since, until = cleaned.get("since"), cleaned.get("until")
         if since and until and until <= since:
-            raise forms.ValidationError("“Until” must be after “From”.")
+            raise forms.ValidationError("“Until” must be after “Since”.")
         return cleaned
 
     def filters(self) -> stats.EventFilters:

@@ -18,7 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
-from django.db.models import QuerySet, Sum
+from django.db import connections
+from django.db.models import BooleanField, F, Func, QuerySet, Sum, Value
 
 from dashboard import stats
 from dashboard.filters import Filters
@@ -70,6 +71,8 @@ def counts(
     for part in stats._rollups(app_ids, period, dimension):
         if prefix is not None:
             part = part.filter(value__startswith=prefix)
+        if filtered:
+            part = matching(part, dimension, filters)
         for bucket, value, *numbers in _summed(part, period, per_bucket):
             # Django's startswith is LIKE, which ignores ASCII case on SQLite ("Build" for "build").
             if prefix is not None and not value.startswith(prefix):
@@ -86,6 +89,52 @@ def counts(
             continue
         rows.append(Row(parts, *numbers, bucket=bucket))
     return rows
+
+
+class _Like(Func):
+    """`value LIKE pattern` on PostgreSQL, `value GLOB pattern` on SQLite: both
+    case-sensitive (SQLite's LIKE is not), patterns made by _pattern()."""
+
+    output_field = BooleanField()
+
+    def as_sql(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, template="%(expressions)s", arg_joiner=" LIKE ", **extra)
+
+    def as_sqlite(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, template="%(expressions)s", arg_joiner=" GLOB ", **extra)
+
+
+def _pattern(dimension: str, filters: Filters, vendor: str) -> str:
+    """A LIKE (or GLOB, on SQLite) pattern matching exactly the values of the
+    dimension whose segment passes the filters.
+
+    Exact because every value has exactly one SEP between parts and no part
+    holds a SEP (telemetry.rollups.part): the pattern's SEPs pair off with the
+    value's one to one, so a wildcard never spans two parts."""
+    glob = vendor == "sqlite"
+    wanted = dict(filters.items())
+    pieces = []
+    for name in rollups.SEGMENTED_DIMENSIONS[dimension]:
+        if name not in wanted:
+            pieces.append("*" if glob else "%")
+            continue
+        value = getattr(filters, name)
+        text = rollups.ci_text(value) if name == "ci" else rollups.part(name, value)
+        if glob:
+            text = "".join(f"[{c}]" if c in "*?[" else c for c in text)
+        else:
+            text = text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+        pieces.append(text)
+    return rollups.SEP.join(pieces)
+
+
+def matching(part: QuerySet, dimension: str, filters: Filters) -> QuerySet:
+    """The rollup rows of a segmented dimension whose segment passes the filters,
+    selected in the database (counts() still checks each value, Filters.matches)."""
+    if not filters.active:
+        return part
+    pattern = _pattern(dimension, filters, connections[part.db].vendor)
+    return part.filter(_Like(F("value"), Value(pattern)))
 
 
 def _summed(part: QuerySet, period: stats.Period, per_bucket: bool):

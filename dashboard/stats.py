@@ -36,6 +36,7 @@ from django.db.models.fields.json import KeyTextTransform
 from django.db.models.functions import Cast
 from django.utils import timezone
 
+from dashboard.filters import Filters
 from organizations.models import App
 from telemetry import daily, periods, sketches
 from telemetry.models import ROLLUP_DIMENSIONS, DailyRollup, Event, HourlyCounts
@@ -591,7 +592,8 @@ class Change:
 class Summary:
     events: Change
     users: Change
-    sessions: Change
+    # None when not counted: under filters over long ranges (dashboard.filtered_stats.summary).
+    sessions: Change | None
 
 
 def summary(app_ids: Sequence[int], *, period: Period) -> Summary:
@@ -722,35 +724,39 @@ def breakdowns(
     grouped = _values(app_ids, period, sorted(set(stored.values()))) if total else {}
     result = []
     for dimension in dimensions:
-        top: list[tuple] = []
-        if total:
-            counts = [
-                (value, sums["events"])
-                for (name, value), sums in grouped.items()
-                if name == stored[dimension] and sums["events"] > 0
-            ]
-            if dimension == "ci":
-                # Three values at most; unknown sorts last, as "no value" does elsewhere.
-                top = sorted(
-                    ((_CI_VALUES[value], n) for value, n in counts),
-                    key=lambda pair: (-pair[1], pair[0] is None, pair[0]),
-                )[:limit]
-            else:
-                top = sorted(counts, key=lambda pair: (-pair[1], pair[0]))[:limit]
-        rows = [
-            BreakdownRow(value=value, label=_label(dimension, value), count=count, share=count * 100 / total)
-            for value, count in top
+        counts = [
+            (value, sums["events"])
+            for (name, value), sums in grouped.items()
+            if name == stored[dimension] and sums["events"] > 0
         ]
-        result.append(
-            Breakdown(
-                dimension=dimension,
-                title=BREAKDOWNS[dimension],
-                rows=rows,
-                other=total - sum(row.count for row in rows),
-                total=total,
-            )
-        )
+        result.append(breakdown_of(dimension, counts, total=total, limit=limit))
     return result
+
+
+def breakdown_of(dimension: str, counts: Sequence[tuple[str, int]], *, total: int, limit: int = 8) -> Breakdown:
+    """The breakdown of one dimension from (stored value, events) pairs of distinct
+    values (ci as "true", "false" or ""), `total` the period's events."""
+    top: list[tuple] = []
+    if total:
+        if dimension == "ci":
+            # Three values at most; unknown sorts last, as "no value" does elsewhere.
+            top = sorted(
+                ((_CI_VALUES[value], n) for value, n in counts),
+                key=lambda pair: (-pair[1], pair[0] is None, pair[0]),
+            )[:limit]
+        else:
+            top = sorted(counts, key=lambda pair: (-pair[1], pair[0]))[:limit]
+    rows = [
+        BreakdownRow(value=value, label=_label(dimension, value), count=count, share=count * 100 / total)
+        for value, count in top
+    ]
+    return Breakdown(
+        dimension=dimension,
+        title=BREAKDOWNS[dimension],
+        rows=rows,
+        other=total - sum(row.count for row in rows),
+        total=total,
+    )
 
 
 def top_values(
@@ -808,7 +814,15 @@ def duration_percentiles(app_ids: Sequence[int], *, period: Period) -> list[floa
     rollups' duration histogram: the middle of the bucket holding that rank
     (exact below 10 ms, within about 12 % above)."""
     histogram = _values(app_ids, period, ["duration"])
-    counts = sorted((int(value), sums["events"]) for (_, value), sums in histogram.items() if sums["events"] > 0)
+    return percentiles_of([(int(value), sums["events"]) for (_, value), sums in histogram.items()])
+
+
+def percentiles_of(histogram: Sequence[tuple[int, int]]) -> list[float | None]:
+    """p50, p90 and p99 by nearest rank from (duration bucket, runs) pairs (a bucket may repeat)."""
+    merged: dict[int, int] = defaultdict(int)
+    for bucket, n in histogram:
+        merged[bucket] += n
+    counts = sorted((bucket, n) for bucket, n in merged.items() if n > 0)
     total = sum(n for _, n in counts)
     if not total:
         return [None] * len(PERCENTILES)
@@ -842,8 +856,13 @@ class CommandRow:
 def top_commands(app_ids: Sequence[int], *, period: Period, limit: int = 10) -> list[CommandRow]:
     """The most run commands (data.command) with their outcomes and mean duration."""
     grouped = _values(app_ids, period, ["command"])
+    return command_rows({command: sums for (_, command), sums in grouped.items()}, limit=limit)
+
+
+def command_rows(grouped: dict[str, dict[str, int]], *, limit: int = 10) -> list[CommandRow]:
+    """The `limit` most run commands from their summed rollup counts ({command: {field: sum}})."""
     top = sorted(
-        ((command, sums) for (_, command), sums in grouped.items() if sums["events"] > 0),
+        ((command, sums) for command, sums in grouped.items() if sums["events"] > 0),
         key=lambda pair: (-pair[1]["events"], pair[0]),
     )[:limit]
     return [
@@ -884,9 +903,7 @@ def app_activity(apps: Sequence[App], *, period: Period) -> list[AppActivity]:
         app_ids, kind="u", span=_days(period), day_events=day_events,
         settled=figures.settled if figures is not None else None,
     )  # fmt: skip
-    # The newest event per app, read from the end of each app's index range.
-    newest = Event.objects.filter(app_id=OuterRef("pk")).order_by("-timestamp").values("timestamp")[:1]
-    last = dict(App.objects.filter(pk__in=app_ids).annotate(last=Subquery(newest)).values_list("pk", "last"))
+    last = last_event_per_app(app_ids)
     return [
         AppActivity(
             app=app,
@@ -897,6 +914,12 @@ def app_activity(apps: Sequence[App], *, period: Period) -> list[AppActivity]:
         )
         for app in apps
     ]
+
+
+def last_event_per_app(app_ids: Sequence[int]) -> dict[int, datetime | None]:
+    """When each app's newest event happened, read from the end of each app's index range (one query)."""
+    newest = Event.objects.filter(app_id=OuterRef("pk")).order_by("-timestamp").values("timestamp")[:1]
+    return dict(App.objects.filter(pk__in=list(app_ids)).annotate(last=Subquery(newest)).values_list("pk", "last"))
 
 
 def last_event_at(app_ids: Sequence[int]) -> datetime | None:
@@ -963,6 +986,7 @@ class EventFilters:
     session_id: str = ""
     start: datetime | None = None  # inclusive
     end: datetime | None = None  # exclusive
+    segment: Filters = Filters()  # the filter bar's version, OS, arch and CI
 
 
 @dataclass(frozen=True)
@@ -995,6 +1019,8 @@ def recent_events(
         events = events.filter(timestamp__gte=filters.start)
     if filters.end is not None:
         events = events.filter(timestamp__lt=filters.end)
+    if filters.segment.active:
+        events = events.filter(filters.segment.q())
     # A one-line summary of what happened, for the list: the command or feature name.
     events = events.annotate(
         command=KeyTextTransform("command", "data"), feature=KeyTextTransform("feature", "data")

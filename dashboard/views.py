@@ -4,18 +4,18 @@ and hands them to a template; no view builds an event query itself."""
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
 from django.views.decorators.http import require_safe
 
-from dashboard import stats
+from dashboard import filter_bar, filtered_stats, stats
 from dashboard.charts import bar_chart
-from dashboard.forms import CUSTOM, EventFilterForm, RangeForm
+from dashboard.forms import CUSTOM, EventFilterForm
 from organizations.access import get_app_access, get_org_access
 from organizations.views import home_redirect
 from telemetry import limits, scheduler
@@ -28,21 +28,6 @@ def home(request: HttpRequest) -> HttpResponse:
     return home_redirect(request)
 
 
-def _range_form(request: HttpRequest) -> RangeForm:
-    form = RangeForm(request.GET or None, now=timezone.now())
-    form.is_valid()  # an unbound or invalid form falls back to the default preset
-    return form
-
-
-def _range_query(form: RangeForm) -> str:
-    """The query string that selects the same range on another analytics page."""
-    preset = form.preset
-    if preset == CUSTOM:
-        data = form.cleaned_data
-        return urlencode({"range": CUSTOM, "start": data["start"].isoformat(), "end": data["end"].isoformat()})
-    return urlencode({"range": preset})
-
-
 def _length_words(period: stats.Period) -> str:
     hours = int(period.length.total_seconds() // 3600)
     if period.hourly:
@@ -51,8 +36,8 @@ def _length_words(period: stats.Period) -> str:
     return "day" if days == 1 else f"{days} days"
 
 
-def _range_label(form: RangeForm) -> str:
-    return "Custom range" if form.preset == CUSTOM else stats.PRESETS[form.preset][0]
+def _range_label(state: filter_bar.PageState) -> str:
+    return "Custom range" if state.preset == CUSTOM else stats.PRESETS[state.preset][0]
 
 
 def _span_label(period: stats.Period) -> str:
@@ -67,29 +52,41 @@ def _span_label(period: stats.Period) -> str:
     return f"{first} – {last.day} {last:%b %Y} (UTC days)"
 
 
-def _analytics(app_ids: list[int], form: RangeForm) -> dict:
-    """Everything the shared analytics section shows, for one app or an organization."""
-    period = stats.with_daily_rollups(app_ids, form.time_range())
-    buckets = stats.events_over_time(app_ids, period=period)
-    summary = stats.summary(app_ids, period=period)
+def _analytics(app_ids: list[int], state: filter_bar.PageState) -> dict:
+    """Everything the shared analytics section shows, for one app or an organization.
+
+    Without a filter it reads dashboard.stats (plain rollups, figures of closed
+    days cached); with one, dashboard.filtered_stats (segmented rollups, UserDay)."""
+    period, filters = state.period, state.filters
+    if filters.active:
+        buckets = filtered_stats.events_over_time(app_ids, period=period, filters=filters)
+        summary = filtered_stats.summary(app_ids, period=period, filters=filters)
+    else:
+        buckets = stats.events_over_time(app_ids, period=period)
+        summary = stats.summary(app_ids, period=period)
     context = {
-        "range_form": form,
-        "preset": form.preset,
-        "presets": [(key, label) for key, (label, _) in stats.PRESETS.items()],
-        "range_query": _range_query(form),
-        "period": period,
-        "range_label": _range_label(form),
+        **filter_bar.context(app_ids, state),
+        "range_label": _range_label(state),
         "span_label": _span_label(period),
         "previous_label": f"the previous {_length_words(period)}",
+        "wider_query": state.preset_query("90d"),
         "summary": summary,
+        "session_limit": filtered_stats.SESSION_SCAN_LIMIT,
         "chart": bar_chart(buckets, hourly=period.hourly),
         "ever_had_events": summary.events.current > 0 or stats.has_events(app_ids),
     }
     if summary.events.current:
-        context["breakdowns"] = stats.breakdowns(app_ids, period=period)
-        context["commands"] = stats.command_stats(app_ids, period=period)
+        if filters.active:
+            context["breakdowns"] = filtered_stats.breakdowns(app_ids, period=period, filters=filters)
+            context["commands"] = filtered_stats.command_stats(app_ids, period=period, filters=filters)
+        else:
+            context["breakdowns"] = stats.breakdowns(app_ids, period=period)
+            context["commands"] = stats.command_stats(app_ids, period=period)
         if context["commands"].runs:
-            context["top_commands"] = stats.top_commands(app_ids, period=period)
+            if filters.active:
+                context["top_commands"] = filtered_stats.top_commands(app_ids, period=period, filters=filters)
+            else:
+                context["top_commands"] = stats.top_commands(app_ids, period=period)
     elif context["ever_had_events"]:
         context["last_event_at"] = stats.last_event_at(app_ids)
     return context
@@ -101,13 +98,20 @@ def org_overview(request: HttpRequest, org_id: str) -> HttpResponse:
     access = get_org_access(request.user, org_id)
     organization = access.organization
     apps = list(organization.apps.all())
-    form = _range_form(request)
-    context = _analytics([app.pk for app in apps], form)
+    app_ids = [app.pk for app in apps]
+    state = filter_bar.page_state(request, app_ids)
+    context = _analytics(app_ids, state)
+    if not apps:
+        activity = []
+    elif state.filters.active:
+        activity = filtered_stats.app_activity(apps, period=state.period, filters=state.filters)
+    else:
+        activity = stats.app_activity(apps, period=state.period)
     context.update(
         organization=organization,
         access=access,
         apps=apps,
-        activity=stats.app_activity(apps, period=context["period"]) if apps else [],
+        activity=activity,
         usage=limits.monthly_usage(organization),
     )
     return render(request, "dashboard/org_overview.html", context)
@@ -117,8 +121,8 @@ def org_overview(request: HttpRequest, org_id: str) -> HttpResponse:
 @require_safe
 def app_overview(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
     app, access = get_app_access(request.user, org_id, app_id)
-    form = _range_form(request)
-    context = _analytics([app.pk], form)
+    state = filter_bar.page_state(request, [app.pk])
+    context = _analytics([app.pk], state)
     context.update(organization=access.organization, access=access, app=app)
     return render(request, "dashboard/app_overview.html", context)
 
@@ -127,17 +131,27 @@ def app_overview(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse
 @require_safe
 def app_events(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
     app, access = get_app_access(request.user, org_id, app_id)
+    # Every event unless the query names a range; the bar's filters apply to the raw rows.
+    state = filter_bar.page_state(request, [app.pk], any_time=True, figures=False)
     form = EventFilterForm(request.GET)
-    filters = form.filters()
+    filters = replace(form.filters(), segment=state.filters)
+    if not state.any_time:
+        period = state.period
+        filters = replace(
+            filters,
+            start=max(filters.start, period.start) if filters.start else period.start,
+            end=min(filters.end, period.end) if filters.end else period.end,
+        )
     before = stats.Cursor.decode(request.GET.get("before", ""))
     after = stats.Cursor.decode(request.GET.get("after", "")) if before is None else None
     bad_cursor = (request.GET.get("before") or request.GET.get("after")) and before is None and after is None
     page = stats.recent_events(app.pk, filters=filters, before=before, after=after, limit=EVENTS_PER_PAGE)
 
-    # Links keep the filters and swap only the cursor.
+    # Links keep the explorer's fields and the bar's range and filters, and swap only the cursor.
     kept = [(name, value) for name, value in request.GET.items() if name in form.fields and value]
-    filter_query = urlencode(kept)
+    bar = state.range_items + state.filters.items()
     context = {
+        **filter_bar.context([app.pk], state, any_time=True, keep=kept),
         "organization": access.organization,
         "access": access,
         "app": app,
@@ -145,9 +159,12 @@ def app_events(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
         "page": page,
         "paged": before is not None or after is not None,
         "bad_cursor": bad_cursor,
-        "filter_query": filter_query,
-        "newer_query": urlencode([*kept, ("after", page.newer.encode())]) if page.newer else "",
-        "older_query": urlencode([*kept, ("before", page.older.encode())]) if page.older else "",
+        "bar_query": urlencode(bar),
+        "bar_items": bar,
+        "explorer_filtered": bool(kept),
+        "filter_query": urlencode(bar + kept),
+        "newer_query": urlencode([*bar, *kept, ("after", page.newer.encode())]) if page.newer else "",
+        "older_query": urlencode([*bar, *kept, ("before", page.older.encode())]) if page.older else "",
         "type_suggestions": stats.recent_event_types(app.pk),
         "ever_had_events": bool(page.events) or stats.has_events([app.pk]),
     }

@@ -70,3 +70,19 @@ def chart_rows(chart: BarChart) -> SafeString:
     return mark_safe(
         "".join(f'<tr><th scope="row">{escape(bar.label)}</th><td class="num">{bar.count:,}</td></tr>' for bar in chart.bars)
     )
+
+
+@register.simple_tag
+def breakdown_query(state, dimension: str, value) -> str | None:
+    """The query string of a breakdown row's link that filters the page by its value
+    (dashboard.filter_bar.PageState.breakdown_query), or None."""
+    return state.breakdown_query(dimension, value) if state is not None else None
+
+
+@register.simple_tag
+def filter_query(state, **values) -> str | None:
+    """The query string of a link that adds these filters to the page
+    (dashboard.filter_bar.PageState.with_filters); None when they are all in effect."""
+    if state is None or all(getattr(state.filters, name) == value for name, value in values.items()):
+        return None
+    return state.with_filters(**values)

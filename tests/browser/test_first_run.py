@@ -166,7 +166,7 @@ def test_a_new_admin_sets_up_clacks_sends_events_and_invites_a_viewer(open_page,
     # A custom range with the dates the wrong way round is a message, not an error page.
     page.get_by_label("From (UTC)").fill("2026-03-10")
     page.get_by_label("To (UTC, included)").fill("2026-03-01")
-    page.get_by_role("button", name="Show range").click()
+    page.get_by_role("button", name="Apply").click()
     expect(page.get_by_role("alert")).to_contain_text("The end date is before the start date.")
 
     # --- The organization's overview lists the app with its counts. ---

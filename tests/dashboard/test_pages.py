@@ -310,7 +310,7 @@ def test_the_explorer_filters_by_time(client, alice, app, events, now):
     "query, message",
     [
         ({"since": "last tuesday"}, "Enter a valid date/time."),
-        ({"since": "2026-03-10T10:00", "until": "2026-03-10T09:00"}, "“Until” must be after “From”."),
+        ({"since": "2026-03-10T10:00", "until": "2026-03-10T09:00"}, "“Until” must be after “Since”."),
         ({"user": "x" * 201}, "Ensure this value has at most 200 characters"),
     ],
 )
