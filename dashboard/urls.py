@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import activity_views, lifecycle_views, manage_views, views
+from dashboard import activity_views, lifecycle_views, manage_views, platform_views, views
 
 app_name = "dashboard"
 
@@ -14,6 +14,7 @@ urlpatterns = [
     path(app, views.app_overview, name="app_overview"),
     path(app + "events/", views.app_events, name="app_events"),
     path(app + "events/<uuid:event_id>/", views.event_detail, name="event_detail"),
+    path(app + "platforms/", platform_views.platforms_page, name="platforms"),
     path(app + "export/", lifecycle_views.export_events, name="export_events"),
     path(app + "retention/", activity_views.retention, name="retention"),
     # Erasure spans the organization's events, so the page lives here: organizations/ imports no other app.

@@ -318,6 +318,7 @@ def test_a_shared_url_shows_another_member_the_same_view(client, alice, bob, app
     assert "Events 3" in seen_by_alice
     assert '<option value="1.2.0" selected>' in html and '<option value="false" selected>' in html
     # Links to the other analytics pages carry the same view.
+    assert app_url(app, "platforms") + "?range=24h&amp;version=1.2.0&amp;ci=false" in html
     assert app_url(app, "app_events") + "?range=24h&amp;version=1.2.0&amp;ci=false" in html
 
 
@@ -377,7 +378,7 @@ def test_the_explorer_filters_raw_events_by_the_bar_and_keeps_its_own_fields(cli
 
 def test_filtered_page_queries_do_not_grow_with_apps(client, alice, org, app, seeded):
     client.force_login(alice)
-    urls = [org_url(org) + "?os=linux&range=30d", app_url(app) + "?os=linux&ci=false"]
+    urls = [org_url(org) + "?os=linux&range=30d", app_url(app) + "?os=linux&ci=false", app_url(app, "platforms") + "?arch=x86_64"]
 
     def counts():
         for url in urls:
