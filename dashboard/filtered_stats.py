@@ -51,16 +51,64 @@ _BREAKDOWN_PARTS = {
 }
 
 
-def event_total(app_ids: Sequence[int], *, period: stats.Period, filters: Filters) -> int:
+class Reads:
+    """The segmented counts one page's filtered figures are computed from, each
+    read once: the summary, the time series and the breakdowns share the
+    `segment` rows, the command outcomes and the top commands the `cmd` rows.
+    A read per bucket also answers the same read over the whole period."""
+
+    def __init__(self, app_ids: Sequence[int], filters: Filters):
+        self.app_ids = list(app_ids)
+        self.filters = filters
+        self._rows: dict[tuple, list[segments.Row]] = {}
+
+    def counts(self, period: stats.Period, dimension: str, *, per_bucket: bool = False) -> list[segments.Row]:
+        key = (period.start, period.end, period.daily, dimension)
+        if not per_bucket and (key, True) in self._rows and (key, False) not in self._rows:
+            self._rows[(key, False)] = _merged(self._rows[(key, True)])
+        if (key, per_bucket) not in self._rows:
+            self._rows[(key, per_bucket)] = segments.counts(
+                self.app_ids, period, dimension, filters=self.filters, per_bucket=per_bucket
+            )
+        return self._rows[(key, per_bucket)]
+
+
+def _merged(rows: Sequence[segments.Row]) -> list[segments.Row]:
+    """Rows per bucket summed per value."""
+    sums: dict[tuple, list[int]] = {}
+    parts: dict[tuple, dict[str, str]] = {}
+    for row in rows:
+        key = tuple(row.parts.items())
+        parts[key] = row.parts
+        numbers = sums.setdefault(key, [0] * len(segments.FIELDS))
+        for i, name in enumerate(segments.FIELDS):
+            numbers[i] += getattr(row, name)
+    return [segments.Row(parts[key], *numbers) for key, numbers in sums.items()]
+
+
+def _reads(app_ids: Sequence[int], filters: Filters, reads: Reads | None) -> Reads:
+    if reads is None:
+        return Reads(app_ids, filters)
+    if reads.filters != filters or sorted(reads.app_ids) != sorted(app_ids):
+        raise ValueError("these reads are of other apps or filters")
+    return reads
+
+
+def event_total(app_ids: Sequence[int], *, period: stats.Period, filters: Filters, reads: Reads | None = None) -> int:
     """Matching events in the period."""
-    return sum(row.events for row in segments.counts(app_ids, period, "segment", filters=filters))
+    return sum(row.events for row in _reads(app_ids, filters, reads).counts(period, "segment"))
 
 
 # --- Totals -----------------------------------------------------------------------------
 
 
 def summary(
-    app_ids: Sequence[int], *, period: stats.Period, filters: Filters, session_limit: int | None = None
+    app_ids: Sequence[int],
+    *,
+    period: stats.Period,
+    filters: Filters,
+    session_limit: int | None = None,
+    reads: Reads | None = None,
 ) -> stats.Summary:
     """Matching events, distinct users and (when the days hold few enough events,
     `session_limit`, SESSION_SCAN_LIMIT by default) distinct sessions in the
@@ -69,8 +117,10 @@ def summary(
     and exactly."""
     previous = period.previous
     now_days, before_days = stats._days(period), stats._days(previous)
-    events_now = event_total(app_ids, period=period, filters=filters)
-    events_before = event_total(app_ids, period=previous, filters=filters)
+    reads = _reads(app_ids, filters, reads)
+    # Per bucket: the same read as the time series', made once for both.
+    events_now = sum(row.events for row in reads.counts(period, "segment", per_bucket=True))
+    events_before = event_total(app_ids, period=previous, filters=filters, reads=reads)
     users = distinct_users(app_ids, spans=[now_days, before_days], filters=filters)
     return stats.Summary(
         events=stats.Change(events_now, events_before),
@@ -128,10 +178,12 @@ def _stored_events(app_ids: Sequence[int], period: stats.Period, first: date, la
 # --- Events over time and breakdowns -----------------------------------------------------
 
 
-def events_over_time(app_ids: Sequence[int], *, period: stats.Period, filters: Filters) -> list[stats.Bucket]:
+def events_over_time(
+    app_ids: Sequence[int], *, period: stats.Period, filters: Filters, reads: Reads | None = None
+) -> list[stats.Bucket]:
     """Matching events per UTC hour or day across the period; empty buckets are zero."""
     counts: dict = defaultdict(int)
-    for row in segments.counts(app_ids, period, "segment", filters=filters, per_bucket=True):
+    for row in _reads(app_ids, filters, reads).counts(period, "segment", per_bucket=True):
         counts[row.bucket] += row.events
     return [stats.Bucket(start=start, count=counts.get(start, 0)) for start in period.bucket_starts()]
 
@@ -143,6 +195,7 @@ def breakdowns(
     filters: Filters,
     dimensions: Sequence[str] = tuple(stats.BREAKDOWNS),
     limit: int = 8,
+    reads: Reads | None = None,
 ) -> list[stats.Breakdown]:
     """The most frequent values of each dimension among the matching events (one
     query per segmented dimension needed)."""
@@ -150,7 +203,8 @@ def breakdowns(
     if unknown:
         raise ValueError(f"unknown dimension {sorted(unknown)[0]!r}")
     needed = sorted({_BREAKDOWN_PARTS[dimension][0] for dimension in dimensions})
-    rows = {name: segments.counts(app_ids, period, name, filters=filters) for name in needed}
+    reads = _reads(app_ids, filters, reads)
+    rows = {name: reads.counts(period, name) for name in needed}
     total = sum(row.events for row in rows[needed[0]]) if needed else 0
     result = []
     for dimension in dimensions:
@@ -165,15 +219,18 @@ def breakdowns(
 # --- Commands -----------------------------------------------------------------------------
 
 
-def command_stats(app_ids: Sequence[int], *, period: stats.Period, filters: Filters) -> stats.CommandStats:
+def command_stats(
+    app_ids: Sequence[int], *, period: stats.Period, filters: Filters, reads: Reads | None = None
+) -> stats.CommandStats:
     """Runs, outcomes and duration percentiles of the matching command events."""
-    runs = segments.counts(app_ids, period, "cmd", filters=filters)
+    reads = _reads(app_ids, filters, reads)
+    runs = reads.counts(period, "cmd")
     succeeded = sum(row.succeeded for row in runs)
     failed = sum(row.failed for row in runs)
     timed = sum(row.timed for row in runs)
     percentiles = [None] * len(stats.PERCENTILES)
     if timed:
-        histogram = segments.counts(app_ids, period, "cmd_duration", filters=filters)
+        histogram = reads.counts(period, "cmd_duration")
         percentiles = stats.percentiles_of([(int(row.parts["bucket"]), row.events) for row in histogram])
     return stats.CommandStats(
         runs=sum(row.events for row in runs),
@@ -187,11 +244,11 @@ def command_stats(app_ids: Sequence[int], *, period: stats.Period, filters: Filt
 
 
 def top_commands(
-    app_ids: Sequence[int], *, period: stats.Period, filters: Filters, limit: int = 10
+    app_ids: Sequence[int], *, period: stats.Period, filters: Filters, limit: int = 10, reads: Reads | None = None
 ) -> list[stats.CommandRow]:
     """The most run commands among the matching command events."""
     grouped: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(segments.FIELDS, 0))
-    for row in segments.counts(app_ids, period, "cmd", filters=filters):
+    for row in _reads(app_ids, filters, reads).counts(period, "cmd"):
         sums = grouped[row.parts["command"]]
         for name in segments.FIELDS:
             sums[name] += getattr(row, name)

@@ -58,9 +58,10 @@ def _analytics(app_ids: list[int], state: filter_bar.PageState) -> dict:
     Without a filter it reads dashboard.stats (plain rollups, figures of closed
     days cached); with one, dashboard.filtered_stats (segmented rollups, UserDay)."""
     period, filters = state.period, state.filters
+    reads = filtered_stats.Reads(app_ids, filters) if filters.active else None
     if filters.active:
-        buckets = filtered_stats.events_over_time(app_ids, period=period, filters=filters)
-        summary = filtered_stats.summary(app_ids, period=period, filters=filters)
+        buckets = filtered_stats.events_over_time(app_ids, period=period, filters=filters, reads=reads)
+        summary = filtered_stats.summary(app_ids, period=period, filters=filters, reads=reads)
     else:
         buckets = stats.events_over_time(app_ids, period=period)
         summary = stats.summary(app_ids, period=period)
@@ -77,14 +78,16 @@ def _analytics(app_ids: list[int], state: filter_bar.PageState) -> dict:
     }
     if summary.events.current:
         if filters.active:
-            context["breakdowns"] = filtered_stats.breakdowns(app_ids, period=period, filters=filters)
-            context["commands"] = filtered_stats.command_stats(app_ids, period=period, filters=filters)
+            context["breakdowns"] = filtered_stats.breakdowns(app_ids, period=period, filters=filters, reads=reads)
+            context["commands"] = filtered_stats.command_stats(app_ids, period=period, filters=filters, reads=reads)
         else:
             context["breakdowns"] = stats.breakdowns(app_ids, period=period)
             context["commands"] = stats.command_stats(app_ids, period=period)
         if context["commands"].runs:
             if filters.active:
-                context["top_commands"] = filtered_stats.top_commands(app_ids, period=period, filters=filters)
+                context["top_commands"] = filtered_stats.top_commands(
+                    app_ids, period=period, filters=filters, reads=reads
+                )
             else:
                 context["top_commands"] = stats.top_commands(app_ids, period=period)
     elif context["ever_had_events"]:

@@ -151,7 +151,8 @@ def test_filtered_figures_are_the_raw_events_counted(org, specs, filters, period
     # Breakdowns, every value (limit high enough to show them all).
     columns = {"event_type": "event_type", "category": "category", "os": "os", "arch": "arch",
                "service_version": "service_version", "ci": "ci"}  # fmt: skip
-    for breakdown in filtered_stats.breakdowns(app_ids, period=period, filters=filters, limit=100):
+    breakdowns = filtered_stats.breakdowns(app_ids, period=period, filters=filters, limit=100)
+    for breakdown in breakdowns:
         truth = raw.breakdown_counts(now_rows, columns[breakdown.dimension])
         if breakdown.dimension == "ci":
             truth = {{"true": True, "false": False, "": None}[value]: n for value, n in truth.items()}
@@ -184,6 +185,14 @@ def test_filtered_figures_are_the_raw_events_counted(org, specs, filters, period
     for name, (n, ok, failed, mean) in truth.items():
         assert got[name][:3] == (n, ok, failed)
         assert got[name][3] == pytest.approx(mean) if mean is not None else got[name][3] is None
+
+    # A page reads each source once and shares it between the figures: the same answers.
+    reads = filtered_stats.Reads(app_ids, filters)
+    assert filtered_stats.events_over_time(app_ids, period=period, filters=filters, reads=reads) == buckets
+    assert filtered_stats.summary(app_ids, period=period, filters=filters, session_limit=10**6, reads=reads) == summary
+    assert filtered_stats.breakdowns(app_ids, period=period, filters=filters, limit=100, reads=reads) == breakdowns
+    assert filtered_stats.command_stats(app_ids, period=period, filters=filters, reads=reads) == commands
+    assert filtered_stats.top_commands(app_ids, period=period, filters=filters, limit=100, reads=reads) == top
 
     # The organization's apps: each one's matching events and users.
     activity = filtered_stats.app_activity(apps, period=period, filters=filters)
