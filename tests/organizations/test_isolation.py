@@ -55,6 +55,7 @@ MIN_ROLE = {
     "dashboard:app_events": Role.VIEWER,
     "dashboard:event_detail": Role.VIEWER,
     "dashboard:retention": Role.VIEWER,
+    "dashboard:platforms": Role.VIEWER,
     "dashboard:export_events": Role.ADMIN,
     "dashboard:erase_user": Role.ADMIN,
 }
@@ -73,6 +74,7 @@ HEADINGS = {
     "dashboard:app_events": "Recent events",
     "dashboard:event_detail": "command_execution event",
     "dashboard:retention": "Retention",
+    "dashboard:platforms": "Platforms",
     "dashboard:export_events": "Export events",
     "dashboard:app_credentials": "Credentials and setup",
     "dashboard:app_settings": "App settings",
