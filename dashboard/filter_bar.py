@@ -64,6 +64,18 @@ class PageState:
         return [("range", self.preset)]
 
     @property
+    def span_label(self) -> str:
+        """The range's bounds in UTC words: buckets are UTC hours or days, so is this."""
+        start, end = self.period.start, self.period.end
+        if self.period.hourly:
+            return f"{start.day} {start:%b} {start:%H}:00 – {end.day} {end:%b %Y} {end:%H}:00 UTC"
+        last = end - stats.DAY
+        if start == last:
+            return f"{start.day} {start:%b %Y} (UTC)"
+        first = f"{start.day} {start:%b}" + (f" {start:%Y}" if start.year != last.year else "")
+        return f"{first} – {last.day} {last:%b %Y} (UTC days)"
+
+    @property
     def query(self) -> str:
         """Range and filters as a query string: the same view on another page."""
         return urlencode(self.range_items + self.filters.items())

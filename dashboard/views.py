@@ -40,18 +40,6 @@ def _range_label(state: filter_bar.PageState) -> str:
     return "Custom range" if state.preset == CUSTOM else stats.PRESETS[state.preset][0]
 
 
-def _span_label(period: stats.Period) -> str:
-    """The range's bounds in UTC words: buckets are UTC hours or days, so is this."""
-    start, end = period.start, period.end
-    if period.hourly:
-        return f"{start.day} {start:%b} {start:%H}:00 – {end.day} {end:%b %Y} {end:%H}:00 UTC"
-    last = end - stats.DAY
-    if start == last:
-        return f"{start.day} {start:%b %Y} (UTC)"
-    first = f"{start.day} {start:%b}" + (f" {start:%Y}" if start.year != last.year else "")
-    return f"{first} – {last.day} {last:%b %Y} (UTC days)"
-
-
 def _analytics(app_ids: list[int], state: filter_bar.PageState) -> dict:
     """Everything the shared analytics section shows, for one app or an organization.
 
@@ -68,7 +56,7 @@ def _analytics(app_ids: list[int], state: filter_bar.PageState) -> dict:
     context = {
         **filter_bar.context(app_ids, state),
         "range_label": _range_label(state),
-        "span_label": _span_label(period),
+        "span_label": state.span_label,
         "previous_label": f"the previous {_length_words(period)}",
         "wider_query": state.preset_query("90d"),
         "summary": summary,

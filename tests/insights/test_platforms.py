@@ -188,8 +188,9 @@ def test_no_matching_events_is_a_message(client, alice, app, seeded):
     page = page_text(client.get(platforms_url(app), {"os": "plan9"}))
     assert "No matching events in this range" in page
 
-    page = page_text(client.get(platforms_url(app), {"range": "custom", "start": "2026-01-01", "end": "2026-01-02"}))
+    page = page_text(client.get(platforms_url(app), {"range": "custom", "start": "2026-01-01", "end": "2026-01-03"}))
     assert "No events in this range" in page
+    assert "Custom range: 1 Jan – 3 Jan 2026 (UTC days)." in page
 
 
 def test_an_app_without_events_explains_the_sdk(client, alice, app):
