@@ -24,9 +24,10 @@ from __future__ import annotations
 
 import hashlib
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
+from itertools import groupby
 
 from django.core.cache import cache
 
@@ -119,11 +120,21 @@ VersionKey = tuple[str, str, str]  # os, arch, OS version (as segmented parts)
 @dataclass
 class _Counts:
     """What platforms() reads for some days: events per OS version, command runs
-    per platform ([runs, succeeded, failed]), and the user ids per OS version."""
+    per platform ([runs, succeeded, failed]), and the user ids per OS version,
+    per platform and in all (kept apart so that adding a day's few ids to a
+    long range's many updates them in place, and pickled once each)."""
 
     events: dict[VersionKey, int] = field(default_factory=dict)
     runs: dict[tuple[str, str], list[int]] = field(default_factory=dict)
     users: dict[VersionKey, set[str]] = field(default_factory=dict)
+    platform_users: dict[tuple[str, str], set[str]] = field(default_factory=dict)
+    everyone: set[str] = field(default_factory=set)
+
+    def add_users(self, key: VersionKey, ids: Iterable[str]) -> None:
+        ids = set(ids)
+        self.users.setdefault(key, set()).update(ids)
+        self.platform_users.setdefault(key[:2], set()).update(ids)
+        self.everyone.update(ids)
 
     def add(self, other: _Counts) -> None:
         for key, n in other.events.items():
@@ -133,7 +144,7 @@ class _Counts:
             for i, n in enumerate(numbers):
                 mine[i] += n
         for key, ids in other.users.items():
-            self.users.setdefault(key, set()).update(ids)
+            self.add_users(key, ids)
 
 
 def _read(app_ids: Sequence[int], period: stats.Period, first: date, last: date, filters: Filters) -> _Counts:
@@ -150,13 +161,15 @@ def _read(app_ids: Sequence[int], period: stats.Period, first: date, last: date,
     seen = (
         segments.user_days(app_ids, first, last, filters=filters)
         .values_list("os", "arch", "os_version", "user_id")
-        .order_by()
+        .order_by("os", "arch", "os_version")
         .distinct()
     )
-    for os, arch, os_version, user_id in seen.iterator(chunk_size=5000):
+    # Tens of thousands of rows for a long range: grouped by the database, each
+    # platform's ids added to its set at once.
+    for (os, arch, os_version), rows in groupby(seen, key=lambda row: row[:3]):
         # UserDay keeps whole values; the rollups' parts are cut (PART_LENGTHS): name them alike.
         key = (rollups.part("os", os), rollups.part("arch", arch), rollups.part("os_version", os_version))
-        counts.users.setdefault(key, set()).add(user_id)
+        counts.add_users(key, (row[3] for row in rows))
     return counts
 
 
@@ -195,11 +208,6 @@ def _counts(app_ids: Sequence[int], period: stats.Period, filters: Filters) -> _
 def platforms(app_ids: Sequence[int], *, period: stats.Period, filters: Filters = Filters()) -> Platforms:
     """Every OS × arch pair with matching events in the period, most users first."""
     counts = _counts(app_ids, period, filters)
-    users: dict[tuple[str, str], set[str]] = defaultdict(set)
-    everyone: set[str] = set()
-    for (os, arch, _), ids in counts.users.items():
-        users[(os, arch)] |= ids
-        everyone |= ids
 
     # Rows are the platforms and OS versions with events in the period; users are
     # counted over its whole UTC days (as the overview counts them), so for the
@@ -217,7 +225,7 @@ def platforms(app_ids: Sequence[int], *, period: stats.Period, filters: Filters 
             PlatformRow(
                 os=os,
                 arch=arch,
-                users=len(users.get(key, ())),
+                users=len(counts.platform_users.get(key, ())),
                 events=sum(version.events for version in versions[key]),
                 runs=run,
                 succeeded=succeeded,
@@ -228,7 +236,7 @@ def platforms(app_ids: Sequence[int], *, period: stats.Period, filters: Filters 
     rows.sort(key=lambda row: (-row.users, -row.events, -row.runs, row.os, row.arch))
     return Platforms(
         rows=rows,
-        users=len(everyone),
+        users=len(counts.everyone),
         events=sum(row.events for row in rows),
         runs=sum(row.runs for row in rows),
         succeeded=sum(row.succeeded for row in rows),
