@@ -27,7 +27,6 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import date
-from itertools import groupby
 
 from django.core.cache import cache
 
@@ -161,15 +160,17 @@ def _read(app_ids: Sequence[int], period: stats.Period, first: date, last: date,
     seen = (
         segments.user_days(app_ids, first, last, filters=filters)
         .values_list("os", "arch", "os_version", "user_id")
-        .order_by("os", "arch", "os_version")
+        .order_by()
         .distinct()
     )
-    # Tens of thousands of rows for a long range: grouped by the database, each
-    # platform's ids added to its set at once.
-    for (os, arch, os_version), rows in groupby(seen, key=lambda row: row[:3]):
+    # Tens of thousands of rows for a long range, made distinct by the database
+    # (a hash, not a sort), then each OS version's ids added to its sets at once.
+    grouped: dict[tuple[str, str, str], list[str]] = defaultdict(list)
+    for os, arch, os_version, user_id in seen:
+        grouped[(os, arch, os_version)].append(user_id)
+    for (os, arch, os_version), ids in grouped.items():
         # UserDay keeps whole values; the rollups' parts are cut (PART_LENGTHS): name them alike.
-        key = (rollups.part("os", os), rollups.part("arch", arch), rollups.part("os_version", os_version))
-        counts.add_users(key, (row[3] for row in rows))
+        counts.add_users((rollups.part("os", os), rollups.part("arch", arch), rollups.part("os_version", os_version)), ids)
     return counts
 
 
@@ -177,28 +178,43 @@ def _counts(app_ids: Sequence[int], period: stats.Period, filters: Filters) -> _
     """_read() of the period and its UTC days, the closed days' part kept in Django's cache.
 
     A period prepared by stats.with_daily_rollups carries the versions of its
-    closed days' rollups (RangeFigures.settled). UserDay rows are written with
-    their events and deleted with them, as the daily actors are, so a closed
-    day's rows change only when its version does (stats.rollup_version's
-    contract): the read of the closed days is cached under those versions and
-    only the rest (today) is read on each view. The distinct users of a 90-day
-    range are hundreds of thousands of UserDay rows: too many to read per view."""
+    closed days' rollups (RangeFigures.settled), in runs (the last week before
+    today, and the days before it). UserDay rows are written with their events
+    and deleted with them, as the daily actors are, so a closed day's rows
+    change only when its version does (stats.rollup_version's contract): the
+    read of each run's days is cached under the run's version, and only the
+    rest (today) is read on each view. A late event re-reads its run, not the
+    range. The distinct users of a 90-day range are hundreds of thousands of
+    UserDay rows: far too many to read per view."""
     first, last = stats._days(period)
     figures = period.figures
     settled = figures.settled if figures is not None and figures.covers(app_ids) else None
     closed = daily.closed_days(period.start, period.end)
     if settled is None or closed is None or closed[0] != first or not settled.covers(closed):
         return _read(app_ids, period, first, last, filters)
-    versions = [version for _, version in settled.clip(closed)]
-    key = "platforms:closed:" + hashlib.blake2b(
-        repr((sorted(set(app_ids)), filters.items(), closed[0].isoformat(), closed[1].isoformat(), versions)).encode(),
-        digest_size=16,
-    ).hexdigest()
-    counts = cache.get(key)
+    parts = settled.clip(closed)
+
+    def key(*what) -> str:
+        text = repr((sorted(set(app_ids)), filters.items(), *what))
+        return "platforms:closed:" + hashlib.blake2b(text.encode(), digest_size=16).hexdigest()
+
+    # The whole closed span under every run's version (one read per view), else
+    # assembled from each run's own entry, reading only the runs that changed.
+    whole = key(closed[0].isoformat(), closed[1].isoformat(), [version for _, version in parts])
+    counts = cache.get(whole)
     if counts is None:
-        closed_period = stats.Period(start=period.start, end=start_of_day(closed[1]) + DAY, daily=period.daily)
-        counts = _read(app_ids, closed_period, *closed, filters)
-        cache.set(key, counts, CLOSED_TIMEOUT)
+        keys = {part: key(part[0].isoformat(), part[1].isoformat(), version) for part, version in parts}
+        found = cache.get_many(list(keys.values()))
+        counts = _Counts()
+        for part, _ in parts:
+            read = found.get(keys[part])
+            if read is None:
+                days = stats.Period(start=start_of_day(part[0]), end=start_of_day(part[1]) + DAY, daily=period.daily)
+                read = _read(app_ids, days, *part, filters)
+                cache.set(keys[part], read, CLOSED_TIMEOUT)
+            counts.add(read)
+        if len(parts) > 1:
+            cache.set(whole, counts, CLOSED_TIMEOUT)
     rest_start = start_of_day(closed[1]) + DAY
     if rest_start < period.end:
         counts.add(_read(app_ids, stats.Period(start=rest_start, end=period.end), closed[1] + DAY, last, filters))
