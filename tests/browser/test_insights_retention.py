@@ -45,7 +45,8 @@ def test_the_retention_page_shows_the_seeded_cohort(open_page, live_server, bob,
     page.goto(f"/orgs/{app.organization.public_id}/apps/{app.public_id}/?range=30d")
     page.locator("nav.subnav-app").get_by_role("link", name="Retention").click()
     expect(page.get_by_role("heading", name="Retention", level=1)).to_be_visible()
-    expect(page).to_have_url(f"{live_server.url}/orgs/{app.organization.public_id}/apps/{app.public_id}/retention/")
+    # The app's navigation keeps the range (and filters) of the page it leaves.
+    expect(page).to_have_url(f"{live_server.url}/orgs/{app.organization.public_id}/apps/{app.public_id}/retention/?range=30d")
     page.get_by_role("link", name="Last 30 days").click()
 
     expect(page.locator("#stat-dau .stat-value")).to_have_text("2")
