@@ -822,19 +822,47 @@ def percentiles_of(histogram: Sequence[tuple[int, int]]) -> list[float | None]:
     merged: dict[int, int] = defaultdict(int)
     for bucket, n in histogram:
         merged[bucket] += n
-    counts = sorted((bucket, n) for bucket, n in merged.items() if n > 0)
+    return [None if found is None else found.value for found in histogram_percentiles(merged, PERCENTILES)]
+
+
+@dataclass(frozen=True)
+class BucketPercentile:
+    """A nearest-rank percentile read from a duration histogram: the bucket holding that rank."""
+
+    low: int  # the bucket's first whole ms
+    high: int | None  # its last whole ms; None for the open last bucket
+
+    @property
+    def value(self) -> float:
+        """The figure shown: the middle of the bucket (its low edge for the open last one)."""
+        return float(self.low) if self.high is None else (self.low + self.high) / 2
+
+    @property
+    def error(self) -> float | None:
+        """How far the exact percentile can be from `value`, in ms (None: unbounded above)."""
+        return None if self.high is None else (self.high - self.low) / 2
+
+    @property
+    def exact(self) -> bool:
+        return self.error == 0
+
+
+def histogram_percentiles(histogram: dict[int, int], percentiles: Sequence[float]) -> list[BucketPercentile | None]:
+    """Nearest-rank percentiles of a duration histogram ({bucket index: count}, telemetry.rollups
+    buckets), each as the bucket holding that rank; None for every one of an empty histogram."""
+    counts = sorted((bucket, n) for bucket, n in histogram.items() if n > 0)
     total = sum(n for _, n in counts)
     if not total:
-        return [None] * len(PERCENTILES)
+        return [None] * len(percentiles)
     result = []
-    for p in PERCENTILES:
+    for p in percentiles:
         rank, seen = max(1, math.ceil(p * total)), 0
         for bucket, n in counts:
             seen += n
             if seen >= rank:
                 low, high = bucket_range(bucket)
                 # Durations are whole ms, so [low, high) holds low .. high - 1.
-                result.append(float(low) if high is None else (low + high - 1) / 2)
+                result.append(BucketPercentile(low=low, high=None if high is None else high - 1))
                 break
     return result
 

@@ -1,6 +1,8 @@
-from django.urls import path
+from django.urls import path, register_converter
 
-from dashboard import activity_views, lifecycle_views, manage_views, platform_views, views
+from dashboard import activity_views, health_views, lifecycle_views, manage_views, platform_views, views
+
+register_converter(health_views.CommandConverter, "command")
 
 app_name = "dashboard"
 
@@ -16,6 +18,9 @@ urlpatterns = [
     path(app + "events/<uuid:event_id>/", views.event_detail, name="event_detail"),
     path(app + "platforms/", platform_views.platforms_page, name="platforms"),
     path(app + "export/", lifecycle_views.export_events, name="export_events"),
+    path(app + "health/", health_views.release_health, name="release_health"),
+    # Any command name, slashes included (health_views.CommandConverter).
+    path(app + "commands/<command:command>/", health_views.command_detail, name="command_detail"),
     path(app + "retention/", activity_views.retention, name="retention"),
     # Erasure spans the organization's events, so the page lives here: organizations/ imports no other app.
     path(org + "erase/", lifecycle_views.erase_user, name="erase_user"),

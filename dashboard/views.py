@@ -13,7 +13,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
-from dashboard import filter_bar, filtered_stats, stats
+from dashboard import filter_bar, filtered_stats, health, stats
 from dashboard.charts import bar_chart
 from dashboard.forms import CUSTOM, EventFilterForm
 from organizations.access import get_app_access, get_org_access
@@ -114,6 +114,8 @@ def app_overview(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse
     app, access = get_app_access(request.user, org_id, app_id)
     state = filter_bar.page_state(request, [app.pk])
     context = _analytics([app.pk], state)
+    if "commands" in context and context["commands"].runs:
+        context["regressions"] = health.newest_regressions([app.pk], period=state.period, filters=state.filters)
     context.update(organization=access.organization, access=access, app=app)
     return render(request, "dashboard/app_overview.html", context)
 
