@@ -41,7 +41,7 @@ from organizations.models import App
 from telemetry import daily, periods, sketches
 from telemetry.models import ROLLUP_DIMENSIONS, DailyRollup, Event, HourlyCounts
 from telemetry.periods import DAY, HOUR, UTC, start_of_day
-from telemetry.rollups import COMMAND_EVENT_TYPE, bucket_range
+from telemetry.rollups import COMMAND_EVENT_TYPE, SEGMENTED_DIMENSIONS, bucket_range
 
 # Ranges up to this long are counted per hour, longer ones per day.
 HOURLY_UP_TO = timedelta(hours=48)
@@ -49,6 +49,9 @@ HOURLY_UP_TO = timedelta(hours=48)
 MAX_RANGE = timedelta(days=1100)
 
 PERCENTILES = (0.5, 0.9, 0.99)
+# The dimensions RangeFigures holds: the plain ones. The segmented dimensions have
+# thousands of values a day; the insight pages read them through dashboard.segments.
+FIGURE_DIMENSIONS = tuple(name for name in ROLLUP_DIMENSIONS if name not in SEGMENTED_DIMENSIONS)
 MAX_PK = 2**63 - 1  # events.id is a bigint
 NO_ONE = sketches.Distinct(0)
 
@@ -304,8 +307,8 @@ class RangeFigures:
     app_ids: tuple[int, ...]  # sorted
     # Events per app and UTC day of both periods (days without events left out).
     day_events: dict[tuple[int, date], int]
-    # The period's (not the previous one's) counts per dimension and value, every
-    # dimension but `total`: [events, succeeded, failed, timed, duration_ms_sum].
+    # The period's (not the previous one's) counts per dimension and value, every plain
+    # dimension (FIGURE_DIMENSIONS) but `total`: [events, succeeded, failed, timed, duration_ms_sum].
     values: dict[tuple[str, str], list[int]]
     # The closed days and their version, for distinct counts to merge their sketches once.
     settled: sketches.Settled | None = None
@@ -368,7 +371,7 @@ def _range_figures(app_ids: Sequence[int], period: Period, version: RollupVersio
     if rest_start < period.end:
         grouped = (
             # Every dimension named, so PostgreSQL walks rollup_key one dimension at a time.
-            _hourly_rollups(app_ids).filter(dimension__in=ROLLUP_DIMENSIONS, hour__gte=rest_start, hour__lt=period.end)
+            _hourly_rollups(app_ids).filter(dimension__in=FIGURE_DIMENSIONS, hour__gte=rest_start, hour__lt=period.end)
             .annotate(day=UTCDay("hour")).values("app_id", "day", "dimension", "value")
             # bigint, not numeric: PostgreSQL's sum of bigints would reach Python as Decimals.
             .annotate(**{f"sum_{name}": Cast(Sum(name), BigIntegerField()) for name in _FIELDS}).order_by()
@@ -399,7 +402,7 @@ def _closed_figures(
     (`table`: the incarnation of the daily rollups table, RollupVersion.table)."""
     name = DailyRollup._meta.db_table
     apps = ", ".join(["%s"] * len(app_ids))
-    dimensions = [dimension for dimension in ROLLUP_DIMENSIONS if dimension != "total"]
+    dimensions = [dimension for dimension in FIGURE_DIMENSIONS if dimension != "total"]
     sums = ", ".join(f"sum({field})" for field in _FIELDS)
     sql = f"""
         SELECT app_id, day, id, '' AS dimension, '' AS value, events, 0, 0, 0, 0 FROM {name}
@@ -444,7 +447,7 @@ def _hourly_figures(app_ids: Sequence[int], period: Period) -> RangeFigures:
             day_events[(app_id, hour.astimezone(UTC).date())] += n
     rows = (
         _hourly_rollups(app_ids)
-        .filter(dimension__in=[name for name in ROLLUP_DIMENSIONS if name != "total"], hour__gte=period.start, hour__lt=period.end)
+        .filter(dimension__in=[name for name in FIGURE_DIMENSIONS if name != "total"], hour__gte=period.start, hour__lt=period.end)
         .values("dimension", "value").annotate(**{f"sum_{name}": Sum(name) for name in _FIELDS}).order_by()
         .values_list("dimension", "value", *(f"sum_{name}" for name in _FIELDS))
     )  # fmt: skip
