@@ -519,7 +519,8 @@ def command_detail(app_ids: Sequence[int], *, period: stats.Period, filters: Fil
     """One command under the filters: runs and failures per UTC hour or day, by version
     (with each version's regressions), by OS and arch, exit codes and flags."""
     others = filters.without("version")
-    segment = ("version", "os", "arch", "ci")
+    # CI is filtered as the rows are read, and shown nowhere: left out of the groups.
+    segment = ("version", "os", "arch")
     runs = _sums(app_ids, period, "cmd", segment, filters=others, command=command, per_bucket=True)
     timed = _sums(app_ids, period, "cmd_duration", (*segment, "bucket"), filters=others, command=command) if runs else {}
     exits = _sums(app_ids, period, "cmd_exit", ("version", "exit_code"), filters=others, command=command) if runs else {}
@@ -532,14 +533,14 @@ def command_detail(app_ids: Sequence[int], *, period: stats.Period, filters: Fil
     per_bucket: dict[datetime, list[int]] = defaultdict(lambda: [0, 0, 0])
     per_version: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     per_platform: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for (bucket, version, os, arch, _), numbers in runs.items():
+    for (bucket, version, os, arch), numbers in runs.items():
         _add(per_version[version], numbers)
         if shown(version):
             _add(per_bucket[bucket], numbers)
             _add(per_platform[(os, arch)], numbers)
     version_histograms: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
     platform_histograms: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for (version, os, arch, _, bucket), (n, _, _) in timed.items():
+    for (version, os, arch, bucket), (n, _, _) in timed.items():
         version_histograms[version][int(bucket)] += n
         if shown(version):
             platform_histograms[(os, arch)][int(bucket)] += n
