@@ -170,6 +170,7 @@ def four_days(app) -> stats.Period:
 def test_release_health_matches_the_raw_events(app, specs, filters, hourly):
     found = seed(app, specs)
     period = four_days(app)
+    assert health._split((app.pk,), period)[0], "the closed days are read through the cache"
     if hourly:  # the last 24 hours, counted per hour from the hourly rollups only
         end = stats.floor_to(now(), stats.HOUR) + stats.HOUR
         period = stats.with_daily_rollups([app.pk], stats.Period(start=end - timedelta(hours=24), end=end))
@@ -560,7 +561,10 @@ def test_an_app_without_runs_shows_an_empty_state(client, app, bob):
 def test_bad_range_and_filter_values_are_messages_not_errors(client, app, bob):
     store(app, run(now() - timedelta(hours=1)), now=now())
     client.force_login(bob)
-    for query in ({"range": "custom", "start": "2026-13-01"}, {"ci": "maybe", "version": "x" * 500}, {"start": "3000-01-01"}):
+    for query in (
+        {"range": "custom", "start": "2026-13-01"}, {"ci": "maybe", "version": "x" * 500}, {"start": "3000-01-01"},
+        {"version": "\x00", "os": "\x00", "arch": "a\x1fb"},
+    ):  # fmt: skip
         assert client.get(health_url(app), query).status_code == 200
         assert client.get(command_url(app, "build"), query).status_code == 200
 
