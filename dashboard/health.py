@@ -80,6 +80,8 @@ def normal_sf(z: float) -> float:
 
 def two_proportion_test(failed_new: int, n_new: int, failed_old: int, n_old: int) -> TestResult:
     """One-sided two-proportion z-test (pooled variance) that the new failure share is higher."""
+    if not n_new or not n_old:
+        return TestResult(z=0.0, p_value=1.0)
     pooled = (failed_new + failed_old) / (n_new + n_old)
     variance = pooled * (1 - pooled) * (1 / n_new + 1 / n_old)
     if variance <= 0:  # nothing failed, or everything did: the two cannot differ
@@ -170,7 +172,7 @@ class Comparison:
 
     previous_version: str | None
     regressions: tuple[Regression, ...] = ()
-    # Why a test was not made ("fewer than 30 runs with an outcome in 1.2.0").
+    # Why a test was not made ("failures: fewer than 30 runs reporting success in 1.2.0").
     not_tested: tuple[str, ...] = ()
 
 
@@ -222,7 +224,7 @@ def _sums(
 ) -> Sums:  # fmt: skip
     """A segmented dimension's runs, successes and failures in the period, summed per
     `by` parts (led by the UTC hour or day with per_bucket), under the filters;
-    with `command`, that command's rows only (read as one prefix of the index).
+    with `command`, that command's rows only (read with `prefix=command + SEP`).
 
     Closed days come from Django's cache while their daily rollups stand."""
     app_ids = tuple(sorted(set(app_ids)))
