@@ -56,6 +56,8 @@ MIN_ROLE = {
     "dashboard:event_detail": Role.VIEWER,
     "dashboard:retention": Role.VIEWER,
     "dashboard:platforms": Role.VIEWER,
+    "dashboard:release_health": Role.VIEWER,
+    "dashboard:command_detail": Role.VIEWER,
     "dashboard:export_events": Role.ADMIN,
     "dashboard:erase_user": Role.ADMIN,
 }
@@ -75,6 +77,8 @@ HEADINGS = {
     "dashboard:event_detail": "command_execution event",
     "dashboard:retention": "Retention",
     "dashboard:platforms": "Platforms",
+    "dashboard:release_health": "Release health",
+    "dashboard:command_detail": "Command build",
     "dashboard:export_events": "Export events",
     "dashboard:app_credentials": "Credentials and setup",
     "dashboard:app_settings": "App settings",
@@ -129,6 +133,7 @@ def world(alice, bob, org, app):
         "event_id": app.events.values_list("event_id", flat=True).first(),
         "token": invitation.token,
         "credential_id": app.credentials.get().pk,
+        "command": "build",  # the command of tests.factories.make_event
     }
 
 
