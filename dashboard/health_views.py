@@ -53,6 +53,7 @@ def _page(request: HttpRequest, org_id: str, app_id: str):
         "access": access,
         "app": app,
         "span_label": state.span_label,
+        "wider_query": state.preset_query("90d"),
         **filter_bar.context([app.pk], state),
     }
     return app, state, context

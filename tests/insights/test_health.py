@@ -444,6 +444,10 @@ def health_url(app) -> str:
     return reverse("dashboard:release_health", kwargs={"org_id": app.organization.public_id, "app_id": app.public_id})
 
 
+def overview_url(app) -> str:
+    return reverse("dashboard:app_overview", kwargs={"org_id": app.organization.public_id, "app_id": app.public_id})
+
+
 def command_url(app, command: str) -> str:
     return reverse(
         "dashboard:command_detail", kwargs={"org_id": app.organization.public_id, "app_id": app.public_id, "command": command}
@@ -562,6 +566,8 @@ def test_bad_range_and_filter_values_are_messages_not_errors(client, app, bob):
     ):  # fmt: skip
         assert client.get(health_url(app), query).status_code == 200
         assert client.get(command_url(app, "build"), query).status_code == 200
+        assert client.get(overview_url(app), query).status_code == 200
+    assert Filters.from_query({"version": "\x00", "os": "linux\x00"}) == Filters()  # never sent to the database
 
 
 def test_the_overview_lists_the_newest_versions_regressions_in_a_few_queries(client, app, bob):
@@ -596,3 +602,21 @@ def test_the_overview_reads_nothing_more_without_command_runs(client, app, bob):
     client.force_login(bob)
     page = client.get(reverse("dashboard:app_overview", kwargs={"org_id": app.organization.public_id, "app_id": app.public_id}))
     assert page.status_code == 200 and "regressions" not in page.context
+
+
+def test_the_overviews_panel_follows_the_filter_bar(client, app, bob):
+    when = now() - timedelta(days=1)
+    store(
+        app,
+        *outcome_runs(when, "1.0.0", runs=100, failed=1, os="linux"), *outcome_runs(when, "1.1.0", runs=100, failed=30, os="linux"),
+        *outcome_runs(when, "1.0.0", runs=100, failed=1, os="windows"), *outcome_runs(when, "1.1.0", runs=100, failed=1, os="windows"),
+        now=now(),
+    )  # fmt: skip
+    overview = reverse("dashboard:app_overview", kwargs={"org_id": app.organization.public_id, "app_id": app.public_id})
+    client.force_login(bob)
+    linux = client.get(overview, {"os": "linux"})
+    assert [row.command for row in linux.context["regressions"].commands] == ["build"]
+    assert f'href="{command_url(app, "build")}?range=7d&amp;os=linux"' in linux.content.decode()
+    windows = client.get(overview, {"os": "windows"})
+    assert windows.context["regressions"].version == "1.1.0" and windows.context["regressions"].commands == []
+    assert "Regressions in" not in windows.content.decode()
