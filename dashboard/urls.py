@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import lifecycle_views, manage_views, views
+from dashboard import lifecycle_views, manage_views, release_views, views
 
 app_name = "dashboard"
 
@@ -13,6 +13,7 @@ urlpatterns = [
     path(org, views.org_overview, name="org_overview"),
     path(app, views.app_overview, name="app_overview"),
     path(app + "events/", views.app_events, name="app_events"),
+    path(app + "releases/", release_views.releases_page, name="releases"),
     path(app + "events/<uuid:event_id>/", views.event_detail, name="event_detail"),
     path(app + "export/", lifecycle_views.export_events, name="export_events"),
     # Erasure spans the organization's events, so the page lives here: organizations/ imports no other app.
