@@ -145,3 +145,133 @@ def bar_chart(buckets: list[Bucket], *, hourly: bool) -> BarChart:
         total=sum(b.count for b in buckets),
         peak=peak,
     )
+
+
+# --- Stacked bars: several series per bucket ----------------------------------------------
+
+SERIES_COLOURS = 8  # CSS classes stack-0 … stack-7 (dashboard.css); the summed rest is stack-rest
+
+
+@dataclass(frozen=True)
+class StackPiece:
+    series: int  # index into StackedChart.series
+    y: float
+    height: float
+
+
+@dataclass(frozen=True)
+class StackColumn:
+    x: float
+    width: float
+    label: str  # the bucket in words
+    values: list[float]  # one per series
+    pieces: list[StackPiece]  # bottom first; zero values left out
+
+    @property
+    def total(self) -> float:
+        return sum(self.values)
+
+
+@dataclass(frozen=True)
+class StackSeries:
+    name: str
+    css: str
+    total: float
+
+
+@dataclass(frozen=True)
+class StackedChart:
+    """Bars of several series stacked per bucket, bottom series first; with
+    `percent`, values are percentages on a 0–100 axis."""
+
+    title: str
+    unit: str  # what a value counts, for the description and the tooltips ("users")
+    width: int
+    height: int
+    series: list[StackSeries]  # bottom first
+    columns: list[StackColumn]
+    y_ticks: list[Tick]
+    x_labels: list[AxisLabel]
+    percent: bool = False
+
+    @property
+    def legend(self) -> list[StackSeries]:
+        """The series top first, as they appear in the stack."""
+        return self.series[::-1]
+
+    def format(self, value: float) -> str:
+        return f"{value:.1f}%" if self.percent else f"{round(value):,}"
+
+    @property
+    def description(self) -> str:
+        """What a screen reader hears instead of the picture."""
+        if not self.columns:
+            return f"{self.title}: no buckets."
+        first, last = self.columns[0].label, self.columns[-1].label
+        text = f"{self.title}, {len(self.columns)} bars from {first} to {last}"
+        if len(self.series) > 1:
+            text += ", stacked: " + ", ".join(series.name for series in self.legend)
+        text += "."
+        if not self.percent:
+            peak = max(self.columns, key=lambda column: column.total)
+            if peak.total:
+                text += f" Highest: {self.format(peak.total)} {self.unit} on {peak.label}."
+        return text
+
+
+def stacked_chart(
+    starts: list[datetime],
+    series: list[tuple[str, list[float]]],
+    *,
+    title: str,
+    unit: str,
+    hourly: bool = False,
+    percent: bool = False,
+    rest: int | None = None,
+) -> StackedChart:
+    """A stacked bar per bucket start; `series` are (name, value per bucket),
+    bottom first. `rest` is the index of a series that sums what is not shown
+    on its own (drawn in grey)."""
+    n = len(starts)
+    totals = [sum(values[i] for _, values in series) for i in range(n)]
+    if percent:
+        axis_max, step = 100, 25
+    else:
+        axis_max, step = nice_ceiling(math.ceil(max(totals, default=0)))
+    columns = []
+    for i, start in enumerate(starts):
+        values = [values[i] for _, values in series]
+        pieces, bottom = [], float(PLOT_HEIGHT)
+        for index, value in enumerate(values):
+            if value <= 0:
+                continue
+            height = value * PLOT_HEIGHT / axis_max
+            bottom -= height
+            pieces.append(StackPiece(series=index, y=bottom, height=height))
+        columns.append(
+            StackColumn(
+                x=i + BAR_GAP / 2, width=1 - BAR_GAP, label=bucket_label(start, hourly=hourly), values=values, pieces=pieces
+            )
+        )
+    every = max(1, math.ceil(n / MAX_X_LABELS))
+    labels = [
+        AxisLabel(text=axis_label(starts[i], hourly=hourly, first=i == 0), percent=(i + 0.5) * 100 / n)
+        for i in range(0, n, every)
+    ]
+    # Colours go from the top of the stack down, so the top series always gets the first one.
+    own = [index for index in range(len(series)) if index != rest][::-1]
+    colours = {index: f"stack-{position % SERIES_COLOURS}" for position, index in enumerate(own)}
+    return StackedChart(
+        title=title,
+        unit=unit,
+        width=n,
+        height=PLOT_HEIGHT,
+        series=[
+            StackSeries(name=name, css=colours.get(index, "stack-rest"), total=sum(values))
+            for index, (name, values) in enumerate(series)
+        ],
+        columns=columns,
+        y_ticks=[Tick(value=v, percent=v * 100 / axis_max) for v in range(0, axis_max + 1, step)],
+        x_labels=labels,
+        percent=percent,
+    )

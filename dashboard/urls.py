@@ -1,6 +1,6 @@
 from django.urls import path, register_converter
 
-from dashboard import activity_views, health_views, lifecycle_views, manage_views, platform_views, views
+from dashboard import activity_views, health_views, lifecycle_views, manage_views, platform_views, release_views, views
 
 register_converter(health_views.CommandConverter, "command")
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path(org, views.org_overview, name="org_overview"),
     path(app, views.app_overview, name="app_overview"),
     path(app + "events/", views.app_events, name="app_events"),
+    path(app + "releases/", release_views.releases_page, name="releases"),
     path(app + "events/<uuid:event_id>/", views.event_detail, name="event_detail"),
     path(app + "platforms/", platform_views.platforms_page, name="platforms"),
     path(app + "export/", lifecycle_views.export_events, name="export_events"),

@@ -6,7 +6,7 @@ from django import template
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
-from dashboard.charts import BarChart
+from dashboard.charts import BarChart, StackedChart
 
 register = template.Library()
 
@@ -86,3 +86,39 @@ def filter_query(state, **values) -> str | None:
     if state is None or all(getattr(state.filters, name) == value for name, value in values.items()):
         return None
     return state.with_filters(**values)
+
+def stacked_bars(chart: StackedChart) -> SafeString:
+    """The stacked bars of the chart's SVG, each bucket with its hit area and a tooltip of every value."""
+    out = []
+    for i, column in enumerate(chart.columns):
+        lines = [f"{escape(column.label)}"]
+        lines += [
+            f"{escape(series.name)}: {chart.format(value)}" for series, value in zip(chart.legend, column.values[::-1])
+        ]
+        if len(chart.series) > 1:
+            lines.append(f"Total: {chart.format(column.total)} {escape(chart.unit)}")
+        pieces = "".join(
+            f'<rect class="chart-piece {chart.series[piece.series].css}" x="{column.x:.3f}" y="{piece.y:.3f}"'
+            f' width="{column.width:.3f}" height="{piece.height:.3f}"></rect>'
+            for piece in column.pieces
+        )
+        out.append(
+            f'<g class="chart-bucket"><title>{"&#10;".join(lines)}</title>'
+            f'<rect class="chart-hit" x="{i}" y="0" width="1" height="{chart.height}"></rect>{pieces}</g>'
+        )
+    return mark_safe("".join(out))
+
+
+@register.simple_tag
+def stacked_rows(chart: StackedChart) -> SafeString:
+    """The stacked chart's numbers as rows of its table: the bucket, each series top first, the total."""
+    total = len(chart.series) > 1
+    return mark_safe(
+        "".join(
+            f'<tr><th scope="row">{escape(column.label)}</th>'
+            + "".join(f'<td class="num">{chart.format(value)}</td>' for value in column.values[::-1])
+            + (f'<td class="num">{chart.format(column.total)}</td>' if total else "")
+            + "</tr>"
+            for column in chart.columns
+        )
+    )
