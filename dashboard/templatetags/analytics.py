@@ -87,6 +87,8 @@ def filter_query(state, **values) -> str | None:
         return None
     return state.with_filters(**values)
 
+
+@register.simple_tag
 def stacked_bars(chart: StackedChart) -> SafeString:
     """The stacked bars of the chart's SVG, each bucket with its hit area and a tooltip of every value."""
     out = []

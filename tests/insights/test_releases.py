@@ -393,4 +393,6 @@ def test_the_empty_states(client, app, bob):
 def test_the_nav_links_to_the_page(client, app, bob):
     client.force_login(bob)
     overview = reverse("dashboard:app_overview", kwargs={"org_id": app.organization.public_id, "app_id": app.public_id})
-    assert f'href="{page_url(app)}"' in client.get(overview).content.decode()
+    html = client.get(overview).content.decode()
+    # The link keeps the overview's range and filters (dashboard.filter_bar), when it has any.
+    assert f'href="{page_url(app)}"' in html or f'href="{page_url(app)}?' in html
