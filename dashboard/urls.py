@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import lifecycle_views, manage_views, views
+from dashboard import funnel_views, lifecycle_views, manage_views, views
 
 app_name = "dashboard"
 
@@ -15,6 +15,11 @@ urlpatterns = [
     path(app + "events/", views.app_events, name="app_events"),
     path(app + "events/<uuid:event_id>/", views.event_detail, name="event_detail"),
     path(app + "export/", lifecycle_views.export_events, name="export_events"),
+    path(app + "funnels/", funnel_views.funnel_list, name="funnels"),
+    path(app + "funnels/new/", funnel_views.funnel_new, name="funnel_new"),
+    path(app + "funnels/<int:funnel_id>/", funnel_views.funnel_detail, name="funnel_detail"),
+    path(app + "funnels/<int:funnel_id>/edit/", funnel_views.funnel_edit, name="funnel_edit"),
+    path(app + "funnels/<int:funnel_id>/delete/", funnel_views.funnel_delete, name="funnel_delete"),
     # Erasure spans the organization's events, so the page lives here: organizations/ imports no other app.
     path(org + "erase/", lifecycle_views.erase_user, name="erase_user"),
     # Managing apps and the organization, on pages that show event figures (dashboard/manage_views.py).
