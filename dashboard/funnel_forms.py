@@ -16,6 +16,7 @@ from telemetry.models import STEP_NAME_MAX, STEP_NAMED_TYPES, Event
 
 MIN_STEPS = 2
 TYPE_MAX = Event._meta.get_field("event_type").max_length
+TAKEN = "This app already has a funnel with that name."
 
 
 class FunnelForm(forms.Form):
@@ -63,7 +64,7 @@ class FunnelForm(forms.Form):
         if self.funnel is not None:
             taken = taken.exclude(pk=self.funnel.pk)
         if taken.exists():
-            raise forms.ValidationError("This app already has a funnel with that name.")
+            raise forms.ValidationError(TAKEN)
         return name
 
     def clean(self):

@@ -8,12 +8,13 @@ from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
+from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_safe
 
 from dashboard import filter_bar, funnels
-from dashboard.funnel_forms import FunnelForm
+from dashboard.funnel_forms import TAKEN, FunnelForm
 from dashboard.models import MAX_STEPS, Funnel
 from organizations.access import OrgAccess, get_app_access
 from organizations.models import App, Role
@@ -132,7 +133,11 @@ def funnel_new(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
     if not form.is_valid():
         return _form_page(request, access, app, form, status=400)
     data = form.cleaned_data
-    funnel = funnels.create_funnel(app, name=data["name"], steps=data["steps"], window_seconds=data["window"], by=request.user)
+    try:
+        funnel = funnels.create_funnel(app, name=data["name"], steps=data["steps"], window_seconds=data["window"], by=request.user)
+    except IntegrityError:  # the same name saved by someone else since the form was checked
+        form.add_error("name", TAKEN)
+        return _form_page(request, access, app, form, status=400)
     messages.success(request, f"Funnel “{funnel.name}” saved.")
     return redirect("dashboard:funnel_detail", org_id=org_id, app_id=app_id, funnel_id=funnel.pk)
 
@@ -148,7 +153,13 @@ def funnel_edit(request: HttpRequest, org_id: str, app_id: str, funnel_id: int) 
     if not form.is_valid():
         return _form_page(request, access, app, form, funnel=funnel, status=400)
     data = form.cleaned_data
-    changed = funnels.update_funnel(funnel, name=data["name"], steps=data["steps"], window_seconds=data["window"], by=request.user)
+    try:
+        changed = funnels.update_funnel(
+            funnel, name=data["name"], steps=data["steps"], window_seconds=data["window"], by=request.user
+        )
+    except IntegrityError:
+        form.add_error("name", TAKEN)
+        return _form_page(request, access, app, form, funnel=funnel, status=400)
     if changed:
         messages.success(request, f"Funnel “{funnel.name}” saved.")
     else:

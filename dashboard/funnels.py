@@ -169,6 +169,8 @@ def compute(
 ) -> FunnelResult:
     """The funnel's users per step, conversions and median times over [start, end) (module docstring)."""
     steps = list(steps)
+    if not steps:
+        return FunnelResult(steps=[], start=start, end=end, window=window)
     key = _cache_key(app_id, steps, window, start, end, filters, now=now or timezone.now())
     if key is not None:
         found = cache.get(key)
@@ -202,11 +204,13 @@ def _cache_key(app_id, steps, window, start, end, filters, *, now: datetime) -> 
     return "funnel:" + hashlib.blake2b(repr(definition).encode(), digest_size=16).hexdigest()
 
 
-def walk(events: Iterable[tuple[datetime, str, str | None]], steps: Sequence[Step], *, start, end, window) -> list[datetime]:
+def walk(
+    events: Iterable[tuple[datetime, str, str | None]], steps: Sequence[Step], *, start, end, window, strict=None
+) -> list[datetime]:
     """One user's times of reaching each step (as many as reached), from their
-    events as (timestamp, type, step name) in time order."""
+    events as (timestamp, type, step name) in time order; `strict` is strictness(steps)."""
     events = list(events)
-    strict = strictness(steps)
+    strict = strictness(steps) if strict is None else strict
     entered = next((t for t, kind, name in events if start <= t < end and steps[0].matches(kind, name)), None)
     if entered is None:
         return []
@@ -247,6 +251,7 @@ def _reached_python(app_id, steps, window, start, end, filters) -> tuple[list[in
         .order_by("user_id", "timestamp")
         .values_list("user_id", "timestamp", "event_type", "data")
     )
+    strict = strictness(steps)
     per_user = (
         walk(
             ((moment, kind, step_name(kind, data)) for _, moment, kind, data in events),
@@ -254,6 +259,7 @@ def _reached_python(app_id, steps, window, start, end, filters) -> tuple[list[in
             start=start,
             end=end,
             window=window,
+            strict=strict,
         )
         for _, events in groupby(rows.iterator(chunk_size=2000), key=lambda row: row[0])
     )

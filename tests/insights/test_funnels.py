@@ -497,6 +497,14 @@ def test_the_form_explains_what_is_wrong(app, alice, funnel, overrides, message)
     assert Funnel.objects.filter(app=app).count() == 1
 
 
+def test_a_name_taken_meanwhile_is_a_form_message_not_an_error(app, alice, funnel, monkeypatch):
+    # As if another admin saved the same name between the form's check and the insert.
+    monkeypatch.setattr("dashboard.funnel_forms.FunnelForm.clean_name", lambda form: form.cleaned_data["name"])
+    response = signed_in(alice).post(url("funnel_new", app), new_funnel_data(name="Onboarding"))
+    assert response.status_code == 400
+    assert "This app already has a funnel with that name." in response.text
+
+
 def test_the_form_offers_eight_steps_and_ignores_a_ninth(app, alice):
     data = new_funnel_data()
     for i in range(3, 10):
