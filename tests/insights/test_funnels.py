@@ -14,7 +14,7 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
-from hypothesis import HealthCheck, given
+from hypothesis import HealthCheck, event, given
 from hypothesis import settings as hypothesis_settings
 from hypothesis import strategies as st
 
@@ -149,39 +149,67 @@ STEP_POOL = [
     Step("feature_used", "build"),
     Step("error"),
 ]
-# Half-hour offsets from a day before the range to two days after it: ties,
-# window edges (one hour is two offsets), events at the range's end and past it.
-offsets = st.builds(
-    lambda half_hours, nudge: START - timedelta(days=1) + half_hours * timedelta(minutes=30) + nudge,
-    st.integers(min_value=0, max_value=(5 * 48)),
-    st.sampled_from([timedelta(0), timedelta(0), timedelta(microseconds=1), timedelta(seconds=1), -timedelta(microseconds=1)]),
-)
-user_events = st.lists(
-    st.tuples(offsets, st.integers(min_value=0, max_value=len(KINDS) - 1), st.sampled_from(["linux", "windows"])),
-    max_size=9,
-)
-scenarios = st.fixed_dictionaries(
-    {
-        "users": st.lists(user_events, min_size=1, max_size=4),
-        "steps": st.lists(st.sampled_from(STEP_POOL), min_size=2, max_size=4),
-        "window": st.sampled_from([HOUR, timedelta(hours=3), timedelta(days=1)]),
-        "filters": st.sampled_from([Filters(), Filters(os="linux")]),
+# Each user's events sit around an anchor: near the range's start and end,
+# or inside it. Their offsets from it make ties (the same instant, a
+# microsecond or a second apart) and window edges (a window, and a
+# microsecond either side of it), and the events are mostly of the steps'
+# kinds, so users go deep into the funnel, out of order, repeating steps.
+ANCHORS = [START - HOUR, START - timedelta(microseconds=1), START, START + timedelta(hours=5), START + timedelta(days=1),
+           START + timedelta(days=1, hours=7), END - 2 * HOUR, END - timedelta(microseconds=1), END]  # fmt: skip
+WINDOWS = [HOUR, 3 * HOUR, timedelta(days=1)]
+NUDGES = [timedelta(0), timedelta(microseconds=1), -timedelta(microseconds=1), timedelta(seconds=1)]
+BASE_OFFSETS = [timedelta(0), timedelta(minutes=10), timedelta(minutes=30), HOUR, 2 * HOUR, 3 * HOUR, timedelta(days=1), -HOUR]
+GAPS = [timedelta(0), timedelta(microseconds=1), timedelta(seconds=1), timedelta(minutes=20), HOUR - timedelta(microseconds=1),
+        HOUR, HOUR + timedelta(microseconds=1), 2 * HOUR, -timedelta(seconds=1)]  # fmt: skip
+FILTER_CHOICES = [Filters(), Filters(), Filters(), Filters(os="linux"), Filters(ci=True), Filters(os="windows", ci=False)]
+
+
+def _kinds_of(step: Step) -> list[int]:
+    return [i for i, (event_type, data) in enumerate(KINDS) if step.type == event_type and (
+        not step.name or data.get("command", data.get("feature")) == step.name)]  # fmt: skip
+
+
+@st.composite
+def scenarios(draw):
+    steps = draw(st.lists(st.sampled_from(STEP_POOL), min_size=2, max_size=4))
+    likely = sorted({kind for step in steps for kind in _kinds_of(step)})
+    kind = st.one_of(st.sampled_from(likely), st.sampled_from(likely), st.integers(min_value=0, max_value=len(KINDS) - 1))
+    offset = st.builds(lambda base, nudge: base + nudge, st.sampled_from(BASE_OFFSETS), st.sampled_from(NUDGES))
+    users = []
+    for _ in range(draw(st.integers(min_value=1, max_value=5))):
+        anchor = draw(st.sampled_from(ANCHORS))
+        # A user's platform is mostly one (the filters then keep or drop whole users), sometimes mixed.
+        os, ci = draw(st.sampled_from(["linux", "windows"])), draw(st.sampled_from([False, True, None]))
+        platform = st.sampled_from([(os, ci), (os, ci), (os, ci), ("windows", False), ("linux", True)])
+        events = draw(st.lists(st.tuples(offset, kind, platform), max_size=6))
+        # Most users also walk the steps in order, from their anchor, with gaps
+        # that land on, just before and just after the window's end.
+        moment = timedelta(0)
+        for step in steps:
+            if draw(st.sampled_from([True, True, True, False])):
+                events.append((moment, draw(st.sampled_from(_kinds_of(step))), draw(platform)))
+            moment += draw(st.sampled_from(GAPS))
+        users.append([(anchor + delta, k, os, ci) for delta, k, (os, ci) in events])
+    return {
+        "users": users,
+        "steps": steps,
+        "window": draw(st.sampled_from(WINDOWS)),
+        "filters": draw(st.sampled_from(FILTER_CHOICES)),
     }
-)
 
 
 def seed(app, users) -> None:
     events = []
     for u, timeline in enumerate(users):
-        for moment, kind, os in timeline:
+        for moment, kind, os, *ci in timeline:
             event_type, data = KINDS[kind]
-            events.append(sdk_event(moment, user=f"u{u}", type=event_type, data=dict(data), os=os))
+            events.append(sdk_event(moment, user=f"u{u}", type=event_type, data=dict(data), os=os, ci=ci[0] if ci else False))
     if events:
         store(app, *events, now=LATER)
 
 
-@hypothesis_settings(max_examples=70, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(scenario=scenarios)
+@hypothesis_settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@given(scenario=scenarios())
 def test_every_step_and_median_matches_the_brute_force(org, scenario):
     app, _ = make_app(org, name="funnel-" + uuid.uuid4().hex[:12])
     seed(app, scenario["users"])
@@ -190,6 +218,8 @@ def test_every_step_and_median_matches_the_brute_force(org, scenario):
     result = funnels.compute(app.pk, steps, window=window, start=START, end=END, filters=filters, now=LATER)
 
     assert figures(result) == expected(app, steps, window=window, start=START, end=END, filters=filters)
+    reached = [row.users for row in result.steps]
+    event(f"entered: {min(reached[0], 2)}+, deepest step reached: {max(k + 1 for k, n in enumerate(reached) if n or k == 0)}")
     # The Python walk (SQLite's path) agrees too, on PostgreSQL as well.
     users, medians = funnels._reached_python(app.pk, steps, window, START, END, filters)
     assert (users, [None if m is None else round(m, 3) for m in medians]) == figures(result)
