@@ -360,6 +360,28 @@ def test_step_one_and_the_probes_read_the_funnel_index(on_postgres, app):
     assert any(name in probe for name in names), captured[0]
 
 
+@pytest.mark.postgres
+def test_every_time_partition_has_the_index_even_one_made_later(on_postgres, app):
+    from telemetry import partitions
+
+    store(app, sdk_event(datetime(2031, 5, 3, tzinfo=UTC), data={"command": "init"}), now=datetime(2031, 5, 3, tzinfo=UTC))
+    created = partitions.ensure_partitions(now=datetime(2031, 5, 1, tzinfo=UTC), ahead=0)  # moves that event in
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*) FROM pg_inherits WHERE inhparent = 'telemetry_event'::regclass "
+            "AND inhrelid NOT IN (SELECT x.indrelid FROM pg_inherits i JOIN pg_index x ON x.indexrelid = i.inhrelid "
+            "WHERE i.inhparent = 'event_funnel_step'::regclass AND x.indisvalid)"
+        )
+        without = cursor.fetchone()[0]
+        cursor.execute("SELECT indisvalid FROM pg_index WHERE indexrelid = 'event_funnel_step'::regclass")
+        valid = cursor.fetchone()[0]
+    assert created and without == 0 and valid
+    result = funnels.compute(app.pk, [Step("command_execution", "init"), Step("command_execution", "build")],
+                             window=HOUR, start=datetime(2031, 5, 1, tzinfo=UTC), end=datetime(2031, 5, 4, tzinfo=UTC))  # fmt: skip
+    assert result.entered == 1
+
+
 # --- Pages and rights ----------------------------------------------------------------------------
 
 
