@@ -347,8 +347,8 @@ def _by_count(counts: dict[str, int]) -> list[str]:
 
 
 def describe(steps: Sequence[Step], window_seconds: int) -> str:
-    """A funnel's definition in words, for the audit log."""
-    return " → ".join(step.label for step in steps) + f" within {window_label(window_seconds)}"
+    """A funnel's definition in words, for the audit log (which shows a change as "old → new", so no arrows here)."""
+    return ", then ".join(step.label for step in steps) + f"; within {window_label(window_seconds)}"
 
 
 def _as_json(steps: Sequence[Step]) -> list[dict]:

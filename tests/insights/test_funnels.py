@@ -501,8 +501,10 @@ def test_an_admin_creates_edits_and_deletes_with_an_audit_trail(app, alice):
     funnel_entries = [entry for entry in entries if entry[0].startswith("funnel.")]
     assert [action for action, _, _ in funnel_entries] == ["funnel.create", "funnel.update", "funnel.delete"]
     assert all(target == app.public_id for _, target, _ in funnel_entries)
-    assert funnel_entries[0][2] == {"funnel": "Ship it", "steps": "command_execution: init → command_execution: deploy within 1 day"}
+    assert funnel_entries[0][2] == {"funnel": "Ship it", "steps": "command_execution: init, then command_execution: deploy; within 1 day"}
     assert funnel_entries[1][2]["name"] == {"from": "Ship it", "to": "Ship it fast"}
+    audit = client.get(reverse("organizations:audit", kwargs={"org_id": app.organization.public_id}))
+    assert "funnel.delete" in audit.text and "Ship it fast" in audit.text
 
 
 def test_writes_need_post_and_a_csrf_token(app, alice, funnel):
