@@ -51,8 +51,8 @@ from dashboard.filters import Filters
 from dashboard.models import MAX_STEPS, WINDOWS, Funnel
 from organizations.models import App
 from organizations.services import record_audit
-from telemetry.models import STEP_NAME_MAX, STEP_NAME_SQL, STEP_NAMED_TYPES, Event, step_name
 from telemetry import daily
+from telemetry.models import STEP_NAME_MAX, STEP_NAME_SQL, STEP_NAMED_TYPES, Event, step_name
 from telemetry.periods import UTC, start_of_day
 
 # How long a result of closed days stays in the cache: its key names the data
