@@ -1,6 +1,15 @@
 from django.urls import path, register_converter
 
-from dashboard import activity_views, health_views, lifecycle_views, manage_views, platform_views, release_views, views
+from dashboard import (
+    activity_views,
+    funnel_views,
+    health_views,
+    lifecycle_views,
+    manage_views,
+    platform_views,
+    release_views,
+    views,
+)
 
 register_converter(health_views.CommandConverter, "command")
 
@@ -23,6 +32,11 @@ urlpatterns = [
     # Any command name, slashes included (health_views.CommandConverter).
     path(app + "commands/<command:command>/", health_views.command_detail, name="command_detail"),
     path(app + "retention/", activity_views.retention, name="retention"),
+    path(app + "funnels/", funnel_views.funnel_list, name="funnels"),
+    path(app + "funnels/new/", funnel_views.funnel_new, name="funnel_new"),
+    path(app + "funnels/<int:funnel_id>/", funnel_views.funnel_detail, name="funnel_detail"),
+    path(app + "funnels/<int:funnel_id>/edit/", funnel_views.funnel_edit, name="funnel_edit"),
+    path(app + "funnels/<int:funnel_id>/delete/", funnel_views.funnel_delete, name="funnel_delete"),
     # Erasure spans the organization's events, so the page lives here: organizations/ imports no other app.
     path(org + "erase/", lifecycle_views.erase_user, name="erase_user"),
     # Managing apps and the organization, on pages that show event figures (dashboard/manage_views.py).

@@ -56,9 +56,39 @@ class Event(models.Model):
             models.Index(fields=["app", "user_id", "timestamp"], name="event_app_user_time"),
             models.Index(fields=["app", "session_id", "timestamp"], name="event_app_session_time"),
         ]
+        # On PostgreSQL, funnels read (app, event_type, STEP_NAME_SQL, user_id, timestamp):
+        # event_funnel_step, made by migration 0014 (an expression index over jsonb that
+        # SQLite, whose funnels read the (app, timestamp) index, has no use for).
 
     def __str__(self) -> str:
         return f"{self.event_type} {self.event_id}"
+
+
+# The name a funnel step can ask for (dashboard.funnels): a command_execution
+# event's `command`, a feature_used event's `feature`, when it is a JSON string;
+# NULL otherwise. On PostgreSQL the index event_funnel_step (migration 0014)
+# holds it between the event type and the user, so a step's first event after
+# a moment is one index probe per user. The text is cut to STEP_NAME_CUT
+# characters to bound the index key (a key over about 2.7 kB would make the
+# insert fail); names asked for are shorter than the cut (STEP_NAME_MAX), so an
+# equality with one of them is still exact. Queries must spell the expression
+# exactly so (the planner matches index expressions by their form).
+STEP_NAME_MAX = 200
+STEP_NAME_CUT = STEP_NAME_MAX + 1
+STEP_NAME_SQL = (
+    "CASE WHEN event_type = 'command_execution' AND jsonb_typeof(data -> 'command') = 'string' "
+    f"THEN left(data ->> 'command', {STEP_NAME_CUT}) "
+    "WHEN event_type = 'feature_used' AND jsonb_typeof(data -> 'feature') = 'string' "
+    f"THEN left(data ->> 'feature', {STEP_NAME_CUT}) END"
+)
+STEP_NAMED_TYPES = {"command_execution": "command", "feature_used": "feature"}
+
+
+def step_name(event_type: str, data) -> str | None:
+    """What STEP_NAME_SQL gives for an event, uncut: the Python side of the same rule."""
+    key = STEP_NAMED_TYPES.get(event_type)
+    value = data.get(key) if key is not None and isinstance(data, dict) else None
+    return value if isinstance(value, str) else None
 
 
 class UsedNonce(models.Model):

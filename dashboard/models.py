@@ -1,0 +1,58 @@
+"""What the analytics pages save: funnels (dashboard.funnels computes them)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+from organizations.models import App
+
+HOUR = 3600
+DAY = 24 * HOUR
+# The conversion windows a funnel may have, in seconds: the time a user has,
+# from entering the funnel, to do every later step.
+WINDOWS = [
+    (HOUR, "1 hour"),
+    (6 * HOUR, "6 hours"),
+    (DAY, "1 day"),
+    (3 * DAY, "3 days"),
+    (7 * DAY, "7 days"),
+    (14 * DAY, "14 days"),
+    (30 * DAY, "30 days"),
+]
+MAX_STEPS = 8
+
+
+class Funnel(models.Model):
+    """Ordered steps of one app, each an event type and optionally a command or
+    feature name, and a conversion window (docs/insights.md, Funnels).
+
+    `steps` is a list of {"type": event type, "name": command or feature
+    name, "" for any}, 2 to MAX_STEPS of them, as dashboard.funnel_forms
+    validates them; dashboard.funnels.steps_of reads it."""
+
+    # No index of its own: the unique key below leads with the app.
+    app = models.ForeignKey(App, models.CASCADE, related_name="funnels", db_index=False)
+    name = models.CharField(max_length=100)
+    steps = models.JSONField(default=list)
+    window_seconds = models.PositiveIntegerField(choices=WINDOWS, default=DAY)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["name", "pk"]
+        constraints = [
+            # Names are how people tell funnels apart in the list; also the list's index.
+            models.UniqueConstraint(fields=["app", "name"], name="funnel_name_once_per_app"),
+        ]
+
+    def __str__(self) -> str:
+        return f"funnel {self.name!r} of app #{self.app_id}"
+
+    @property
+    def window(self) -> timedelta:
+        return timedelta(seconds=self.window_seconds)
