@@ -581,7 +581,8 @@ def test_the_form_suggests_the_apps_event_types_and_names(app, alice):
 
 def test_the_nav_links_to_funnels(app, bob):
     page = signed_in(bob).get(reverse("dashboard:app_overview", kwargs={"org_id": app.organization.public_id, "app_id": app.public_id}))
-    assert f'href="{url("funnels", app)}"' in page.text
+    # The link keeps the overview's range and filters (dashboard.filter_bar), when it has any.
+    assert f'href="{url("funnels", app)}"' in page.text or f'href="{url("funnels", app)}?' in page.text
     assert ">Funnels</a>" in page.text
 
 

@@ -10,6 +10,8 @@ import re
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from dashboard import funnels
+from dashboard.funnels import Step
 from organizations import services
 from organizations.models import Membership, Role
 from tests.factories import make_app, make_org
@@ -57,6 +59,11 @@ MIN_ROLE = {
     "dashboard:retention": Role.VIEWER,
     "dashboard:platforms": Role.VIEWER,
     "dashboard:releases": Role.VIEWER,
+    "dashboard:funnels": Role.VIEWER,
+    "dashboard:funnel_detail": Role.VIEWER,
+    "dashboard:funnel_new": Role.ADMIN,
+    "dashboard:funnel_edit": Role.ADMIN,
+    "dashboard:funnel_delete": Role.ADMIN,
     "dashboard:release_health": Role.VIEWER,
     "dashboard:command_detail": Role.VIEWER,
     "dashboard:export_events": Role.ADMIN,
@@ -79,6 +86,11 @@ HEADINGS = {
     "dashboard:retention": "Retention",
     "dashboard:platforms": "Platforms",
     "dashboard:releases": "Releases",
+    "dashboard:funnels": "Funnels",
+    "dashboard:funnel_detail": "Onboarding",
+    "dashboard:funnel_new": "New funnel",
+    "dashboard:funnel_edit": "Edit funnel",
+    "dashboard:funnel_delete": "Delete funnel",
     "dashboard:release_health": "Release health",
     "dashboard:command_detail": "Command build",
     "dashboard:export_events": "Export events",
@@ -127,7 +139,12 @@ def world(alice, bob, org, app):
     """Alice's organization with one of everything a URL can name."""
     store_events(app, 1)
     invitation = services.invite_member(org, role=Role.VIEWER, by=alice)
+    funnel = funnels.create_funnel(
+        app, name="Onboarding", steps=[Step("command_execution", "init"), Step("command_execution", "build")],
+        window_seconds=3600, by=alice,
+    )  # fmt: skip
     return {
+        "funnel_id": funnel.pk,
         "org_id": org.public_id,
         "app_id": app.public_id,
         "member_id": Membership.objects.get(organization=org, user=bob).pk,
@@ -202,7 +219,7 @@ def test_charlie_gets_404_on_every_page_and_action_of_alices_organization(name, 
 
 
 def names_with_inner_ids() -> list[str]:
-    inner = {"app_id", "member_id", "invitation_id", "event_id"}
+    inner = {"app_id", "member_id", "invitation_id", "event_id", "funnel_id"}
     return sorted(name for name, kwargs in named_patterns() if "org_id" in kwargs and inner & set(kwargs))
 
 
