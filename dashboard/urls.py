@@ -1,6 +1,6 @@
 from django.urls import path
 
-from dashboard import lifecycle_views, manage_views, views
+from dashboard import lifecycle_views, manage_views, property_views, views
 
 app_name = "dashboard"
 
@@ -15,6 +15,7 @@ urlpatterns = [
     path(app + "events/", views.app_events, name="app_events"),
     path(app + "events/<uuid:event_id>/", views.event_detail, name="event_detail"),
     path(app + "export/", lifecycle_views.export_events, name="export_events"),
+    path(app + "properties/", property_views.properties_page, name="properties"),
     # Erasure spans the organization's events, so the page lives here: organizations/ imports no other app.
     path(org + "erase/", lifecycle_views.erase_user, name="erase_user"),
     # Managing apps and the organization, on pages that show event figures (dashboard/manage_views.py).

@@ -1,0 +1,394 @@
+"""Reads of the Properties page: the keys of events' data, their JSON types and
+coverage, number keys' sums, means and percentiles over time and split by a
+string key, and string keys' most frequent values.
+
+Everything comes from the property summaries (telemetry.property_summaries:
+one block per app and closed UTC day, or UTC hour for the current day and
+the 24-hour range), never from raw events: `cover` gives the blocks of the
+range, building what is missing within a budget, and says how many events
+the blocks leave out. Figures of a filtered view come from the blocks'
+per-segment rows (version, OS, arch, CI); unfiltered ones from their whole
+rows. docs/insights.md, Properties, has the design and the caps.
+
+Sums are exact (decimals, the numbers exactly as stored); means are the
+exact sum divided by the count; percentiles are nearest-rank percentiles of
+a log-scale histogram, shown as the edge of their bucket nearest zero: the
+true value has the same sign and a magnitude up to 6.25 % larger.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from decimal import Decimal
+
+from django.db.models import QuerySet, Sum
+
+from dashboard import stats
+from dashboard.charts import BarChart, bar_chart
+from dashboard.filters import Filters
+from telemetry import properties as pure
+from telemetry.models import PropertyKey, PropertySplit, PropertyType
+from telemetry.periods import DAY, HOUR, UTC
+from telemetry.property_summaries import Coverage, cover
+
+PERCENTILES = (0.5, 0.9, 0.99)
+ERROR_PERCENT = pure.RELATIVE_ERROR * 100  # 6.25
+# Values past this many characters of a GET parameter are not anything a block holds.
+MAX_PARAMETER = 500
+
+
+# --- Figures ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class NumberFigures:
+    """A number key's figures over some events: exact count and sum, estimated percentiles."""
+
+    events: int
+    total: Decimal
+    percentiles: tuple[float | None, ...]  # p50, p90, p99 (bucket edges; None without numbers)
+
+    @property
+    def mean(self) -> Decimal | None:
+        return pure.EXACT.divide(self.total, Decimal(self.events)) if self.events else None
+
+    @property
+    def p50(self) -> float | None:
+        return self.percentiles[0]
+
+    @property
+    def p90(self) -> float | None:
+        return self.percentiles[1]
+
+    @property
+    def p99(self) -> float | None:
+        return self.percentiles[2]
+
+
+def _figures(events: int, total: Decimal, histogram: dict[int, int]) -> NumberFigures:
+    return NumberFigures(events, total, tuple(pure.percentile(histogram, p) for p in PERCENTILES))
+
+
+def _add_histogram(into: Counter, stored: dict) -> None:
+    for bucket, n in stored.items():
+        into[int(bucket)] += n
+
+
+def _add(total: Decimal, text: str) -> Decimal:
+    return pure.EXACT.add(total, Decimal(text)) if text else total
+
+
+# --- The page --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TypeChoice:
+    event_type: str
+    events: int
+    selected: bool
+
+
+@dataclass(frozen=True)
+class KeyRow:
+    path: str
+    label: str
+    nested: bool  # a key of an object-valued key
+    events: int  # events of the type whose data has the key (any JSON type)
+    coverage: float  # percent of the type's events
+    types: list[tuple[str, int]]  # (JSON type, events), most frequent first
+    number: NumberFigures | None  # sum and mean of its numbers (no percentiles here)
+    selected: bool
+
+    @property
+    def type_label(self) -> str:
+        return " / ".join(name for name, _ in self.types)
+
+
+@dataclass(frozen=True)
+class ValueRow:
+    value: str
+    events: int
+    share: float  # percent of the events with a string (or boolean) there
+
+
+@dataclass(frozen=True)
+class SeriesRow:
+    start: datetime
+    label: str
+    figures: NumberFigures
+
+
+@dataclass(frozen=True)
+class SplitRow:
+    value: str | None  # None: the split key missing or not a string
+    figures: NumberFigures
+    share: float  # percent of the split's events
+
+
+@dataclass(frozen=True)
+class Split:
+    path: str
+    label: str
+    rows: list[SplitRow]
+    events: int  # events of the number key the split covers
+    of: int  # events with a number in the key
+
+
+@dataclass(frozen=True)
+class KeyDetail:
+    path: str
+    label: str
+    types: list[tuple[str, int]]
+    number: NumberFigures | None = None
+    series: list[SeriesRow] = field(default_factory=list)
+    chart: BarChart | None = None
+    split_options: list[tuple[str, str]] = field(default_factory=list)  # (path, label) of string keys
+    split: Split | None = None
+    strings: list[ValueRow] = field(default_factory=list)
+    string_events: int = 0
+    other_values: int = 0  # string values past the cap, counted together
+    long_values: int = 0  # string values cut to the length cap
+    booleans: list[ValueRow] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Report:
+    coverage: Coverage
+    hourly: bool  # series per UTC hour (else per UTC day)
+    filtered: bool
+    types: list[TypeChoice]
+    event_type: str | None = None
+    type_events: int = 0
+    keys: list[KeyRow] = field(default_factory=list)
+    key_cap_blocks: int = 0  # blocks of the range where this type had more keys than were kept
+    keys_seen_most: int = 0  # the most distinct keys one of those blocks saw
+    detail: KeyDetail | None = None
+    messages: list[str] = field(default_factory=list)  # what was wrong with the query string
+
+
+def report(
+    app_id: int, period: stats.Period, filters: Filters, *, event_type: str | None, key: str | None,
+    split: str | None, now: datetime,
+) -> Report:  # fmt: skip
+    """Everything the Properties page shows for an app, range and filters, and the
+    GET choices (event type, key, split key); a choice that makes no sense is a
+    message and is dropped, never an error."""
+    hourly = not _whole_days(period)
+    coverage = cover(app_id, period.start, period.end, hourly=hourly, now=now)
+    messages = []
+    event_type, key, split = (_parameter(value) for value in (event_type, key, split))
+    event_type = event_type or None  # no event type is empty (ingest refuses one)
+    blocks = _Blocks(app_id, coverage, filters)
+    type_events = blocks.type_events()
+    chosen = event_type
+    if chosen is not None and chosen not in type_events:
+        messages.append(f"No events of type “{_shown(chosen)}” in this range{' under these filters' if filters.active else ''}.")
+        chosen = key = split = None
+    if chosen is None and type_events:
+        chosen = min(type_events, key=lambda name: (-type_events[name], name))
+    types = [
+        TypeChoice(name, n, name == chosen) for name, n in sorted(type_events.items(), key=lambda item: (-item[1], item[0]))
+    ]
+    base = Report(coverage=coverage, hourly=hourly, filtered=filters.active, types=types, messages=messages)
+    if chosen is None:
+        return base
+    total = type_events[chosen]
+    rows = blocks.key_rows(chosen, total, selected=key)
+    cap_blocks, seen_most = blocks.key_caps(chosen)
+    detail = None
+    if key is not None:
+        if any(row.path == key for row in rows):
+            detail = _detail(blocks, chosen, key, rows, split, period, hourly, messages)
+        else:
+            messages.append(f"No key “{_shown(pure.path_label(key))}” in {chosen} events of this range.")
+    return Report(
+        coverage=coverage, hourly=hourly, filtered=filters.active, types=types, event_type=chosen, type_events=total,
+        keys=rows, key_cap_blocks=cap_blocks, keys_seen_most=seen_most, detail=detail, messages=messages,
+    )  # fmt: skip
+
+
+def _detail(blocks: _Blocks, event_type: str, key: str, rows: list[KeyRow], split: str | None, period: stats.Period,
+            hourly: bool, messages: list[str]) -> KeyDetail:  # fmt: skip
+    row = next(row for row in rows if row.path == key)
+    kinds = dict(row.types)
+    detail = {"path": key, "label": row.label, "types": row.types}
+    if kinds.get("number"):
+        overall, series = blocks.number_series(event_type, key)
+        starts = _bucket_starts(period, hourly)
+        detail["number"] = overall
+        detail["series"] = [
+            SeriesRow(start, _bucket_label(start, hourly), series.get(start, _figures(0, pure.ZERO, {}))) for start in starts
+        ]
+        detail["chart"] = _chart(detail["series"], hourly)
+        options = blocks.split_options(event_type, key)
+        detail["split_options"] = [(path, pure.path_label(path)) for path in options]
+        if split is not None:
+            if split in options:
+                detail["split"] = blocks.split(event_type, key, split, of=overall.events)
+            else:
+                messages.append(
+                    f"“{_shown(pure.path_label(split))}” cannot split {row.label}: pick a string key with at most "
+                    f"{pure.Caps().split_values} values from the list."
+                )
+    elif split is not None:
+        messages.append(f"Only number keys can be split; {row.label} holds no numbers.")
+    if kinds.get("string"):
+        values, other, long, total = blocks.values(event_type, key, "string")
+        detail.update(strings=values, other_values=other, long_values=long, string_events=total)
+    if kinds.get("boolean"):
+        detail["booleans"] = blocks.values(event_type, key, "boolean")[0]
+    return KeyDetail(**detail)
+
+
+# --- Reading the blocks ------------------------------------------------------------------
+
+
+class _Blocks:
+    """Reads of the rows of a range's blocks, in the scope the filters select."""
+
+    def __init__(self, app_id: int, coverage: Coverage, filters: Filters):
+        self.app_id, self.coverage, self.filters = app_id, coverage, filters
+
+    def rows(self, model) -> QuerySet:
+        rows = model.objects.filter(app_id=self.app_id, block_id__in=list(self.coverage.block_ids))
+        if self.filters.active:
+            return rows.filter(self.filters.q(ci_as_text=True), whole=False)
+        return rows.filter(whole=True)
+
+    def type_events(self) -> dict[str, int]:
+        rows = self.rows(PropertyType).values("event_type").annotate(n=Sum("events")).order_by()
+        return {row["event_type"]: int(row["n"]) for row in rows if row["n"]}
+
+    def key_rows(self, event_type: str, total: int, *, selected: str | None) -> list[KeyRow]:
+        keys = self.rows(PropertyKey).filter(event_type=event_type)
+        by_path: dict[str, dict[str, int]] = defaultdict(dict)
+        for row in keys.values("path", "json_type").annotate(n=Sum("events")).order_by():
+            by_path[row["path"]][row["json_type"]] = int(row["n"])
+        sums: dict[str, Decimal] = defaultdict(lambda: pure.ZERO)
+        for path, text in keys.filter(json_type="number").values_list("path", "number_sum"):
+            sums[path] = _add(sums[path], text)
+        rows = []
+        for path, kinds in by_path.items():
+            events = sum(kinds.values())
+            numbers = kinds.get("number", 0)
+            rows.append(
+                KeyRow(
+                    path=path, label=pure.path_label(path), nested=path.count(pure.SEP) == 1, events=events,
+                    coverage=100 * events / total if total else 0.0,
+                    types=sorted(kinds.items(), key=lambda item: (-item[1], item[0])),
+                    number=NumberFigures(numbers, sums[path], ()) if numbers else None, selected=path == selected,
+                )
+            )  # fmt: skip
+        # Most carried first; a nested key right after its parent.
+        parents = {row.path: row.events for row in rows if not row.nested}
+        return sorted(rows, key=lambda row: _key_order(row, parents))
+
+    def key_caps(self, event_type: str) -> tuple[int, int]:
+        """(blocks where the type had more keys than were kept, the most keys one of them saw)."""
+        rows = PropertyType.objects.filter(
+            app_id=self.app_id, block_id__in=list(self.coverage.block_ids), whole=True, event_type=event_type
+        ).filter(keys_seen__gt=0)
+        capped = [seen for seen, kept in rows.values_list("keys_seen", "keys_kept") if seen > kept]
+        return len(capped), max(capped, default=0)
+
+    def number_series(self, event_type: str, path: str) -> tuple[NumberFigures, dict[datetime, NumberFigures]]:
+        rows = self.rows(PropertyKey).filter(event_type=event_type, path=path, json_type="number")
+        events: Counter = Counter()
+        totals: dict[datetime, Decimal] = defaultdict(lambda: pure.ZERO)
+        histograms: dict[datetime, Counter] = defaultdict(Counter)
+        for block_id, n, text, histogram in rows.values_list("block_id", "events", "number_sum", "histogram"):
+            bucket = self.coverage.buckets[block_id]
+            events[bucket] += n
+            totals[bucket] = _add(totals[bucket], text)
+            _add_histogram(histograms[bucket], histogram)
+        series = {bucket: _figures(events[bucket], totals[bucket], histograms[bucket]) for bucket in events}
+        overall_histogram: Counter = Counter()
+        for histogram in histograms.values():
+            overall_histogram.update(histogram)
+        total = pure.ZERO
+        for value in totals.values():
+            total = pure.EXACT.add(total, value)
+        return _figures(sum(events.values()), total, overall_histogram), series
+
+    def values(self, event_type: str, path: str, json_type: str) -> tuple[list[ValueRow], int, int, int]:
+        """(value rows, most frequent first; values past the cap; values cut; events with this JSON type)."""
+        rows = self.rows(PropertyKey).filter(event_type=event_type, path=path, json_type=json_type)
+        counts: Counter = Counter()
+        other = long = events = 0
+        for values, n_other, n_long, n in rows.values_list("values", "other_values", "long_values", "events"):
+            counts.update(values)
+            other, long, events = other + n_other, long + n_long, events + n
+        ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
+        return [ValueRow(value, n, 100 * n / events if events else 0.0) for value, n in ordered], other, long, events
+
+    def split_options(self, event_type: str, number_path: str) -> list[str]:
+        rows = self.rows(PropertySplit).filter(event_type=event_type, number_path=number_path)
+        return sorted(set(rows.values_list("split_path", flat=True)), key=lambda path: pure.path_label(path))
+
+    def split(self, event_type: str, number_path: str, split_path: str, *, of: int) -> Split:
+        rows = self.rows(PropertySplit).filter(event_type=event_type, number_path=number_path, split_path=split_path)
+        events: Counter = Counter()
+        totals: dict[str | None, Decimal] = defaultdict(lambda: pure.ZERO)
+        histograms: dict[str | None, Counter] = defaultdict(Counter)
+        for (values,) in rows.values_list("values"):
+            for value, n, text, histogram in values:
+                events[value] += n
+                totals[value] = _add(totals[value], text)
+                _add_histogram(histograms[value], histogram)
+        covered = sum(events.values())
+        ordered = sorted(events, key=lambda value: (value is None, -events[value], value or ""))
+        split_rows = [
+            SplitRow(value, _figures(events[value], totals[value], histograms[value]),
+                     100 * events[value] / covered if covered else 0.0)
+            for value in ordered
+        ]  # fmt: skip
+        return Split(split_path, pure.path_label(split_path), split_rows, covered, of)
+
+
+def _key_order(row: KeyRow, parents: dict[str, int]) -> tuple:
+    if row.nested:
+        parent = row.path.split(pure.SEP)[0]
+        return (-parents.get(parent, 0), parent, 1, -row.events, row.path)
+    return (-row.events, row.path, 0, 0, "")
+
+
+# --- Helpers -----------------------------------------------------------------------
+
+
+def _parameter(value: str | None) -> str | None:
+    """A GET choice as given (absent: none; empty is a choice too, a key may be named "").
+    Overlong text is cut: it matches nothing, and the message says so."""
+    return None if value is None else value[:MAX_PARAMETER]
+
+
+def _shown(text: str) -> str:
+    return text if len(text) <= 80 else text[:80] + "…"
+
+
+def _whole_days(period: stats.Period) -> bool:
+    return stats.floor_to(period.start, DAY) == period.start and stats.floor_to(period.end, DAY) == period.end
+
+
+def _bucket_starts(period: stats.Period, hourly: bool) -> list[datetime]:
+    step = HOUR if hourly else DAY
+    starts, moment = [], stats.floor_to(period.start, step)
+    while moment < period.end:
+        starts.append(moment)
+        moment += step
+    return starts
+
+
+def _bucket_label(start: datetime, hourly: bool) -> str:
+    start = start.astimezone(UTC)
+    if hourly:
+        return f"{start.day} {start:%b} {start:%H}:00 UTC"
+    return f"{start.day} {start:%b %Y}"
+
+
+def _chart(series: Iterable[SeriesRow], hourly: bool) -> BarChart:
+    chart = bar_chart([stats.Bucket(row.start, row.figures.events) for row in series], hourly=hourly)
+    title = "Events with a number here, per hour (UTC)" if hourly else "Events with a number here, per day (UTC)"
+    return replace(chart, title=title)
