@@ -18,12 +18,15 @@ true value has the same sign and a magnitude up to 6.25 % larger.
 
 from __future__ import annotations
 
+import hashlib
 from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from decimal import Decimal
 
+from django.core.cache import cache
+from django.db import connection
 from django.db.models import QuerySet, Sum
 
 from dashboard import stats
@@ -70,11 +73,6 @@ class NumberFigures:
 
 def _figures(events: int, total: Decimal, histogram: dict[int, int]) -> NumberFigures:
     return NumberFigures(events, total, tuple(pure.percentile(histogram, p) for p in PERCENTILES))
-
-
-def _add_histogram(into: Counter, stored: dict) -> None:
-    for bucket, n in stored.items():
-        into[int(bucket)] += n
 
 
 def _add(total: Decimal, text: str) -> Decimal:
@@ -177,7 +175,9 @@ def report(
     GET choices (event type, key, split key); a choice that makes no sense is a
     message and is dropped, never an error."""
     hourly = not _whole_days(period)
-    coverage = cover(app_id, period.start, period.end, hourly=hourly, now=now)
+    # A period prepared by stats.with_daily_rollups has the events per day already.
+    known = period.figures.day_events if period.figures is not None and period.figures.covers([app_id]) else None
+    coverage = cover(app_id, period.start, period.end, hourly=hourly, now=now, day_events=known)
     messages = []
     event_type, key, split = (_parameter(value) for value in (event_type, key, split))
     event_type = event_type or None  # no event type is empty (ingest refuses one)
@@ -244,16 +244,25 @@ def _detail(blocks: _Blocks, event_type: str, key: str, rows: list[KeyRow], spli
 
 
 # --- Reading the blocks ------------------------------------------------------------------
+#
+# A range's blocks are read in two parts: its closed days' blocks, whose rows
+# never change (a rebuild or deletion replaces a block with a new one), and
+# the rest (hour blocks of today or of the 24-hour range). What the closed
+# part gives is kept in Django's cache under the identity of its blocks (id,
+# when built, events), so a later view reads only the hour blocks; a changed
+# day is a new block and so a new key: nothing stale is read back.
+
+FIGURES_TIMEOUT = 24 * 3600  # a cached entry is never wrong; this only bounds the cache
 
 
-class _Blocks:
-    """Reads of the rows of a range's blocks, in the scope the filters select."""
+class _Part:
+    """Reads of some blocks' rows in the scope the filters select, as plain mergeable values."""
 
-    def __init__(self, app_id: int, coverage: Coverage, filters: Filters):
-        self.app_id, self.coverage, self.filters = app_id, coverage, filters
+    def __init__(self, app_id: int, block_ids: list[int], buckets: dict[int, datetime], filters: Filters):
+        self.app_id, self.block_ids, self.buckets, self.filters = app_id, block_ids, buckets, filters
 
     def rows(self, model) -> QuerySet:
-        rows = model.objects.filter(app_id=self.app_id, block_id__in=list(self.coverage.block_ids))
+        rows = model.objects.filter(app_id=self.app_id, block_id__in=self.block_ids)
         if self.filters.active:
             return rows.filter(self.filters.q(ci_as_text=True), whole=False)
         return rows.filter(whole=True)
@@ -262,14 +271,108 @@ class _Blocks:
         rows = self.rows(PropertyType).values("event_type").annotate(n=Sum("events")).order_by()
         return {row["event_type"]: int(row["n"]) for row in rows if row["n"]}
 
-    def key_rows(self, event_type: str, total: int, *, selected: str | None) -> list[KeyRow]:
+    def keys(self, event_type: str) -> tuple[dict[str, dict[str, int]], dict[str, Decimal]]:
+        """({path: {JSON type: events}}, {path: exact sum of its numbers})."""
         keys = self.rows(PropertyKey).filter(event_type=event_type)
-        by_path: dict[str, dict[str, int]] = defaultdict(dict)
+        kinds: dict[str, dict[str, int]] = defaultdict(dict)
         for row in keys.values("path", "json_type").annotate(n=Sum("events")).order_by():
-            by_path[row["path"]][row["json_type"]] = int(row["n"])
-        sums: dict[str, Decimal] = defaultdict(lambda: pure.ZERO)
+            kinds[row["path"]][row["json_type"]] = int(row["n"])
+        sums: dict[str, Decimal] = {}
         for path, text in keys.filter(json_type="number").values_list("path", "number_sum"):
-            sums[path] = _add(sums[path], text)
+            sums[path] = _add(sums.get(path, pure.ZERO), text)
+        return dict(kinds), sums
+
+    def key_caps(self, event_type: str) -> list[int]:
+        """Keys seen in each block where the type had more keys than were kept."""
+        rows = PropertyType.objects.filter(
+            app_id=self.app_id, block_id__in=self.block_ids, whole=True, event_type=event_type, keys_seen__gt=0
+        )
+        return [seen for seen, kept in rows.values_list("keys_seen", "keys_kept") if seen > kept]
+
+    def numbers(self, event_type: str, path: str) -> dict[datetime, tuple[int, Decimal, dict[int, int]]]:
+        """{bucket of the series: (events, exact sum, histogram)}."""
+        rows = self.rows(PropertyKey).filter(event_type=event_type, path=path, json_type="number")
+        found: dict[datetime, list] = {}
+        for block_id, n, text in rows.values_list("block_id", "events", "number_sum"):
+            figures = found.setdefault(self.buckets[block_id], [0, pure.ZERO, Counter()])
+            figures[0] += n
+            figures[1] = _add(figures[1], text)
+        for block_id, index, n in _merged_histograms(rows):
+            found[self.buckets[block_id]][2][int(index)] += int(n)
+        return {bucket: (n, total, dict(histogram)) for bucket, (n, total, histogram) in found.items()}
+
+    def values(self, event_type: str, path: str, json_type: str) -> tuple[dict[str, int], int, int, int]:
+        """({value: events}, values past the cap, values cut, events with this JSON type)."""
+        rows = self.rows(PropertyKey).filter(event_type=event_type, path=path, json_type=json_type)
+        counts: Counter = Counter()
+        other = long = events = 0
+        for values, n_other, n_long, n in rows.values_list("values", "other_values", "long_values", "events"):
+            counts.update(values)
+            other, long, events = other + n_other, long + n_long, events + n
+        return dict(counts), other, long, events
+
+    def split_options(self, event_type: str, number_path: str) -> set[str]:
+        rows = self.rows(PropertySplit).filter(event_type=event_type, number_path=number_path)
+        return set(rows.values_list("split_path", flat=True).distinct().order_by())
+
+    def split(self, event_type: str, number_path: str, split_path: str) -> dict[str | None, tuple[int, Decimal, dict[int, int]]]:
+        """{value of the split key (None: missing or not a string): (events, exact sum, histogram)}."""
+        rows = self.rows(PropertySplit).filter(event_type=event_type, number_path=number_path, split_path=split_path)
+        found: dict[str | None, list] = {}
+        for value, n, text in _split_elements(rows):
+            figures = found.setdefault(value, [0, pure.ZERO, Counter()])
+            figures[0] += int(n)
+            figures[1] = _add(figures[1], text)
+        for value, index, n in _merged_split_histograms(rows):
+            found[value][2][int(index)] += int(n)
+        return {value: (n, total, dict(histogram)) for value, (n, total, histogram) in found.items()}
+
+
+def _merge(a, b):
+    """The sum of two reads of one _Part method (numbers add, dicts merge by key, lists and sets join)."""
+    if isinstance(a, tuple):
+        return tuple(_merge(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict):
+        merged = dict(a)
+        for key, value in b.items():
+            merged[key] = _merge(merged[key], value) if key in merged else value
+        return merged
+    if isinstance(a, set):
+        return a | b
+    if isinstance(a, list):
+        return a + b
+    if isinstance(a, Decimal):
+        return pure.EXACT.add(a, b)
+    return a + b
+
+
+class _Blocks:
+    """Reads of a range's blocks: the closed days' part through the cache, the rest from the database."""
+
+    def __init__(self, app_id: int, coverage: Coverage, filters: Filters):
+        fixed = {block_id for block_id, _, _ in coverage.fixed}
+        self.closed = _Part(app_id, sorted(fixed), coverage.buckets, filters)
+        self.open = _Part(app_id, sorted(set(coverage.block_ids) - fixed), coverage.buckets, filters)
+        self.identity = (app_id, coverage.fixed, tuple(filters.items()))
+
+    def read(self, name: str, *args):
+        parts = []
+        if self.closed.block_ids:
+            key = "properties:" + hashlib.blake2b(repr((self.identity, name, args)).encode(), digest_size=16).hexdigest()
+            closed = cache.get(key)
+            if closed is None:
+                closed = getattr(self.closed, name)(*args)
+                cache.set(key, closed, FIGURES_TIMEOUT)
+            parts.append(closed)
+        if self.open.block_ids or not parts:
+            parts.append(getattr(self.open, name)(*args))
+        return parts[0] if len(parts) == 1 else _merge(*parts)
+
+    def type_events(self) -> dict[str, int]:
+        return {name: n for name, n in self.read("type_events").items() if n}
+
+    def key_rows(self, event_type: str, total: int, *, selected: str | None) -> list[KeyRow]:
+        by_path, sums = self.read("keys", event_type)
         rows = []
         for path, kinds in by_path.items():
             events = sum(kinds.values())
@@ -279,7 +382,8 @@ class _Blocks:
                     path=path, label=pure.path_label(path), nested=path.count(pure.SEP) == 1, events=events,
                     coverage=100 * events / total if total else 0.0,
                     types=sorted(kinds.items(), key=lambda item: (-item[1], item[0])),
-                    number=NumberFigures(numbers, sums[path], ()) if numbers else None, selected=path == selected,
+                    number=NumberFigures(numbers, sums.get(path, pure.ZERO), ()) if numbers else None,
+                    selected=path == selected,
                 )
             )  # fmt: skip
         # Most carried first; a nested key right after its parent.
@@ -288,64 +392,86 @@ class _Blocks:
 
     def key_caps(self, event_type: str) -> tuple[int, int]:
         """(blocks where the type had more keys than were kept, the most keys one of them saw)."""
-        rows = PropertyType.objects.filter(
-            app_id=self.app_id, block_id__in=list(self.coverage.block_ids), whole=True, event_type=event_type
-        ).filter(keys_seen__gt=0)
-        capped = [seen for seen, kept in rows.values_list("keys_seen", "keys_kept") if seen > kept]
+        capped = self.read("key_caps", event_type)
         return len(capped), max(capped, default=0)
 
     def number_series(self, event_type: str, path: str) -> tuple[NumberFigures, dict[datetime, NumberFigures]]:
-        rows = self.rows(PropertyKey).filter(event_type=event_type, path=path, json_type="number")
-        events: Counter = Counter()
-        totals: dict[datetime, Decimal] = defaultdict(lambda: pure.ZERO)
-        histograms: dict[datetime, Counter] = defaultdict(Counter)
-        for block_id, n, text, histogram in rows.values_list("block_id", "events", "number_sum", "histogram"):
-            bucket = self.coverage.buckets[block_id]
-            events[bucket] += n
-            totals[bucket] = _add(totals[bucket], text)
-            _add_histogram(histograms[bucket], histogram)
-        series = {bucket: _figures(events[bucket], totals[bucket], histograms[bucket]) for bucket in events}
-        overall_histogram: Counter = Counter()
-        for histogram in histograms.values():
-            overall_histogram.update(histogram)
+        found = self.read("numbers", event_type, path)
+        overall: Counter = Counter()
         total = pure.ZERO
-        for value in totals.values():
-            total = pure.EXACT.add(total, value)
-        return _figures(sum(events.values()), total, overall_histogram), series
+        for _, subtotal, histogram in found.values():
+            overall.update(histogram)
+            total = pure.EXACT.add(total, subtotal)
+        series = {bucket: _figures(*figures) for bucket, figures in found.items()}
+        return _figures(sum(n for n, _, _ in found.values()), total, overall), series
 
     def values(self, event_type: str, path: str, json_type: str) -> tuple[list[ValueRow], int, int, int]:
         """(value rows, most frequent first; values past the cap; values cut; events with this JSON type)."""
-        rows = self.rows(PropertyKey).filter(event_type=event_type, path=path, json_type=json_type)
-        counts: Counter = Counter()
-        other = long = events = 0
-        for values, n_other, n_long, n in rows.values_list("values", "other_values", "long_values", "events"):
-            counts.update(values)
-            other, long, events = other + n_other, long + n_long, events + n
+        counts, other, long, events = self.read("values", event_type, path, json_type)
         ordered = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
         return [ValueRow(value, n, 100 * n / events if events else 0.0) for value, n in ordered], other, long, events
 
     def split_options(self, event_type: str, number_path: str) -> list[str]:
-        rows = self.rows(PropertySplit).filter(event_type=event_type, number_path=number_path)
-        return sorted(set(rows.values_list("split_path", flat=True)), key=lambda path: pure.path_label(path))
+        return sorted(self.read("split_options", event_type, number_path), key=pure.path_label)
 
     def split(self, event_type: str, number_path: str, split_path: str, *, of: int) -> Split:
-        rows = self.rows(PropertySplit).filter(event_type=event_type, number_path=number_path, split_path=split_path)
-        events: Counter = Counter()
-        totals: dict[str | None, Decimal] = defaultdict(lambda: pure.ZERO)
-        histograms: dict[str | None, Counter] = defaultdict(Counter)
-        for (values,) in rows.values_list("values"):
-            for value, n, text, histogram in values:
-                events[value] += n
-                totals[value] = _add(totals[value], text)
-                _add_histogram(histograms[value], histogram)
-        covered = sum(events.values())
-        ordered = sorted(events, key=lambda value: (value is None, -events[value], value or ""))
-        split_rows = [
-            SplitRow(value, _figures(events[value], totals[value], histograms[value]),
-                     100 * events[value] / covered if covered else 0.0)
+        found = self.read("split", event_type, number_path, split_path)
+        covered = sum(n for n, _, _ in found.values())
+        ordered = sorted(found, key=lambda value: (value is None, -found[value][0], value or ""))
+        rows = [
+            SplitRow(value, _figures(*found[value]), 100 * found[value][0] / covered if covered else 0.0)
             for value in ordered
-        ]  # fmt: skip
-        return Split(split_path, pure.path_label(split_path), split_rows, covered, of)
+        ]
+        return Split(split_path, pure.path_label(split_path), rows, covered, of)
+
+
+# Histograms are merged by the database (jsonb_each_text on PostgreSQL, json_each
+# on SQLite): a filtered 90-day range holds thousands of rows of dozens of
+# buckets each, which Python added one by one in most of the page's time.
+
+
+def _merged_histograms(rows: QuerySet) -> list[tuple]:
+    """(block id, bucket, events) of these PropertyKey rows' histograms, summed per block and bucket."""
+    sql, params = rows.values("block_id", "histogram").query.sql_with_params()
+    if connection.vendor == "postgresql":
+        each, count = "jsonb_each_text(s.histogram)", "sum(h.value::bigint)"
+    else:
+        each, count = "json_each(s.histogram)", "sum(h.value)"
+    return _fetch(f"SELECT s.block_id, h.key, {count} FROM ({sql}) s CROSS JOIN {_lateral()}{each} h GROUP BY 1, 2", params)
+
+
+def _split_elements(rows: QuerySet) -> list[tuple]:
+    """(value, events, exact sum text) of every element of these PropertySplit rows."""
+    sql, params = rows.values("values").query.sql_with_params()
+    if connection.vendor == "postgresql":
+        columns = "e.value->>0, (e.value->>1)::bigint, e.value->>2"
+        each = 'jsonb_array_elements(s."values")'
+    else:
+        columns = "json_extract(e.value, '$[0]'), json_extract(e.value, '$[1]'), json_extract(e.value, '$[2]')"
+        each = 'json_each(s."values")'
+    return _fetch(f"SELECT {columns} FROM ({sql}) s CROSS JOIN {_lateral()}{each} e", params)
+
+
+def _merged_split_histograms(rows: QuerySet) -> list[tuple]:
+    """(value, bucket, events) of these PropertySplit rows' histograms, summed per value and bucket."""
+    sql, params = rows.values("values").query.sql_with_params()
+    if connection.vendor == "postgresql":
+        value, each = "e.value->>0", "jsonb_array_elements(s.\"values\") e CROSS JOIN LATERAL jsonb_each_text(e.value->3) h"
+        count = "sum(h.value::bigint)"
+    else:
+        value, each = "json_extract(e.value, '$[0]')", "json_each(s.\"values\") e, json_each(e.value, '$[3]') h"
+        count = "sum(h.value)"
+    return _fetch(f"SELECT {value}, h.key, {count} FROM ({sql}) s CROSS JOIN {_lateral()}{each} GROUP BY 1, 2", params)
+
+
+def _lateral() -> str:
+    return "LATERAL " if connection.vendor == "postgresql" else ""
+
+
+def _fetch(sql: str, params) -> list[tuple]:
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return cursor.fetchall()
 
 
 def _key_order(row: KeyRow, parents: dict[str, int]) -> tuple:

@@ -459,8 +459,8 @@ class PropertyType(PropertyScope):
 
     class Meta:
         indexes = [
-            # A range's blocks, whole or filtered, one type or all.
-            models.Index(fields=["app", "block", "event_type"], name="property_type_read"),
+            # A range's blocks, whole or filtered (whole=false, then the filters), one type or all.
+            models.Index(fields=["app", "block", "event_type", "whole"], name="property_type_read"),
         ]
 
     def __str__(self) -> str:
@@ -482,8 +482,8 @@ class PropertyKey(PropertyScope):
 
     class Meta:
         indexes = [
-            # One type's keys in a range's blocks (and one key of it).
-            models.Index(fields=["app", "block", "event_type", "path"], name="property_key_read"),
+            # One type's keys in a range's blocks, whole or filtered (and one key of it).
+            models.Index(fields=["app", "block", "event_type", "whole", "path"], name="property_key_read"),
         ]
 
     def __str__(self) -> str:
@@ -500,7 +500,8 @@ class PropertySplit(PropertyScope):
 
     class Meta:
         indexes = [
-            models.Index(fields=["app", "block", "event_type", "number_path"], name="property_split_read"),
+            # A number key's splits in a range's blocks.
+            models.Index(fields=["app", "block", "event_type", "whole", "number_path"], name="property_split_read"),
         ]
 
     def __str__(self) -> str:

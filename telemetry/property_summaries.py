@@ -31,7 +31,7 @@ import logging
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
 import orjson
 from django.db.models import Sum, TextField
@@ -100,6 +100,9 @@ class Coverage:
     block_ids: tuple[int, ...]
     # Each block's bucket of the page's series: its UTC day, or hour for hourly pages.
     buckets: dict[int, datetime]
+    # The day blocks among them as (id, built at, events): what their rows hold
+    # never changes (a rebuilt day is a new block), so this names their figures.
+    fixed: tuple[tuple[int, str, int], ...]
     expected: int  # events the range holds (the hourly counts)
     # Events in the range the blocks do not count yet: arrived after their
     # day or hour was summarised, or in spans not summarised yet.
@@ -144,13 +147,15 @@ def spans(start: datetime, end: datetime, *, hourly: bool, now: datetime) -> tup
 
 
 def cover(app_id: int, start: datetime, end: datetime, *, hourly: bool, now: datetime,
-          budget: int = READ_BUDGET) -> Coverage:  # fmt: skip
+          budget: int = READ_BUDGET, day_events: dict[tuple[int, date], int] | None = None) -> Coverage:  # fmt: skip
     """The blocks that summarise the app's events in [start, end) (on UTC hour
-    boundaries), building the missing and stale ones up to `budget` events."""
+    boundaries), building the missing and stale ones up to `budget` events.
+    `day_events` saves a query when the caller has the app's events per
+    closed day of the range ((app, day) -> events, days without any left out)."""
     day_starts, hour_starts = spans(start, end, hourly=hourly, now=now)
-    per_day = (
-        daily.events_per_day([app_id], day_starts[0].date(), day_starts[-1].date()) if day_starts else {}
-    )
+    per_day = day_events
+    if per_day is None:
+        per_day = daily.events_per_day([app_id], day_starts[0].date(), day_starts[-1].date()) if day_starts else {}
     # Hours: those asked for, and those of recent closed days (their hour blocks may stand in for the day's).
     recent = [moment for moment in day_starts if moment >= now - KEEP_HOURS - DAY]
     hour_range = [*hour_starts, *recent, *(moment + DAY - HOUR for moment in recent)]
@@ -220,9 +225,13 @@ def cover(app_id: int, start: datetime, end: datetime, *, hourly: bool, now: dat
         other_types += block.other_type_events
         moment = block.start.astimezone(UTC)
         buckets[block.pk] = moment if hourly else start_of_day(moment.date())
-    expected = sum(per_day.values()) + sum(per_hour.get(hour, 0) for hour in hour_starts)
+    expected = sum(per_day.get((app_id, moment.date()), 0) for moment in day_starts)
+    expected += sum(per_hour.get(hour, 0) for hour in hour_starts)
+    fixed = tuple(sorted(
+        (block.pk, block.built_at.isoformat(), block.events) for block, _ in used if block.span == PropertyBlock.DAY
+    ))  # fmt: skip
     return Coverage(
-        block_ids=tuple(sorted(buckets)), buckets=buckets, expected=expected, late=late, pending=pending,
+        block_ids=tuple(sorted(buckets)), buckets=buckets, fixed=fixed, expected=expected, late=late, pending=pending,
         pending_spans=pending_spans, folded_events=folded, other_type_events=other_types, built=built,
     )  # fmt: skip
 

@@ -94,14 +94,14 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='propertykey',
-            index=models.Index(fields=['app', 'block', 'event_type', 'path'], name='property_key_read'),
+            index=models.Index(fields=['app', 'block', 'event_type', 'whole', 'path'], name='property_key_read'),
         ),
         migrations.AddIndex(
             model_name='propertysplit',
-            index=models.Index(fields=['app', 'block', 'event_type', 'number_path'], name='property_split_read'),
+            index=models.Index(fields=['app', 'block', 'event_type', 'whole', 'number_path'], name='property_split_read'),
         ),
         migrations.AddIndex(
             model_name='propertytype',
-            index=models.Index(fields=['app', 'block', 'event_type'], name='property_type_read'),
+            index=models.Index(fields=['app', 'block', 'event_type', 'whole'], name='property_type_read'),
         ),
     ]
