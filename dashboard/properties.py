@@ -72,7 +72,7 @@ class NumberFigures:
 
 
 def _figures(events: int, total: Decimal, histogram: dict[int, int]) -> NumberFigures:
-    return NumberFigures(events, total, tuple(pure.percentile(histogram, p) for p in PERCENTILES))
+    return NumberFigures(events, total, pure.percentiles(histogram, PERCENTILES))
 
 
 def _add(total: Decimal, text: str) -> Decimal:
@@ -181,7 +181,7 @@ def report(
     messages = []
     event_type, key, split = (_parameter(value) for value in (event_type, key, split))
     event_type = event_type or None  # no event type is empty (ingest refuses one)
-    blocks = _Blocks(app_id, coverage, filters)
+    blocks = _Blocks(app_id, coverage, filters, now=now)
     type_events = blocks.type_events()
     chosen = event_type
     if chosen is not None and chosen not in type_events:
@@ -249,8 +249,9 @@ def _detail(blocks: _Blocks, event_type: str, key: str, rows: list[KeyRow], spli
 # never change (a rebuild or deletion replaces a block with a new one), and
 # the rest (hour blocks of today or of the 24-hour range). What the closed
 # part gives is kept in Django's cache under the identity of its blocks (id,
-# when built, events), so a later view reads only the hour blocks; a changed
-# day is a new block and so a new key: nothing stale is read back.
+# when built, events), in two runs (the last RECENT_DAYS and the days before),
+# so a later view reads only the hour blocks; a changed day is a new block and
+# so a new key for its run: nothing stale is read back.
 
 FIGURES_TIMEOUT = 24 * 3600  # a cached entry is never wrong; this only bounds the cache
 
@@ -347,26 +348,38 @@ def _merge(a, b):
 
 
 class _Blocks:
-    """Reads of a range's blocks: the closed days' part through the cache, the rest from the database."""
+    """Reads of a range's blocks: the closed days' parts through the cache, the rest from the database."""
 
-    def __init__(self, app_id: int, coverage: Coverage, filters: Filters):
+    def __init__(self, app_id: int, coverage: Coverage, filters: Filters, *, now: datetime):
+        # Two runs of closed days, cached apart: late events mostly land in the
+        # last days, and then only that run is read again (as dashboard.stats does).
+        recent = stats.floor_to(now, DAY) - stats.RECENT_DAYS * DAY
+        runs: dict[bool, list[tuple[int, str, int]]] = {True: [], False: []}
+        for block in coverage.fixed:
+            runs[coverage.buckets[block[0]] >= recent].append(block)
         fixed = {block_id for block_id, _, _ in coverage.fixed}
-        self.closed = _Part(app_id, sorted(fixed), coverage.buckets, filters)
+        self.closed = [
+            (_Part(app_id, sorted(block_id for block_id, _, _ in run), coverage.buckets, filters),
+             (app_id, tuple(run), tuple(filters.items())))
+            for run in runs.values() if run
+        ]  # fmt: skip
         self.open = _Part(app_id, sorted(set(coverage.block_ids) - fixed), coverage.buckets, filters)
-        self.identity = (app_id, coverage.fixed, tuple(filters.items()))
 
     def read(self, name: str, *args):
         parts = []
-        if self.closed.block_ids:
-            key = "properties:" + hashlib.blake2b(repr((self.identity, name, args)).encode(), digest_size=16).hexdigest()
-            closed = cache.get(key)
-            if closed is None:
-                closed = getattr(self.closed, name)(*args)
-                cache.set(key, closed, FIGURES_TIMEOUT)
-            parts.append(closed)
+        for part, identity in self.closed:
+            key = "properties:" + hashlib.blake2b(repr((identity, name, args)).encode(), digest_size=16).hexdigest()
+            found = cache.get(key)
+            if found is None:
+                found = getattr(part, name)(*args)
+                cache.set(key, found, FIGURES_TIMEOUT)
+            parts.append(found)
         if self.open.block_ids or not parts:
             parts.append(getattr(self.open, name)(*args))
-        return parts[0] if len(parts) == 1 else _merge(*parts)
+        merged = parts[0]
+        for other in parts[1:]:
+            merged = _merge(merged, other)
+        return merged
 
     def type_events(self) -> dict[str, int]:
         return {name: n for name, n in self.read("type_events").items() if n}

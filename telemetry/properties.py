@@ -145,19 +145,22 @@ def bucket_edge(index: int) -> float:
     return magnitude if index > 0 else -magnitude
 
 
-def percentile(histogram: dict[int, int], fraction: float) -> float | None:
-    """The nearest-rank percentile of a histogram ({bucket: count}), as its
-    bucket's edge nearest zero (bucket_edge); None for an empty histogram."""
+def percentiles(histogram: dict[int, int], fractions: tuple[float, ...]) -> tuple[float | None, ...]:
+    """Nearest-rank percentiles of a histogram ({bucket: count}), each as its
+    bucket's edge nearest zero (bucket_edge); Nones for an empty histogram."""
     total = sum(histogram.values())
     if total <= 0:
-        return None
-    rank = max(1, math.ceil(fraction * total))
-    seen = 0
+        return tuple(None for _ in fractions)
+    ranks = [max(1, math.ceil(fraction * total)) for fraction in fractions]
+    found: list[float | None] = [None] * len(fractions)
+    seen, waiting = 0, sorted(range(len(fractions)), key=lambda i: ranks[i])
     for index in sorted(histogram):
         seen += histogram[index]
-        if seen >= rank:
-            return bucket_edge(index)
-    raise AssertionError("unreachable: the ranks add up to the total")
+        while waiting and seen >= ranks[waiting[0]]:
+            found[waiting.pop(0)] = bucket_edge(index)
+        if not waiting:
+            break
+    return tuple(found)
 
 
 # --- One document ------------------------------------------------------------------

@@ -443,6 +443,9 @@ def test_deleting_an_apps_events_or_rebuilding_drops_every_summary(app, org):
     assert PropertyBlock.objects.filter(app=other).count() == 1
     assert report(app).types == []
 
+    other.delete()  # the ORM's cascade from the app (organizations.services.delete_app) takes the rest
+    assert not PropertyBlock.objects.exists() and not PropertyKey.objects.exists()
+
 
 @pytest.mark.postgres
 def test_a_dropped_partition_takes_its_summaries(on_postgres, app, org):

@@ -54,6 +54,7 @@ MIN_ROLE = {
     "dashboard:app_overview": Role.VIEWER,
     "dashboard:app_events": Role.VIEWER,
     "dashboard:event_detail": Role.VIEWER,
+    "dashboard:properties": Role.VIEWER,
     "dashboard:export_events": Role.ADMIN,
     "dashboard:erase_user": Role.ADMIN,
 }
@@ -71,6 +72,7 @@ HEADINGS = {
     "dashboard:app_overview": "my-cli",
     "dashboard:app_events": "Recent events",
     "dashboard:event_detail": "command_execution event",
+    "dashboard:properties": "Properties",
     "dashboard:export_events": "Export events",
     "dashboard:app_credentials": "Credentials and setup",
     "dashboard:app_settings": "App settings",
