@@ -37,7 +37,7 @@ import orjson
 from django.db.models import Sum, TextField
 from django.db.models.functions import Cast
 
-from telemetry import daily, rollups, storage
+from telemetry import daily, lifecycle, rollups, storage
 from telemetry.models import Event, HourlyCounts, PropertyBlock
 from telemetry.periods import DAY, HOUR, UTC, start_of_day
 from telemetry.properties import Caps, Summary, summarise
@@ -51,6 +51,8 @@ SPAN_LENGTH = {PropertyBlock.DAY: DAY, PropertyBlock.HOUR: HOUR}
 GRACE = {PropertyBlock.HOUR: timedelta(seconds=60), PropertyBlock.DAY: timedelta(minutes=10)}
 # Events a page view may summarise itself; beyond, the background job does it.
 READ_BUDGET = 50_000
+# Events read from the database per query while summarising.
+READ_PAGE = 2000
 # Hour blocks are kept this long: the 24-hour range and today read them.
 KEEP_HOURS = timedelta(hours=48)
 
@@ -60,19 +62,21 @@ KEEP_HOURS = timedelta(hours=48)
 
 def events_reader(app_id: int, start: datetime, end: datetime) -> Callable[[], Iterator]:
     """A function yielding (event type, segment, parsed data) of the app's events
-    in [start, end), oldest first, fetched in chunks (a server-side cursor on
-    PostgreSQL), so memory stays bounded whatever the span holds."""
-    rows = (
+    in [start, end), oldest first, a page of READ_PAGE events at a time, each
+    page one short query on the (app, timestamp) index (keyset pagination, as
+    exports read): no cursor stays open, so it works through PgBouncer in
+    transaction mode too, and memory stays bounded whatever the span holds."""
+    events = (
         Event.objects.filter(app_id=app_id, timestamp__gte=start, timestamp__lt=end)
         # The stored JSON text, parsed here once: no per-row decoding by the ORM.
         .annotate(document=Cast("data", TextField()))
-        .order_by("timestamp", "pk")
-        .values_list("event_type", "service_version", "os", "arch", "ci", "document")
     )
 
     def read() -> Iterator:
-        for event_type, version, os, arch, ci, document in rows.iterator(chunk_size=2000):
-            yield event_type, (version, os, arch, rollups.ci_text(ci)), orjson.loads(document)
+        fields = ("event_type", "service_version", "os", "arch", "ci", "document")
+        for page in lifecycle.keyset_pages(events, fields=fields, page_size=READ_PAGE):
+            for _, _, event_type, version, os, arch, ci, document in page:
+                yield event_type, (version, os, arch, rollups.ci_text(ci)), orjson.loads(document)
 
     return read
 

@@ -465,6 +465,16 @@ def test_a_dropped_partition_takes_its_summaries(on_postgres, app, org):
     assert PropertyBlock.objects.filter(app=app, start=datetime(2026, 3, 8, tzinfo=UTC)).exists()
 
 
+def test_a_block_reads_its_events_page_by_page_without_losing_ties(app, monkeypatch):
+    monkeypatch.setattr(property_summaries, "READ_PAGE", 2)
+    store(app, *(sdk_event(MOMENTS[0], data={"n": n}) for n in range(5)), sdk_event(MOMENTS[0] + timedelta(hours=1), data={"n": 10}),
+          now=NOW)  # fmt: skip
+    summary = property_summaries.summarise_span(app.pk, PropertyBlock.DAY, datetime(2026, 3, 8, tzinfo=UTC))
+    assert summary.events == 6
+    [numbers] = [row for row in summary.keys if row.scope is None and row.path == "n"]
+    assert (numbers.figures.events, numbers.figures.total) == (6, 20)
+
+
 def test_a_page_builds_within_its_budget_and_the_job_does_the_rest(app):
     store(app, sdk_event(MOMENTS[0], data={"n": 1}), sdk_event(MOMENTS[1], data={"n": 2}), now=NOW)
 
