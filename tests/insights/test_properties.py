@@ -419,6 +419,18 @@ def test_deleted_events_leave_the_figures_at_once(app):
     assert report(app, event_type="command_execution", key="n").detail.number.total == 3
 
 
+def test_a_summary_stored_by_a_build_that_raced_a_deletion_is_never_read(app):
+    store(app, *(sdk_event(MOMENTS[0], data={"n": n}) for n in (1, 2, 3)), now=NOW)
+    day = datetime(2026, 3, 8, tzinfo=UTC)
+    before = property_summaries.summarise_span(app.pk, PropertyBlock.DAY, day)  # read before the deletion...
+    storage.delete_events(app.pk, [Event.objects.get(app=app, data__n=3).pk])
+    storage.replace_property_block(app.pk, span=PropertyBlock.DAY, start=day, built_at=NOW, summary=before)  # ...stored after
+
+    held = property_summaries.cover(app.pk, RANGE.start, RANGE.end, hourly=False, now=NOW, budget=0)
+    assert held.block_ids == () and held.pending == 2  # not read, even when it cannot be rebuilt
+    assert report(app, event_type="command_execution", key="n").detail.number.total == 3  # rebuilt
+
+
 def test_erasing_a_user_and_retention_go_through_the_same_deletion(app):
     store(app, sdk_event(MOMENTS[0], user="gone", data={"n": 1}), sdk_event(MOMENTS[0], user="kept", data={"n": 2}), now=NOW)
     report(app)
