@@ -41,7 +41,8 @@ class Filters:
         for name in ("version", "os", "arch"):
             value = query.get(name)
             # Empty means "any"; an empty OS or arch as sent by an SDK is picked as "(none)".
-            if value is not None and value != "" and len(value) <= MAX_LENGTH:
+            # No stored value holds a NUL (PostgreSQL refuses it in a query, too): ignored.
+            if value is not None and value != "" and len(value) <= MAX_LENGTH and "\x00" not in value:
                 values[name] = "" if value == NONE else value
         ci = query.get("ci")
         if ci in ("true", "false"):

@@ -574,6 +574,7 @@ def test_bad_choices_are_messages_not_errors(client, bob, recent):
         url(recent, key="duration_ms", split="nope"): "“nope” cannot split duration_ms",
         url(recent, type="x" * 5000, key="%1F%00" * 100): "No events of type",
         url(recent, range="custom", start="2026-03-09", end="2026-03-01"): "The end date is before the start date.",
+        url(recent, os="%00", version="a%00", key="duration_ms", split="command"): "duration_ms by command",
     }
     for address, message in cases.items():
         response = client.get(address)
