@@ -151,11 +151,13 @@ def spans(start: datetime, end: datetime, *, hourly: bool, now: datetime) -> tup
 
 
 def cover(app_id: int, start: datetime, end: datetime, *, hourly: bool, now: datetime,
-          budget: int = READ_BUDGET, day_events: dict[tuple[int, date], int] | None = None) -> Coverage:  # fmt: skip
+          budget: int | None = None, day_events: dict[tuple[int, date], int] | None = None) -> Coverage:  # fmt: skip
     """The blocks that summarise the app's events in [start, end) (on UTC hour
-    boundaries), building the missing and stale ones up to `budget` events.
-    `day_events` saves a query when the caller has the app's events per
-    closed day of the range ((app, day) -> events, days without any left out)."""
+    boundaries), building the missing and stale ones up to `budget` events
+    (READ_BUDGET by default)."""
+    # `day_events` saves a query when the caller has the app's events per
+    # closed day of the range ((app, day) -> events, days without any left out).
+    budget = READ_BUDGET if budget is None else budget
     day_starts, hour_starts = spans(start, end, hourly=hourly, now=now)
     per_day = day_events
     if per_day is None:

@@ -600,6 +600,16 @@ def test_the_page_says_when_a_cap_is_hit(client, bob, app, settings):
     assert "Value limit reached" in text and "Other values (past the limit of 1 a day) 2" in text
 
 
+def test_the_page_says_how_many_events_are_not_summarised_yet(client, bob, recent, monkeypatch):
+    monkeypatch.setattr(property_summaries, "READ_BUDGET", 1)
+    client.force_login(bob)
+
+    text = visible(client.get(url(recent, range="30d")))
+
+    assert "2 of the range's 3 events are not in these figures yet" in text  # the newest hour fitted the budget
+    assert "The background job properties adds them within minutes." in text
+
+
 def test_filtered_figures_say_what_rare_combinations_leave_out(client, bob, app):
     store(app, sdk_event(MOMENTS[0], os="linux", data={"n": 1}), sdk_event(MOMENTS[0], os="macos", data={"n": 2}),
           sdk_event(MOMENTS[0], os="macos", data={"n": 4}), now=NOW)  # fmt: skip
