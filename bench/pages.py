@@ -175,6 +175,13 @@ def targets(organization, *, extra_paths: list[str], only: list[str] | None = No
             )
             if quiet:
                 found.append((f"app_events {app.name}", "quiet user", f"{events}?user={quiet}"))
+        properties = url("dashboard:properties", **kwargs) if wanted(f"properties {app.name}") else None
+        if properties:
+            # The key list per preset; a number key with its series and split; the same filtered.
+            found += [(f"properties {app.name}", preset, f"{properties}?range={preset}") for preset in ranges]
+            number = f"{properties}?range=90d&type=command_execution&key=duration_ms&split=command"
+            found.append((f"properties {app.name}", "90d split", number))
+            found.append((f"properties {app.name}", "90d os", f"{number}&os=linux"))
         event_id = None
         if wanted(f"event_detail {app.name}"):
             event_id = Event.objects.filter(app=app).order_by("-timestamp").values_list("event_id", flat=True).first()

@@ -299,6 +299,13 @@ if CLACKS_PARTITION_INTERVAL not in ("month", "day"):
     raise ImproperlyConfigured(f"CLACKS_PARTITION_INTERVAL={CLACKS_PARTITION_INTERVAL!r}: use month or day")
 # Seconds a client is told to wait when storage is unavailable.
 CLACKS_RETRY_AFTER_SECONDS = env_int("CLACKS_RETRY_AFTER_SECONDS", 5, minimum=1)
+# The Properties page's summaries keep, per app and UTC day (or hour), at most
+# this many data keys in all and per event type, this many distinct string
+# values per key, compared on this many characters (docs/insights.md, Properties).
+CLACKS_PROPERTY_KEYS = env_int("CLACKS_PROPERTY_KEYS", 200, minimum=1)
+CLACKS_PROPERTY_KEYS_PER_TYPE = env_int("CLACKS_PROPERTY_KEYS_PER_TYPE", 50, minimum=1)
+CLACKS_PROPERTY_VALUES = env_int("CLACKS_PROPERTY_VALUES", 50, minimum=1)
+CLACKS_PROPERTY_VALUE_LENGTH = env_int("CLACKS_PROPERTY_VALUE_LENGTH", 100, minimum=1)
 
 # --- Background jobs (telemetry.scheduler) ------------------------------------------
 

@@ -7,6 +7,7 @@ from dashboard import (
     lifecycle_views,
     manage_views,
     platform_views,
+    property_views,
     release_views,
     views,
 )
@@ -37,6 +38,7 @@ urlpatterns = [
     path(app + "funnels/<int:funnel_id>/", funnel_views.funnel_detail, name="funnel_detail"),
     path(app + "funnels/<int:funnel_id>/edit/", funnel_views.funnel_edit, name="funnel_edit"),
     path(app + "funnels/<int:funnel_id>/delete/", funnel_views.funnel_delete, name="funnel_delete"),
+    path(app + "properties/", property_views.properties_page, name="properties"),
     # Erasure spans the organization's events, so the page lives here: organizations/ imports no other app.
     path(org + "erase/", lifecycle_views.erase_user, name="erase_user"),
     # Managing apps and the organization, on pages that show event figures (dashboard/manage_views.py).

@@ -421,3 +421,118 @@ class ScheduledJob(models.Model):
 
     def __str__(self) -> str:
         return f"job {self.name}"
+
+
+# --- Property summaries (telemetry.properties, docs/insights.md "Properties") ----------
+
+
+class PropertyBlock(models.Model):
+    """The summary of one app's events' `data` over one UTC day (span "d") or
+    hour ("h"), built from raw events by telemetry.property_summaries; its
+    figures are the PropertyType, PropertyKey and PropertySplit rows.
+
+    A cache of the raw events, never written by ingest: it records how many
+    events its span had when built, is rebuilt when the hourly counts say
+    that number changed (late events), and is deleted with any event of its
+    day (telemetry.storage)."""
+
+    DAY, HOUR = "d", "h"
+
+    # No index of its own: the unique key below leads with the app.
+    app = models.ForeignKey(App, models.CASCADE, related_name="+", db_index=False)
+    span = models.CharField(max_length=1)
+    start = models.DateTimeField()
+    events = models.BigIntegerField(help_text="Events of the span summarised (every type).")
+    folded_events = models.BigIntegerField(
+        default=0, help_text="Events of version/OS/arch/CI combinations past the cap: in unfiltered figures only."
+    )
+    other_type_events = models.BigIntegerField(default=0, help_text="Events of event types past the cap: in no figure.")
+    built_at = models.DateTimeField()
+
+    class Meta:
+        constraints = [
+            # One summary per span; the build's replace target and every read's index.
+            models.UniqueConstraint(fields=["app", "span", "start"], name="property_block_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"properties of app #{self.app_id}, {self.span} {self.start:%Y-%m-%d %H}h ({self.events} events)"
+
+
+class PropertyScope(models.Model):
+    """Which events of a block a figure counts: all of them (`whole`), or one
+    version/OS/arch/CI combination (columns named like Event's and UserDay's,
+    so dashboard.filters.Filters.q(ci_as_text=True) selects them)."""
+
+    # No index of its own: the child tables' indexes lead with the app.
+    app = models.ForeignKey(App, models.CASCADE, related_name="+", db_index=False)
+    # DO_NOTHING: telemetry.storage deletes a block's rows itself, through their
+    # (app, block) indexes, before the block (an ORM cascade would look them up by block alone).
+    block = models.ForeignKey(PropertyBlock, models.DO_NOTHING, related_name="+", db_index=False)
+    whole = models.BooleanField()
+    service_version = models.CharField(max_length=100, blank=True)
+    os = models.CharField(max_length=100, blank=True)
+    arch = models.CharField(max_length=100, blank=True)
+    ci = models.CharField(max_length=5, blank=True)  # "true", "false" or ""
+    event_type = models.CharField(max_length=200)
+
+    class Meta:
+        abstract = True
+
+
+class PropertyType(PropertyScope):
+    """Events of one type in a block's scope: the denominator of coverage."""
+
+    events = models.BigIntegerField()
+    keys_seen = models.IntegerField(default=0, help_text="Distinct keys seen (whole scope); more than kept: a cap was hit.")
+    keys_kept = models.IntegerField(default=0)
+
+    class Meta:
+        indexes = [
+            # A range's blocks, whole or filtered (whole=false, then the filters), one type or all.
+            models.Index(fields=["app", "block", "event_type", "whole"], name="property_type_read"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.events} {self.event_type} events in block #{self.block_id}"
+
+
+class PropertyKey(PropertyScope):
+    """Events of one type in a block's scope whose data has the key with values of one JSON type."""
+
+    # A path (telemetry.properties: a name, or parent SEP child; names at most 101 characters).
+    path = models.CharField(max_length=210)
+    json_type = models.CharField(max_length=7)
+    events = models.BigIntegerField()
+    number_sum = models.TextField(blank=True, help_text="Numbers: their exact sum, as decimal text.")
+    histogram = models.JSONField(default=dict, help_text="Numbers: {bucket: events} (telemetry.properties.number_bucket).")
+    values = models.JSONField(default=dict, help_text="Strings and booleans: {value: events} of the values kept.")
+    other_values = models.BigIntegerField(default=0, help_text="Strings whose value was past the cap.")
+    long_values = models.BigIntegerField(default=0, help_text="Strings cut to the value length cap.")
+
+    class Meta:
+        indexes = [
+            # One type's keys in a range's blocks, whole or filtered (and one key of it).
+            models.Index(fields=["app", "block", "event_type", "whole", "path"], name="property_key_read"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.events} {self.event_type} events with {self.path!r} ({self.json_type}) in block #{self.block_id}"
+
+
+class PropertySplit(PropertyScope):
+    """A number key's figures per value of a string key with few values, in a block's scope."""
+
+    number_path = models.CharField(max_length=210)
+    split_path = models.CharField(max_length=210)
+    # [[value or null, events, exact sum text, {bucket: events}], ...]; null: the split key missing or not a string.
+    values = models.JSONField(default=list)
+
+    class Meta:
+        indexes = [
+            # A number key's splits in a range's blocks.
+            models.Index(fields=["app", "block", "event_type", "whole", "number_path"], name="property_split_read"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.number_path!r} by {self.split_path!r} of {self.event_type} in block #{self.block_id}"

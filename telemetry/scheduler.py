@@ -54,7 +54,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from organizations.models import App
-from telemetry import partitions, storage
+from telemetry import partitions, property_summaries, storage
 from telemetry.management.commands.purge_events import purge_apps
 from telemetry.management.commands.refresh_rollups import refresh_apps
 from telemetry.models import ScheduledJob
@@ -114,6 +114,16 @@ def refresh_daily(now: datetime) -> str:
     return f"{result.built} sketches built"
 
 
+def refresh_properties(now: datetime) -> str:
+    """The property summaries of closed days and recent hours that are missing or stale built, for
+    at most four minutes a run (the rest next time), and hour blocks past 48 hours dropped."""
+    result = property_summaries.refresh_apps(list(App.objects.order_by("pk").values_list("pk", flat=True)), now=now)
+    summary = f"{result.built} property summaries built, {result.left} left for the next run, {result.pruned} hour summaries dropped"
+    if result.failed:
+        raise JobFailed(f"{len(result.failed)} builds failed ({', '.join(result.failed[:5])}); {summary}")
+    return summary
+
+
 def fold_rollups(now: datetime) -> str:
     """Move the rollup deltas that ingest and deletions appended into the hourly rollups."""
     result = storage.fold_rollup_deltas()
@@ -127,6 +137,8 @@ JOBS: list[Job] = [
     Job("partitions", HOUR, create_and_drop_partitions, lease=timedelta(minutes=10)),
     Job("retention", HOUR, purge_expired, lease=timedelta(minutes=30)),
     Job("rollups", HOUR, refresh_daily, lease=timedelta(minutes=30)),
+    # Every 5 min: a run builds for at most 4 minutes (docs/insights.md, Properties).
+    Job("properties", timedelta(minutes=5), refresh_properties, lease=timedelta(minutes=15)),
     # Every 2 s, in a lane of its own: reads add the unfolded deltas, so the fold
     # only keeps that tail short (docs/storage.md, Rollups). A run takes well under
     # a second; the lease covers a backlog after downtime.

@@ -19,6 +19,9 @@ docs/storage.md describes the design; in short:
   telemetry.daily and telemetry.sketches decide when.
 - **Partitions**: the data side of creating and dropping a time partition
   of the events table (telemetry.partitions decides which).
+- **Property summaries** (PropertyBlock and its rows): caches of raw events
+  per app and UTC day or hour, written whole here (telemetry.property_summaries
+  decides when); every deletion of events drops the blocks of their days.
 
 What an event contributes to the rollups is defined in telemetry.rollups.
 """
@@ -34,7 +37,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import orjson
-from django.db import connection, transaction
+from django.db import IntegrityError, connection, transaction
 from django.db.models import Q, Sum
 
 from telemetry import rollups
@@ -47,10 +50,15 @@ from telemetry.models import (
     EventKey,
     HourlyCounts,
     HourlyRollup,
+    PropertyBlock,
+    PropertyKey,
+    PropertySplit,
+    PropertyType,
     RollupDelta,
     UserDay,
 )
 from telemetry.periods import DAY, UTC, start_of_day
+from telemetry.properties import EXACT, Scope, Summary
 
 logger = logging.getLogger(__name__)
 
@@ -439,6 +447,7 @@ def delete_events(app_pk: int, event_pks: list[int]) -> int:
         days = {day for _, day, _ in actors}
         forget_sketches(app_pk, days)
         forget_daily_rollups(app_pk, days)
+        forget_property_blocks(app_pk, days)
     return deleted
 
 
@@ -508,6 +517,7 @@ def delete_app_events(app_pk: int, *, batch_size: int = 5000) -> int:
     with transaction.atomic():
         for model in (EventKey, RollupDelta, HourlyRollup, DailyActor, UserDay, DailySketch, DailyRollup):
             model.objects.filter(app_id=app_pk).delete()
+        forget_property_blocks(app_pk)
     return deleted
 
 
@@ -524,6 +534,7 @@ def rebuild_derived(app_pk: int, *, chunk_size: int = 5000) -> None:
             model.objects.filter(app_id=app_pk).delete()
         forget_sketches(app_pk)
         forget_daily_rollups(app_pk)
+        forget_property_blocks(app_pk)
         with connection.cursor() as cursor:
             # The first of an id's events keeps the key, as ingest would have had it.
             cursor.execute(
@@ -636,6 +647,111 @@ def forget_sketches(app_id: int, days: Iterable[date] | None = None) -> None:
     rows.delete()
 
 
+# --- Property summaries (telemetry.properties) ------------------------------------------
+
+_PROPERTY_BATCH = 1000  # rows per INSERT when storing a block
+
+
+def replace_property_block(app_pk: int, *, span: str, start: datetime, built_at: datetime, summary: Summary) -> bool:
+    """Store the summary of the app's events in the span (PropertyBlock.DAY or
+    HOUR) starting at `start`, replacing the one there, in one transaction;
+    False when a concurrent build of the same block stored its own first
+    (both summarised the same events, or the newer one is found stale)."""
+    with transaction.atomic():
+        _delete_property_blocks(PropertyBlock.objects.filter(app_id=app_pk, span=span, start=start))
+        try:
+            with transaction.atomic():
+                block = PropertyBlock.objects.create(
+                    app_id=app_pk, span=span, start=start, built_at=built_at, events=summary.events,
+                    folded_events=summary.folded_events, other_type_events=summary.other_type_events,
+                )  # fmt: skip
+        except IntegrityError:
+            return False
+        common = {"app_id": app_pk, "block_id": block.pk}
+        PropertyType.objects.bulk_create(
+            [
+                PropertyType(**common, **_scope(row.scope), event_type=row.event_type, events=row.events,
+                             keys_seen=row.keys_seen, keys_kept=row.keys_kept)
+                for row in summary.types
+            ],
+            batch_size=_PROPERTY_BATCH,
+        )  # fmt: skip
+        PropertyKey.objects.bulk_create(
+            [
+                PropertyKey(
+                    **common, **_scope(row.scope), event_type=row.event_type, path=row.path, json_type=row.json_type,
+                    events=row.figures.events,
+                    number_sum=_decimal_text(row.figures.total) if row.json_type == "number" else "",
+                    histogram={str(bucket): n for bucket, n in sorted(row.figures.histogram.items())},
+                    values=dict(sorted(row.figures.values.items())),
+                    other_values=row.figures.other_values, long_values=row.figures.long_values,
+                )
+                for row in summary.keys
+            ],
+            batch_size=_PROPERTY_BATCH,
+        )  # fmt: skip
+        PropertySplit.objects.bulk_create(
+            [
+                PropertySplit(
+                    **common, **_scope(row.scope), event_type=row.event_type, number_path=row.number_path,
+                    split_path=row.split_path,
+                    values=[
+                        [value, figures.events, _decimal_text(figures.total),
+                         {str(bucket): n for bucket, n in sorted(figures.histogram.items())}]
+                        for value, figures in sorted(row.values.items(), key=lambda item: (item[0] is None, item[0] or ""))
+                    ],
+                )
+                for row in summary.splits
+            ],
+            batch_size=_PROPERTY_BATCH,
+        )  # fmt: skip
+    return True
+
+
+def _decimal_text(number) -> str:
+    """An exact sum as short text: 1E+300 rather than 301 digits (the same value)."""
+    return str(number.normalize(EXACT))
+
+
+def _scope(scope: Scope) -> dict:
+    if scope is None:
+        return {"whole": True}
+    version, os, arch, ci = scope
+    return {"whole": False, "service_version": version, "os": os, "arch": arch, "ci": ci}
+
+
+def forget_property_blocks(app_pk: int, days: Iterable[date] | None = None) -> None:
+    """Drop the app's property summaries (day and hour blocks) of these UTC days, all of them when None: their events changed."""
+    blocks = PropertyBlock.objects.filter(app_id=app_pk)
+    if days is not None:
+        which = Q()
+        for day in sorted(set(days)):
+            which |= Q(start__gte=start_of_day(day), start__lt=start_of_day(day) + DAY)
+        if not which:
+            return
+        blocks = blocks.filter(which)
+    _delete_property_blocks(blocks)
+
+
+def forget_property_hours(app_pk: int, *, before: datetime) -> int:
+    """Drop the app's hour blocks that start before `before` (day blocks replace them); returns how many went."""
+    return _delete_property_blocks(PropertyBlock.objects.filter(app_id=app_pk, span=PropertyBlock.HOUR, start__lt=before))
+
+
+def _delete_property_blocks(blocks) -> int:
+    """Delete these blocks and their rows: the rows first (through their (app, block) index), then the blocks."""
+    by_app: dict[int, list[int]] = defaultdict(list)
+    for pk, app_id in blocks.values_list("pk", "app_id"):
+        by_app[app_id].append(pk)
+    for app_id, ids in sorted(by_app.items()):
+        for first in range(0, len(ids), _PROPERTY_BATCH):
+            chunk = ids[first : first + _PROPERTY_BATCH]
+            for model in (PropertyType, PropertyKey, PropertySplit):
+                model.objects.filter(app_id=app_id, block_id__in=chunk).delete()
+            PropertyBlock.objects.filter(pk__in=chunk).delete()
+    return sum(len(ids) for ids in by_app.values())
+
+
 # --- Time partitions (PostgreSQL) ------------------------------------------------------------
 
 
@@ -679,6 +795,7 @@ def drop_partition(*, name: str, start: date, end: date, may_drop: Callable[[set
             model.objects.filter(hour__gte=start_at, hour__lt=end_at).delete()
         for model in (DailyActor, UserDay, DailySketch, DailyRollup):
             model.objects.filter(day__gte=start, day__lt=end).delete()
+        _delete_property_blocks(PropertyBlock.objects.filter(start__gte=start_at, start__lt=end_at))
         cursor.execute(f'DELETE FROM {KEY_TABLE} WHERE "timestamp" >= %s AND "timestamp" < %s', [start_at, end_at])
         # Run deferred foreign-key checks now: a table with pending ones cannot be dropped.
         cursor.execute("SET CONSTRAINTS ALL IMMEDIATE")

@@ -83,7 +83,7 @@ class Migration(migrations.Migration):
     atomic = False
 
     dependencies = [
-        ('telemetry', '0012_segmented_rollups_and_user_days'),
+        ('telemetry', '0013_properties'),
     ]
 
     operations = [migrations.RunPython(create_index, drop_index)]

@@ -119,7 +119,7 @@ def test_the_pages_benchmark_times_every_analytics_page_for_each_preset(org, app
     results = [pages.time_page(client, path, repeat=1, warmup=0) for _, _, path in targets]
 
     names = {page.split()[0] for page, _, _ in targets}
-    assert names == {"org_overview", "app_overview", "app_events", "event_detail"}
+    assert names == {"org_overview", "app_overview", "app_events", "event_detail", "properties"}
     assert {preset for page, preset, _ in targets if page == "org_overview"} == set(pages.presets())
     assert all(result["status"] == [200] for result in results), [r["status"] for r in results]
 

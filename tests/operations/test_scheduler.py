@@ -99,10 +99,10 @@ def test_two_run_scheduler_once_started_together_run_each_job_once(tmp_path, fre
         assert process.wait(timeout=120) == 0
 
     output = "".join(log.read_text() for log in logs)
-    for name in ("partitions", "retention", "rollups", "fold"):
+    for name in ("partitions", "retention", "rollups", "properties", "fold"):
         assert output.count(f"{name}: done") == 1, output
     assert {name: row["runs"] for name, row in job_rows(fresh_database).items()} == {
-        "partitions": 1, "retention": 1, "rollups": 1, "fold": 1,
+        "partitions": 1, "retention": 1, "rollups": 1, "properties": 1, "fold": 1,
     }
 
 

@@ -66,6 +66,7 @@ MIN_ROLE = {
     "dashboard:funnel_delete": Role.ADMIN,
     "dashboard:release_health": Role.VIEWER,
     "dashboard:command_detail": Role.VIEWER,
+    "dashboard:properties": Role.VIEWER,
     "dashboard:export_events": Role.ADMIN,
     "dashboard:erase_user": Role.ADMIN,
 }
@@ -93,6 +94,7 @@ HEADINGS = {
     "dashboard:funnel_delete": "Delete funnel",
     "dashboard:release_health": "Release health",
     "dashboard:command_detail": "Command build",
+    "dashboard:properties": "Properties",
     "dashboard:export_events": "Export events",
     "dashboard:app_credentials": "Credentials and setup",
     "dashboard:app_settings": "App settings",

@@ -229,15 +229,16 @@ def test_run_scheduler_once_runs_the_real_jobs_then_nothing_until_they_are_due(a
     assert lines[0] == "partitions: done (0 partitions created, 0 dropped)"
     assert lines[1] == "retention: done (3 events deleted, 1 expired nonces)"
     assert lines[2].startswith("rollups: done (")
-    assert lines[3].startswith("fold: done (") and "rollup deltas folded" in lines[3]
-    assert lines[4] == "Done: 4 jobs ran."
+    assert lines[3].startswith("properties: done (") and "property summaries built" in lines[3]
+    assert lines[4].startswith("fold: done (") and "rollup deltas folded" in lines[4]
+    assert lines[5] == "Done: 5 jobs ran."
     assert not RollupDelta.objects.exists()  # the fold moved them into the hourly rollups
     assert HourlyRollup.objects.filter(app=app, dimension="total").aggregate(n=Sum("events"))["n"] == 2
     assert Event.objects.filter(app=app).count() == 2
     assert not UsedNonce.objects.exists()
     app.refresh_from_db()
     assert app.retention_last_run_at == row("retention").last_started_at  # the settings page's "last ran"
-    assert {r.name: r.runs for r in ScheduledJob.objects.all()} == {"partitions": 1, "retention": 1, "rollups": 1, "fold": 1}
+    assert {r.name: r.runs for r in ScheduledJob.objects.all()} == {"partitions": 1, "retention": 1, "rollups": 1, "properties": 1, "fold": 1}
 
     again = StringIO()
     call_command("run_scheduler", "--once", stdout=again)
@@ -325,7 +326,7 @@ def test_health_reports_each_jobs_last_run_and_stays_200_when_one_is_overdue(cli
 
     assert response.status_code == 200
     jobs = response.json()["jobs"]
-    assert list(jobs) == ["partitions", "retention", "rollups", "fold"]
+    assert list(jobs) == ["partitions", "retention", "rollups", "properties", "fold"]
     assert jobs["fold"]["period_seconds"] == 2
     assert response.json()["rollups"] == {"pending_deltas": 0, "oldest_delta_seconds": 0.0}
     assert jobs["retention"]["last_ok"] is True and jobs["retention"]["overdue"] is False
