@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 from django.utils import timezone
 
 from dashboard.models import Funnel
@@ -17,7 +19,17 @@ sys.path.insert(0, str(BENCH))
 import funnels as bench_funnels  # noqa: E402
 
 
-def test_the_funnel_benchmark_times_each_funnel_page(org, app, capsys):
+@pytest.fixture
+def environment_restored():
+    """main() sets defaults in os.environ for a bench process (bench/pages.py setup_django):
+    they must go with the test, or later tests' child processes inherit its SECRET_KEY."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
+def test_the_funnel_benchmark_times_each_funnel_page(org, app, capsys, environment_restored):
     now = timezone.now()
     store(app, sdk_event(now - timedelta(hours=2), data={"command": "init"}),
           sdk_event(now - timedelta(hours=1), data={"command": "build"}), now=now)  # fmt: skip
