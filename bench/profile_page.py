@@ -70,6 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--warmup", type=int, default=3)
     parser.add_argument("--cprofile", type=int, metavar="N", default=0, help="also list the N functions with most own time")
     parser.add_argument("--hours-back", type=float, default=0, metavar="H", help="as if it were H hours ago (bench/pages.py)")
+    parser.add_argument("--path", help="profile this path instead (an insight page, e.g. as bench/pages.py prints it)")
     args = parser.parse_args(argv)
     setup_django()
     turn_clock_back(args.hours_back)
@@ -88,7 +89,7 @@ def main(argv: list[str] | None = None) -> None:
     if organization is None:
         raise SystemExit("no such organization: seed one with bench/seed_events.py or pass --org-id")
     client = viewer_client(organization)
-    path = page_path(organization, app_name=args.app, preset=args.range)
+    path = args.path or page_path(organization, app_name=args.app, preset=args.range)
     timers = [timer for timer in (Timer(*phase) for phase in PHASES) if timer.active]
 
     runs: list[list[tuple[float, str]]] = []

@@ -124,3 +124,60 @@ def stacked_rows(chart: StackedChart) -> SafeString:
             for column in chart.columns
         )
     )
+
+
+# Release health and command pages have a p50, a p90 and a comparison on each of
+# their ~100 rows: written here rather than by an {% include %} per cell, which
+# took most of those pages' rendering time.
+
+
+@register.simple_tag
+def duration_estimate(estimate) -> SafeString:
+    """A percentile read from the duration histogram (dashboard.stats.BucketPercentile):
+    "≈" with its bounds in a tooltip unless exact, "≥" for the open last bucket."""
+    if estimate is None:
+        return mark_safe("—")
+    shown = escape(duration(estimate.value))
+    if estimate.exact:
+        return shown
+    if estimate.high is None:
+        return mark_safe(
+            f'<abbr class="estimate" title="At least {estimate.low:,} ms: the histogram\'s last bucket has no upper'
+            f' edge">≥</abbr>{shown}'
+        )
+    error = f"{estimate.error:,.1f}".removesuffix(".0")
+    return mark_safe(
+        f'<abbr class="estimate" title="Estimated from the duration histogram: the exact value is between'
+        f' {estimate.low:,} and {estimate.high:,} ms, so within ±{error} ms of this">≈</abbr>{shown}'
+    )
+
+
+@register.simple_tag
+def health_comparison(comparison) -> SafeString:
+    """A command in one version against the previous version that ran it (dashboard.health.Comparison)."""
+    if comparison.previous_version is None:
+        return mark_safe('<span class="muted">No earlier version ran it</span>')
+    out = []
+    for regression in comparison.regressions:
+        previous = f'<span class="version">{escape(regression.previous_version)}</span>'
+        if regression.failures:
+            what = f'<strong class="flag">Fails more</strong> {percent(regression.after)} vs {percent(regression.before)} in {previous}'
+        else:
+            what = (
+                f'<strong class="flag">Slower</strong> p50 ≈{duration(regression.after)} vs'
+                f' ≈{duration(regression.before)} in {previous}'
+            )
+        out.append(f'<p class="regression">{what} <span class="sub">{escape(regression.test.p_text)}</span></p>')
+    if not comparison.regressions:
+        out.append(
+            f'<span class="ok-text">No regression</span> <span class="muted">vs'
+            f' <span class="version">{escape(comparison.previous_version)}</span></span>'
+        )
+    out += [f'<span class="sub">Not compared: {escape(reason)}</span>' for reason in comparison.not_tested]
+    return mark_safe(" ".join(out))
+
+
+@register.filter
+def thousands(value) -> str:
+    """A whole number with thousands separators, as intcomma writes it in English, without its per-call locale work."""
+    return f"{value:,}" if isinstance(value, int) else str(value)
