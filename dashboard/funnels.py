@@ -27,16 +27,19 @@ event_funnel_step (migration telemetry 0014) for the first matching event in
 of [start, end + window) through the (app, timestamp) index and walks them in
 Python with `walk`, the same rule.
 
-A result is kept in Django's cache only when every day it reads, [start,
-end + window), is over: its key holds the closed days' rollup_version token
-(dashboard.stats), which changes with any event stored or deleted on those
-days. Results that read the current day are computed on every view.
+The users who entered at least one conversion window before the current UTC
+day began reached every step they ever will within closed days. Their
+part of the result (users per step and the times between steps) is kept in
+Django's cache under the closed days' rollup_version token (dashboard.stats),
+which changes with any event stored or deleted on those days. The users who
+entered later are read on every view: a few days' entries, not the range's.
 """
 
 from __future__ import annotations
 
 import hashlib
 import statistics
+from array import array
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -136,9 +139,29 @@ class FunnelResult:
         return self.steps[-1].users if self.steps else 0
 
 
-def _result(
-    steps: Sequence[Step], users: Sequence[int], medians_us: Sequence[float | None], *, start, end, window
-) -> FunnelResult:
+@dataclass
+class Reached:
+    """Per step, the users who reached it and their times since the previous step
+    (µs; none for step 1): what a part of the entries adds to the funnel."""
+
+    users: list[int]
+    gaps: list[array]  # array("q") per step
+
+    @classmethod
+    def none(cls, n: int) -> Reached:
+        return cls(users=[0] * n, gaps=[array("q") for _ in range(n)])
+
+    def add(self, other: Reached) -> None:
+        for k, users in enumerate(other.users):
+            self.users[k] += users
+            self.gaps[k].extend(other.gaps[k])
+
+    def medians(self) -> list[float | None]:
+        return [float(statistics.median(gaps)) if gaps else None for gaps in self.gaps]
+
+
+def _result(steps: Sequence[Step], reached: Reached, *, start, end, window) -> FunnelResult:
+    users, medians_us = reached.users, reached.medians()
     rows = []
     for k, step in enumerate(steps):
         first, previous = users[0], users[k - 1] if k else None
@@ -167,27 +190,47 @@ def compute(
     filters: Filters = Filters(),
     now: datetime | None = None,
 ) -> FunnelResult:
-    """The funnel's users per step, conversions and median times over [start, end) (module docstring)."""
+    """The funnel's users per step, conversions and median times over [start, end) (module docstring).
+
+    The users who entered before `split` (a window before the current UTC day
+    began) reached every step they will within closed days: their part is read
+    once and kept in the cache. Only the users who entered after it are read on
+    every view."""
     steps = list(steps)
     if not steps:
         return FunnelResult(steps=[], start=start, end=end, window=window)
-    key = _cache_key(app_id, steps, window, start, end, filters, now=now or timezone.now())
+    now = now or timezone.now()
+    split = min(max(start_of_day(now.astimezone(UTC).date()) - window, start), end)
+    reached = Reached.none(len(steps))
+    if start < split:
+        reached.add(_closed_part(app_id, steps, window, start, split, filters, now=now))
+    if split < end:
+        reached.add(_reached(app_id, steps, window, split, end, filters, entered_from=start))
+    return _result(steps, reached, start=start, end=end, window=window)
+
+
+def _closed_part(app_id, steps, window, start, end, filters, *, now: datetime) -> Reached:
+    """The users who entered in [start, end), whose windows all end before the current day: from the cache when it can."""
+    key = _cache_key(app_id, steps, window, start, end, filters, now=now)
     if key is not None:
         found = cache.get(key)
         if found is not None:
             return found
-    if connection.vendor == "postgresql":
-        users, medians = _reached_postgresql(app_id, steps, window, start, end, filters)
-    else:
-        users, medians = _reached_python(app_id, steps, window, start, end, filters)
-    result = _result(steps, users, medians, start=start, end=end, window=window)
+    reached = _reached(app_id, steps, window, start, end, filters)
     if key is not None:
-        cache.set(key, result, RESULT_TIMEOUT)
-    return result
+        cache.set(key, reached, RESULT_TIMEOUT)
+    return reached
+
+
+def _reached(app_id, steps, window, start, end, filters, *, entered_from: datetime | None = None) -> Reached:
+    """The users whose first step-1 event in [entered_from or start, end) lies in [start, end), and how far they got."""
+    if connection.vendor == "postgresql":
+        return _reached_postgresql(app_id, steps, window, start, end, filters, entered_from=entered_from)
+    return _reached_python(app_id, steps, window, start, end, filters, entered_from=entered_from)
 
 
 def _cache_key(app_id, steps, window, start, end, filters, *, now: datetime) -> str | None:
-    """The cache key of a result whose events all lie in closed days, named by their
+    """The cache key of a part whose events all lie in closed days, named by their
     rollup_version; None when it reads the current day or a day whose rollups are stale."""
     span_end = end + window
     if span_end > start_of_day(now.astimezone(UTC).date()):
@@ -201,7 +244,7 @@ def _cache_key(app_id, steps, window, start, end, filters, *, now: datetime) -> 
         if version.stale:
             return None  # changed again meanwhile: computed without the cache this time
     definition = (app_id, [(s.type, s.name) for s in steps], window, start, end, filters.items(), version.token)
-    return "funnel:" + hashlib.blake2b(repr(definition).encode(), digest_size=16).hexdigest()
+    return "funnel:reached:" + hashlib.blake2b(repr(definition).encode(), digest_size=16).hexdigest()
 
 
 def walk(
@@ -231,22 +274,21 @@ def walk(
     return times
 
 
-def _aggregate(per_user: Iterable[list[datetime]], n: int) -> tuple[list[int], list[float | None]]:
-    users = [0] * n
-    gaps: list[list[int]] = [[] for _ in range(n)]
+def _aggregate(per_user: Iterable[list[datetime]], n: int) -> Reached:
+    reached = Reached.none(n)
     for times in per_user:
         for k, moment in enumerate(times):
-            users[k] += 1
+            reached.users[k] += 1
             if k:
-                gaps[k].append((moment - times[k - 1]) // MICROSECOND)
-    medians = [float(statistics.median(values)) if values else None for values in gaps]
-    return users, medians
+                reached.gaps[k].append((moment - times[k - 1]) // MICROSECOND)
+    return reached
 
 
-def _reached_python(app_id, steps, window, start, end, filters) -> tuple[list[int], list[float | None]]:
-    """SQLite: the step events of [start, end + window), walked per user."""
+def _reached_python(app_id, steps, window, start, end, filters, *, entered_from=None) -> Reached:
+    """SQLite: the step events of [entered_from or start, end + window), walked per user."""
+    since = start if entered_from is None else entered_from
     rows = (
-        Event.objects.filter(filters.q(), app_id=app_id, timestamp__gte=start, timestamp__lt=end + window)
+        Event.objects.filter(filters.q(), app_id=app_id, timestamp__gte=since, timestamp__lt=end + window)
         .filter(event_type__in=sorted({step.type for step in steps}))
         .order_by("user_id", "timestamp")
         .values_list("user_id", "timestamp", "event_type", "data")
@@ -256,14 +298,14 @@ def _reached_python(app_id, steps, window, start, end, filters) -> tuple[list[in
         walk(
             ((moment, kind, step_name(kind, data)) for _, moment, kind, data in events),
             steps,
-            start=start,
+            start=since,
             end=end,
             window=window,
             strict=strict,
         )
         for _, events in groupby(rows.iterator(chunk_size=2000), key=lambda row: row[0])
     )
-    return _aggregate(per_user, len(steps))
+    return _aggregate((times for times in per_user if times and times[0] >= start), len(steps))
 
 
 def _step_condition(step: Step) -> tuple[str, list]:
@@ -285,19 +327,32 @@ def _filter_condition(filters: Filters) -> tuple[str, list]:
     return f" AND {sql}", list(params)
 
 
-def _reached_postgresql(app_id, steps, window, start, end, filters) -> tuple[list[int], list[float | None]]:
-    """PostgreSQL: one statement, one index probe per entered user and later step."""
+def _reached_postgresql(app_id, steps, window, start, end, filters, *, entered_from=None) -> Reached:
+    """PostgreSQL: one statement, one index probe per entered user and later step
+    (and one more per user, for an earlier step-1 event, with entered_from)."""
     table = Event._meta.db_table
     where_filters, filter_params = _filter_condition(filters)
     strict = strictness(steps)
     first_sql, first_params = _step_condition(steps[0])
-    sql = [
-        f'WITH s1 AS (SELECT user_id, min("timestamp") AS t FROM {table} '
+    entries = (
+        f'SELECT user_id, min("timestamp") AS t FROM {table} '
         f'WHERE app_id = %s AND {first_sql} AND "timestamp" >= %s AND "timestamp" < %s{where_filters} '
-        f"GROUP BY user_id) "
-        f"SELECT count(*)"
-    ]
+        f"GROUP BY user_id"
+    )
     params: list = [app_id, *first_params, start, end, *filter_params]
+    if entered_from is None:
+        sql = [f"WITH s1 AS ({entries}) SELECT count(*)"]
+    else:
+        # Users who entered in [start, end) and not before, back to entered_from.
+        # A LATERAL probe rather than NOT EXISTS: one index lookup per entry, whatever
+        # the planner's estimates (an anti join once scanned every earlier entry per user).
+        sql = [
+            f"WITH entries AS ({entries}), s1 AS (SELECT e.user_id, e.t FROM entries e LEFT JOIN LATERAL ("
+            f"SELECT 1 AS found FROM {table} WHERE app_id = %s AND {first_sql} AND user_id = e.user_id "
+            f'AND "timestamp" >= %s AND "timestamp" < %s{where_filters} LIMIT 1) earlier ON true '
+            f"WHERE earlier.found IS NULL) SELECT count(*)"
+        ]
+        params += [app_id, *first_params, entered_from, start, *filter_params]
     joins, join_params = [], []
     for k in range(1, len(steps)):
         step_sql, step_params = _step_condition(steps[k])
@@ -309,20 +364,21 @@ def _reached_postgresql(app_id, steps, window, start, end, filters) -> tuple[lis
             f'ORDER BY "timestamp" LIMIT 1) s{k + 1} ON true'
         )
         join_params += [app_id, *step_params, window, *filter_params]
-        # Microseconds as float8: exact (well under 2^53), and percentile_cont's midpoint of two is too.
+        # Whole microseconds: extract(epoch) of an interval is exact numeric.
         sql.append(
-            f", count(s{k + 1}.t), percentile_cont(0.5) WITHIN GROUP "
-            f"(ORDER BY (extract(epoch FROM s{k + 1}.t - s{k}.t) * 1000000)::float8)"
+            f", count(s{k + 1}.t), array_agg((extract(epoch FROM s{k + 1}.t - s{k}.t) * 1000000)::bigint)"
+            f" FILTER (WHERE s{k + 1}.t IS NOT NULL)"
         )
     sql.append(" FROM s1 " + " ".join(joins))
     with connection.cursor() as cursor:
         cursor.execute("".join(sql), params + join_params)
         row = cursor.fetchone()
-    users, medians = [int(row[0])], [None]
+    reached = Reached.none(len(steps))
+    reached.users[0] = int(row[0])
     for k in range(1, len(steps)):
-        users.append(int(row[2 * k - 1]))
-        medians.append(None if row[2 * k] is None else float(row[2 * k]))
-    return users, medians
+        reached.users[k] = int(row[2 * k - 1])
+        reached.gaps[k] = array("q", row[2 * k] or ())
+    return reached
 
 
 def suggestions(app_id: int, *, sample: int = 2000) -> tuple[list[str], list[str]]:
