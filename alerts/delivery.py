@@ -115,6 +115,8 @@ def send(notification: Notification, *, now: datetime) -> Outcome:
     channel = notification.channel
     started = time.monotonic()
     if channel.kind == ChannelKind.EMAIL:
+        if not settings.EMAIL_HOST:
+            return Outcome(False, error="SMTP is not configured on this server (EMAIL_HOST)")
         try:
             message = email_for(notification)
             message.connection = get_connection(timeout=settings.EMAIL_TIMEOUT)

@@ -144,3 +144,59 @@ def verify(secret: str, received: Received) -> bool:
 
 def unique_id() -> str:
     return uuid.uuid4().hex[:8]
+
+
+@dataclass
+class Mailbox:
+    """What the local SMTP server received: (envelope sender, recipients, message bytes)."""
+
+    port: int
+    messages: list[tuple[str, list[str], bytes]] = field(default_factory=list)
+
+    def parsed(self):
+        import email
+        from email import policy
+
+        return [email.message_from_bytes(data, policy=policy.default) for _, _, data in self.messages]
+
+
+def free_loopback_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def smtp_server(settings):
+    """A real SMTP server (aiosmtpd) on 127.0.0.1, and Django's SMTP backend pointed at it.
+    mailbox.stop() and mailbox.start() take it down and bring it back on the same port."""
+    from aiosmtpd.controller import Controller
+
+    mailbox = Mailbox(port=free_loopback_port())
+
+    class Handler:
+        async def handle_DATA(self, server, session, envelope):
+            mailbox.messages.append((envelope.mail_from, list(envelope.rcpt_tos), envelope.original_content or envelope.content))
+            return "250 Message accepted for delivery"
+
+    running = []
+
+    def start():
+        controller = Controller(Handler(), hostname="127.0.0.1", port=mailbox.port)  # a stopped one cannot start again
+        controller.start()
+        running.append(controller)
+
+    def stop():
+        running.pop().stop()
+
+    mailbox.start, mailbox.stop = start, stop
+    start()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"  # pytest-django swaps in locmem
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", mailbox.port
+    settings.EMAIL_USE_TLS = settings.EMAIL_USE_SSL = False
+    settings.EMAIL_HOST_USER = settings.EMAIL_HOST_PASSWORD = ""
+    yield mailbox
+    while running:
+        stop()
