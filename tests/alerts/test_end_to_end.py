@@ -4,12 +4,17 @@ local SMTP server once, and the alert resolves when events resume."""
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
+import threading
 import time
 from datetime import datetime, timedelta, timezone
 
 import orjson
 import pytest
 
+from alerts.delivery import LEASE
 from tests.alerts.conftest import verify
 from tests.factories import iso, make_batch
 from tests.operations import servers
@@ -76,3 +81,51 @@ def test_a_silence_alert_reaches_a_webhook_and_an_smtp_server_once_and_resolves(
     assert bodies[0]["rule"]["name"] == "events stopped" and bodies[0]["app"]["id"] == issued.app_id
     subjects = [message["Subject"] for message in smtp_server.parsed()]
     assert subjects == ["[Clacks] FIRING: events stopped on e2e-cli", "[Clacks] Resolved: events stopped on e2e-cli"]
+
+
+NOTIFY = """
+from organizations.models import Organization
+from alerts import services
+from alerts.models import ChannelKind
+org = Organization.objects.get(public_id="{org_id}")
+channel, secret = services.create_channel(org, name="hooks", kind=ChannelKind.WEBHOOK, url="{url}")
+print(services.send_test(channel).idempotency_key)
+"""
+DELIVER = """
+from datetime import timedelta
+from django.utils import timezone
+from alerts import delivery
+result = delivery.deliver_due(now=timezone.now() + timedelta(seconds={ahead}))
+print(result.delivered, result.failed)
+"""
+STATE = """
+from alerts.models import Notification
+n = Notification.objects.get()
+print(n.status, n.attempts, n.delivery_attempts.count(), n.lease_until is not None)
+"""
+
+
+def test_a_delivery_process_killed_mid_call_loses_nothing(tmp_path, database, receiver):
+    env = servers.base_env(DATABASE_URL=database, CLACKS_VAR_DIR=str(tmp_path / "var"), CLACKS_WEBHOOK_ALLOW_PRIVATE="True",
+                           CLACKS_WEBHOOK_TIMEOUT_SECONDS="30")
+    issued = servers.create_app(env, name="kill-cli")
+    key = servers.manage("shell", "-c", NOTIFY.format(org_id=issued.org_id, url=receiver.url), env=env).stdout.split()[-1]
+
+    receiver.hold = threading.Event()  # the receiver keeps the request open: the call is in flight
+    process = subprocess.Popen([str(servers.BIN / "python"), "manage.py", "shell", "-c", DELIVER.format(ahead=0)],
+                               cwd=servers.REPO, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert receiver.arrived.wait(60), "the delivery never reached the receiver"
+        os.kill(process.pid, signal.SIGKILL)
+    finally:
+        process.wait(30)
+    receiver.hold.set()
+
+    # Nothing recorded, nothing lost: still pending, held by the dead process' lease.
+    assert servers.manage("shell", "-c", STATE, env=env).stdout.split()[-4:] == ["pending", "0", "0", "True"]
+    assert servers.manage("shell", "-c", DELIVER.format(ahead=0), env=env).stdout.split()[-2:] == ["0", "0"]
+    # Once the lease has ended, the next run sends it again, with the same key.
+    ahead = int(LEASE.total_seconds()) + 1
+    assert servers.manage("shell", "-c", DELIVER.format(ahead=ahead), env=env).stdout.split()[-2:] == ["1", "0"]
+    assert servers.manage("shell", "-c", STATE, env=env).stdout.split()[-4:] == ["delivered", "1", "1", "False"]
+    assert receiver.keys() == [key, key]  # the receiver sees the repeat by its key
