@@ -56,6 +56,8 @@ def sign(secret: str, timestamp: str, body: bytes) -> str:
 
 
 def slack_text(payload: dict) -> str:
+    if payload.get("type") == "digest":
+        return f"*{payload['subject']}*\n```{payload['text']}```"
     if payload.get("type") != "alert":
         return payload.get("message", "Clacks notification")
     state = "FIRING" if payload["state"] == "firing" else "Resolved"
@@ -96,9 +98,14 @@ def email_for(notification: Notification) -> EmailMessage:
         subject = f"[Clacks] {payload.get('subject', 'Notification')}"
         text = payload.get("text") or payload.get("message", "")
     return EmailMessage(
-        subject=subject, body=text, to=notification.channel.recipient_list,
+        subject=subject, body=text, to=recipients(notification),
         headers={"X-Clacks-Idempotency-Key": str(notification.idempotency_key)},
     )  # fmt: skip
+
+
+def recipients(notification: Notification) -> list[str]:
+    """A member's own digest goes to their address; everything else to the channel's."""
+    return [notification.email_to] if notification.channel is None else notification.channel.recipient_list
 
 
 @dataclass
@@ -114,7 +121,7 @@ def send(notification: Notification, *, now: datetime) -> Outcome:
     """One attempt; never raises for what the network or the receiver does."""
     channel = notification.channel
     started = time.monotonic()
-    if channel.kind == ChannelKind.EMAIL:
+    if channel is None or channel.kind == ChannelKind.EMAIL:
         if not settings.EMAIL_HOST:
             return Outcome(False, error="SMTP is not configured on this server (EMAIL_HOST)")
         try:
@@ -125,7 +132,7 @@ def send(notification: Notification, *, now: datetime) -> Outcome:
             return Outcome(False, error=_describe(exc), seconds=time.monotonic() - started)
         if not sent:
             return Outcome(False, error="the mail server accepted no recipient", seconds=time.monotonic() - started)
-        return Outcome(True, excerpt=f"sent to {len(channel.recipient_list)} recipients", seconds=time.monotonic() - started)
+        return Outcome(True, excerpt=f"sent to {len(recipients(notification))} recipients", seconds=time.monotonic() - started)
     body, headers = request_for(notification, now=now)
     try:
         answer = outbound.post(channel.url, body, headers)
@@ -159,13 +166,16 @@ def record(notification: Notification, outcome: Outcome, *, now: datetime) -> No
         Notification.objects.filter(pk=notification.pk).update(
             status=NotificationStatus.DELIVERED, delivered_at=now, attempts=attempts, lease_until=None, last_error=""
         )
-        Channel.objects.filter(pk=channel.pk).update(consecutive_failures=0)
+        if channel is not None:
+            Channel.objects.filter(pk=channel.pk).update(consecutive_failures=0)
         return
     expired = now + backoff(attempts) - notification.created_at > MAX_AGE
     Notification.objects.filter(pk=notification.pk).update(
         status=NotificationStatus.FAILED if expired else NotificationStatus.PENDING,
         attempts=attempts, lease_until=None, last_error=outcome.error[:300], next_attempt_at=now + backoff(attempts),
     )  # fmt: skip
+    if channel is None:
+        return  # a member's own digest: no channel to count against
     Channel.objects.filter(pk=channel.pk).update(consecutive_failures=F("consecutive_failures") + 1)
     failures = Channel.objects.filter(pk=channel.pk).values_list("consecutive_failures", flat=True).first() or 0
     if failures >= settings.CLACKS_CHANNEL_MAX_FAILURES:
@@ -186,7 +196,8 @@ class DeliveryResult:
 def due(*, now: datetime) -> list[int]:
     free = Q(lease_until__isnull=True) | Q(lease_until__lt=now)
     return list(
-        Notification.objects.filter(free, status=NotificationStatus.PENDING, next_attempt_at__lte=now, channel__is_active=True)
+        Notification.objects.filter(free, status=NotificationStatus.PENDING, next_attempt_at__lte=now)
+        .filter(Q(channel__isnull=True) | Q(channel__is_active=True))
         .order_by("next_attempt_at", "pk")
         .values_list("pk", flat=True)[:BATCH]
     )
@@ -209,7 +220,7 @@ def deliver_due(*, now: datetime | None = None, budget: timedelta = RUN_BUDGET) 
             if not claim(pk, now=moment):
                 continue
             notification = Notification.objects.select_related("channel").get(pk=pk)
-            if not notification.channel.is_active:
+            if notification.channel is not None and not notification.channel.is_active:
                 Notification.objects.filter(pk=pk).update(lease_until=None)
                 continue
             outcome = send(notification, now=moment)

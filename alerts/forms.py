@@ -86,6 +86,8 @@ class ChannelForm(forms.Form):
     url = forms.URLField(label="URL", required=False, max_length=500, assume_scheme="https",
                          help_text="Webhooks: where Clacks POSTs the JSON (public addresses only).")
     recipients = forms.CharField(label="Recipients", required=False, max_length=500, help_text="Email: addresses, comma-separated.")
+    weekly_digest = forms.BooleanField(label="Also send the weekly digest here", required=False,
+                                       help_text="Every Monday (UTC): last week's events, users, top commands, failure rate and newest version per app.")
 
     def __init__(self, *args, organization, channel: Channel | None = None, **kwargs):
         super().__init__(*args, **kwargs)
@@ -94,7 +96,7 @@ class ChannelForm(forms.Form):
         if channel is not None:
             del self.fields["kind"]  # a channel keeps its kind: make another one instead
             if not self.is_bound:
-                self.initial.update(name=channel.name, url=channel.url, recipients=channel.recipients)
+                self.initial.update(name=channel.name, url=channel.url, recipients=channel.recipients, weekly_digest=channel.weekly_digest)
 
     @property
     def channel_kind(self) -> str:
@@ -122,3 +124,7 @@ class ChannelForm(forms.Form):
             if taken.exists():
                 self.add_error("name", TAKEN_CHANNEL)
         return data
+
+
+class DigestForm(forms.Form):
+    subscribed = forms.BooleanField(label="Email me the weekly digest of this organization", required=False)

@@ -118,6 +118,8 @@ class Channel(models.Model):
     # Email: recipients, comma-separated.
     recipients = models.CharField(max_length=500, blank=True)
     is_active = models.BooleanField(default=True)
+    # Also gets the organization's weekly digest (alerts.digest).
+    weekly_digest = models.BooleanField(default=False)
     consecutive_failures = models.PositiveIntegerField(default=0)
     # Set when delivery disabled the channel after CLACKS_CHANNEL_MAX_FAILURES failures in a row.
     disabled_at = models.DateTimeField(null=True, blank=True)
@@ -148,9 +150,11 @@ class NotificationStatus(models.TextChoices):
 class Notification(models.Model):
     """One message for one channel, stored before any delivery is tried (alerts.delivery)."""
 
-    channel = models.ForeignKey(Channel, models.CASCADE, related_name="notifications")
+    # Empty for a member's own weekly digest, which goes to `email_to` (alerts.digest).
+    channel = models.ForeignKey(Channel, models.CASCADE, null=True, blank=True, related_name="notifications")
+    email_to = models.EmailField(blank=True)
     transition = models.ForeignKey(Transition, models.CASCADE, null=True, blank=True, related_name="notifications")
-    kind = models.CharField(max_length=10, default="alert")  # "alert" or "test"
+    kind = models.CharField(max_length=10, default="alert")  # "alert", "test" or "digest"
     # Sent with every attempt (X-Clacks-Idempotency-Key): a receiver drops repeats by it.
     idempotency_key = models.UUIDField(default=uuid.uuid4, unique=True)
     payload = models.JSONField()
@@ -175,7 +179,7 @@ class Notification(models.Model):
         ]
 
     def __str__(self) -> str:
-        return f"notification {self.idempotency_key} to {self.channel_id} ({self.status})"
+        return f"notification {self.idempotency_key} to {self.channel_id or self.email_to} ({self.status})"
 
 
 class DeliveryAttempt(models.Model):
@@ -192,3 +196,31 @@ class DeliveryAttempt(models.Model):
 
     def __str__(self) -> str:
         return f"attempt at {self.started_at:%Y-%m-%d %H:%M:%S}: {'ok' if self.ok else 'failed'}"
+
+
+class DigestSubscription(models.Model):
+    """A member who wants the organization's weekly digest by email (their account's address)."""
+
+    organization = models.ForeignKey(Organization, models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "user"], name="digest_subscription_once")]
+
+    def __str__(self) -> str:
+        return f"weekly digest of {self.organization.public_id} for {self.user}"
+
+
+class Digest(models.Model):
+    """One organization's digest of one week, made once: the row is the claim (alerts.digest)."""
+
+    organization = models.ForeignKey(Organization, models.CASCADE, related_name="+")
+    week_start = models.DateField(help_text="The Monday (UTC) the week began.")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["organization", "week_start"], name="digest_once_per_week")]
+
+    def __str__(self) -> str:
+        return f"digest of {self.organization.public_id} for the week of {self.week_start}"

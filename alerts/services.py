@@ -8,7 +8,7 @@ from datetime import datetime
 from django.db import transaction
 from django.utils import timezone
 
-from alerts.models import Channel, ChannelKind, Notification, Rule, State
+from alerts.models import Channel, ChannelKind, DigestSubscription, Notification, Rule, State
 from alerts.rules import store_notifications
 from organizations.crypto import encrypt_secret, new_hmac_secret
 from organizations.models import App, Organization
@@ -51,25 +51,28 @@ def delete_rule(rule: Rule, *, by=None) -> None:
 
 @transaction.atomic
 def create_channel(organization: Organization, *, name: str, kind: str, url: str = "", recipients: str = "",
-                   by=None) -> tuple[Channel, str]:
+                   weekly_digest: bool = False, by=None) -> tuple[Channel, str]:
     """(channel, its signing secret: shown once on the page; webhooks only)."""
     secret = new_hmac_secret() if kind == ChannelKind.WEBHOOK else ""
     channel = Channel.objects.create(
-        organization=organization, name=name, kind=kind, url=url, recipients=recipients,
+        organization=organization, name=name, kind=kind, url=url, recipients=recipients, weekly_digest=weekly_digest,
         secret_encrypted=encrypt_secret(secret) if secret else "",
     )  # fmt: skip
-    record_audit(organization, action="alert_channel.create", target=name, actor=by, details={"kind": kind, "url": url, "recipients": recipients})
+    record_audit(organization, action="alert_channel.create", target=name, actor=by, details={"kind": kind, "url": url, "recipients": recipients, "weekly_digest": weekly_digest})
     return channel, secret
 
 
 @transaction.atomic
-def update_channel(channel: Channel, *, name: str, url: str = "", recipients: str = "", by=None) -> None:
-    changed = [field for field, value in (("name", name), ("url", url), ("recipients", recipients)) if getattr(channel, field) != value]
-    channel.name, channel.url, channel.recipients = name, url, recipients
-    channel.save(update_fields=["name", "url", "recipients"])
+def update_channel(channel: Channel, *, name: str, url: str = "", recipients: str = "", weekly_digest: bool = False,
+                   by=None) -> None:
+    values = {"name": name, "url": url, "recipients": recipients, "weekly_digest": weekly_digest}
+    changed = [field for field, value in values.items() if getattr(channel, field) != value]
+    for field, value in values.items():
+        setattr(channel, field, value)
+    channel.save(update_fields=list(values))
     if changed:
         record_audit(channel.organization, action="alert_channel.update", target=channel.name, actor=by,
-                     details={"changed": changed, "url": url, "recipients": recipients})
+                     details={"changed": changed, "url": url, "recipients": recipients, "weekly_digest": weekly_digest})
 
 
 @transaction.atomic
@@ -96,3 +99,11 @@ def send_test(channel: Channel, *, by=None, now: datetime | None = None) -> Noti
     }
     (notification,) = store_notifications(channel.organization, payload=payload, kind="test", channels=[channel], now=now)
     return notification
+
+
+def set_digest_subscription(organization: Organization, user, *, subscribed: bool) -> None:
+    """The member gets (or stops getting) the organization's weekly digest at their account's address."""
+    if subscribed:
+        DigestSubscription.objects.get_or_create(organization=organization, user=user)
+    else:
+        DigestSubscription.objects.filter(organization=organization, user=user).delete()

@@ -19,4 +19,5 @@ urlpatterns = [
     path(org + "channels/<int:channel_id>/test/", views.channel_test, name="channel_test"),
     path(org + "channels/<int:channel_id>/enable/", views.channel_enable, name="channel_enable"),
     path(org + "channels/<int:channel_id>/delete/", views.channel_delete, name="channel_delete"),
+    path(org + "digest/", views.digest, name="digest"),
 ]

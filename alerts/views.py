@@ -11,8 +11,8 @@ from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST, require_safe
 
 from alerts import services
-from alerts.forms import ChannelForm, RuleForm
-from alerts.models import Channel, DeliveryAttempt, Notification, Rule, Transition
+from alerts.forms import ChannelForm, DigestForm, RuleForm
+from alerts.models import Channel, DeliveryAttempt, DigestSubscription, Notification, Rule, Transition
 from organizations.access import get_app_access, get_org_access
 from organizations.models import Role
 
@@ -109,7 +109,7 @@ def channel_new(request: HttpRequest, org_id: str) -> HttpResponse:
         data = form.cleaned_data
         channel, secret = services.create_channel(
             access.organization, name=data["name"], kind=data["kind"], url=data.get("url") or "",
-            recipients=data.get("recipients") or "", by=request.user,
+            recipients=data.get("recipients") or "", weekly_digest=data.get("weekly_digest", False), by=request.user,
         )  # fmt: skip
         if secret:
             request.session[NEW_SECRET_SESSION_KEY] = {"channel": channel.pk, "secret": secret}
@@ -127,7 +127,8 @@ def channel_detail(request: HttpRequest, org_id: str, channel_id: int) -> HttpRe
     form = ChannelForm(request.POST if request.method == "POST" else None, organization=access.organization, channel=channel)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        services.update_channel(channel, name=data["name"], url=data.get("url") or "", recipients=data.get("recipients") or "", by=request.user)
+        services.update_channel(channel, name=data["name"], url=data.get("url") or "", recipients=data.get("recipients") or "",
+                                weekly_digest=data.get("weekly_digest", False), by=request.user)
         messages.success(request, f"Channel “{channel.name}” saved.")
         return redirect("alerts:channel_detail", org_id=org_id, channel_id=channel.pk)
     new_secret = None
@@ -174,3 +175,22 @@ def channel_delete(request: HttpRequest, org_id: str, channel_id: int) -> HttpRe
     services.delete_channel(channel, by=request.user)
     messages.success(request, f"Channel “{channel.name}” deleted with its pending notifications.")
     return redirect("alerts:channels", org_id=org_id)
+
+
+@login_required
+@require_http_methods(["GET", "HEAD", "POST"])
+def digest(request: HttpRequest, org_id: str) -> HttpResponse:
+    """Every member chooses for themselves whether the weekly digest comes to their email."""
+    access = get_org_access(request.user, org_id)
+    subscribed = DigestSubscription.objects.filter(organization=access.organization, user=request.user).exists()
+    form = DigestForm(request.POST if request.method == "POST" else None, initial={"subscribed": subscribed})
+    if request.method == "POST" and form.is_valid():
+        wanted = form.cleaned_data["subscribed"]
+        services.set_digest_subscription(access.organization, request.user, subscribed=wanted)
+        if wanted and not request.user.email:
+            messages.warning(request, "Subscribed, but your account has no email address: nothing can be sent until it has one.")
+        else:
+            messages.success(request, "You get the weekly digest by email." if wanted else "You no longer get the weekly digest.")
+        return redirect("alerts:digest", org_id=org_id)
+    context = {"organization": access.organization, "access": access, "form": form, "subscribed": subscribed}
+    return render(request, "alerts/digest.html", context)

@@ -30,6 +30,13 @@ print(services.create_channel(app.organization, name="hooks", kind=ChannelKind.W
 """
 
 
+def shell(code: str, env: dict[str, str]) -> list[str]:
+    """The words `manage.py shell -c code` printed last; its stderr in the failure if it failed."""
+    done = servers.manage("shell", "-c", code, env=env, check=False)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return done.stdout.split()
+
+
 def wait_for(condition, *, timeout: float, what: str, server: servers.Server):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -52,7 +59,7 @@ def database(tmp_path):
 def test_a_silence_alert_reaches_a_webhook_and_an_smtp_server_once_and_resolves(tmp_path, database, receiver, smtp_server):
     env = servers.base_env(DATABASE_URL=database, CLACKS_VAR_DIR=str(tmp_path / "var"))
     issued = servers.create_app(env, name="e2e-cli")
-    secret = servers.manage("shell", "-c", SETUP.format(app_id=issued.app_id, url=receiver.url), env=env).stdout.strip().splitlines()[-1]  # the last line: logs may come first
+    secret = shell(SETUP.format(app_id=issued.app_id, url=receiver.url), env)[-1]  # the last word: logs may come first
 
     server = servers.start_gunicorn(
         tmp_path, database, workers=1,
@@ -109,7 +116,7 @@ def test_a_delivery_process_killed_mid_call_loses_nothing(tmp_path, database, re
     env = servers.base_env(DATABASE_URL=database, CLACKS_VAR_DIR=str(tmp_path / "var"), CLACKS_WEBHOOK_ALLOW_PRIVATE="True",
                            CLACKS_WEBHOOK_TIMEOUT_SECONDS="30")
     issued = servers.create_app(env, name="kill-cli")
-    key = servers.manage("shell", "-c", NOTIFY.format(org_id=issued.org_id, url=receiver.url), env=env).stdout.split()[-1]
+    key = shell(NOTIFY.format(org_id=issued.org_id, url=receiver.url), env)[-1]
 
     receiver.hold = threading.Event()  # the receiver keeps the request open: the call is in flight
     process = subprocess.Popen([str(servers.BIN / "python"), "manage.py", "shell", "-c", DELIVER.format(ahead=0)],
@@ -122,10 +129,10 @@ def test_a_delivery_process_killed_mid_call_loses_nothing(tmp_path, database, re
     receiver.hold.set()
 
     # Nothing recorded, nothing lost: still pending, held by the dead process' lease.
-    assert servers.manage("shell", "-c", STATE, env=env).stdout.split()[-4:] == ["pending", "0", "0", "True"]
-    assert servers.manage("shell", "-c", DELIVER.format(ahead=0), env=env).stdout.split()[-2:] == ["0", "0"]
+    assert shell(STATE, env)[-4:] == ["pending", "0", "0", "True"]
+    assert shell(DELIVER.format(ahead=0), env)[-2:] == ["0", "0"]
     # Once the lease has ended, the next run sends it again, with the same key.
     ahead = int(LEASE.total_seconds()) + 1
-    assert servers.manage("shell", "-c", DELIVER.format(ahead=ahead), env=env).stdout.split()[-2:] == ["1", "0"]
-    assert servers.manage("shell", "-c", STATE, env=env).stdout.split()[-4:] == ["delivered", "1", "1", "False"]
+    assert shell(DELIVER.format(ahead=ahead), env)[-2:] == ["1", "0"]
+    assert shell(STATE, env)[-4:] == ["delivered", "1", "1", "False"]
     assert receiver.keys() == [key, key]  # the receiver sees the repeat by its key

@@ -82,6 +82,7 @@ MIN_ROLE = {
     "alerts:channel_test": Role.ADMIN,
     "alerts:channel_enable": Role.ADMIN,
     "alerts:channel_delete": Role.ADMIN,
+    "alerts:digest": Role.VIEWER,
 }
 
 
@@ -118,6 +119,7 @@ HEADINGS = {
     "alerts:channels": "Notification channels",
     "alerts:channel_new": "New channel",
     "alerts:channel_detail": "Channel hooks",
+    "alerts:digest": "Weekly digest",
 }
 
 # Every action that answers only POST: a form that succeeds for a member whose role
