@@ -18,7 +18,7 @@ class RuleForm(forms.Form):
     name = forms.CharField(max_length=100, error_messages={"required": "Give the rule a name."})
     kind = forms.ChoiceField(label="Alert when", choices=RuleKind.choices)
     minutes = forms.IntegerField(
-        label="Minutes", required=False, min_value=1, max_value=7 * 24 * 60,
+        label="Period (minutes)", required=False, min_value=1, max_value=7 * 24 * 60,
         help_text="No events for: how many minutes without events (silence). Window: the last N minutes, counted in whole UTC hours (failure rate, new version).",
     )  # fmt: skip
     factor = forms.FloatField(label="Factor", required=False, min_value=1.01, max_value=1000,
@@ -95,6 +95,7 @@ class ChannelForm(forms.Form):
         self.fields["kind"].choices = channel_kinds()
         if channel is not None:
             del self.fields["kind"]  # a channel keeps its kind: make another one instead
+            del self.fields["url" if channel.kind == ChannelKind.EMAIL else "recipients"]
             if not self.is_bound:
                 self.initial.update(name=channel.name, url=channel.url, recipients=channel.recipients, weekly_digest=channel.weekly_digest)
 

@@ -20,7 +20,7 @@ from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Min, Q, Sum
+from django.db.models import Min, Q, QuerySet, Sum
 from django.urls import reverse
 
 from alerts.models import Channel, Notification, Rule, RuleKind, State, Transition
@@ -48,7 +48,8 @@ def _hour(moment: datetime) -> datetime:
     return moment.replace(minute=0, second=0, microsecond=0)
 
 
-def _hourly(app_id: int) -> object:
+def _hourly(app_id: int) -> QuerySet:
+    """The app's hourly counts, folded or not (telemetry_hourlycounts, as dashboard.stats reads them)."""
     return HourlyCounts.objects.filter(app_id=app_id)
 
 
@@ -69,9 +70,8 @@ def read_silence(rule: Rule, *, now: datetime, last_event: datetime | None = Non
 
 
 def read_volume(rule: Rule, *, now: datetime) -> Reading:
-    """This hour so far against the same part of the same hour a week earlier would be
-    exact but needs raw events; the rollups are hourly, so: the last whole hour against
-    the same hour a week earlier."""
+    """The last whole UTC hour's events against the same hour a week earlier (the rollups
+    are hourly, so the current, partial hour is not compared)."""
     factor = rule.factor or 2.0
     hour = _hour(now) - HOUR
     rows = (

@@ -127,7 +127,8 @@ def channel_detail(request: HttpRequest, org_id: str, channel_id: int) -> HttpRe
     form = ChannelForm(request.POST if request.method == "POST" else None, organization=access.organization, channel=channel)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        services.update_channel(channel, name=data["name"], url=data.get("url") or "", recipients=data.get("recipients") or "",
+        services.update_channel(channel, name=data["name"], url=data.get("url") or channel.url,
+                                recipients=data.get("recipients") or channel.recipients,
                                 weekly_digest=data.get("weekly_digest", False), by=request.user)
         messages.success(request, f"Channel “{channel.name}” saved.")
         return redirect("alerts:channel_detail", org_id=org_id, channel_id=channel.pk)

@@ -116,3 +116,25 @@ def test_a_disabled_channel_shows_a_banner_on_the_organizations_pages(client, al
     assert "Notifications are not being delivered: the channel ops was disabled" in page
     client.force_login(bob)
     assert "the channel ops was disabled" in client.get(rules_url(app)).content.decode()
+
+
+def test_editing_a_channel_changes_its_url_and_digest_and_is_audited(client, alice, org):
+    channel, _ = services.create_channel(org, name="ops", kind=ChannelKind.WEBHOOK, url="https://hooks.example.com/x")
+    client.force_login(alice)
+    url = reverse("alerts:channel_detail", kwargs={"org_id": org.public_id, "channel_id": channel.pk})
+    assert 'name="recipients"' not in client.get(url).content.decode()  # a webhook has no recipients
+
+    response = client.post(url, {"name": "ops", "url": "https://hooks.example.com/y", "weekly_digest": "on"}, follow=True)
+
+    assert "Channel “ops” saved." in response.content.decode()
+    channel.refresh_from_db()
+    assert (channel.url, channel.weekly_digest) == ("https://hooks.example.com/y", True)
+    entry = AuditEntry.objects.get(action="alert_channel.update")
+    assert entry.details["changed"] == ["url", "weekly_digest"]
+
+
+def test_a_bad_channel_url_is_a_message_on_the_form(client, alice, org):
+    client.force_login(alice)
+    response = client.post(reverse("alerts:channel_new", kwargs={"org_id": org.public_id}), {"name": "ops", "kind": "webhook", "url": "not a url"})
+    assert response.status_code == 400
+    assert "Enter a valid URL." in response.content.decode()
