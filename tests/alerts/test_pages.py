@@ -138,3 +138,17 @@ def test_a_bad_channel_url_is_a_message_on_the_form(client, alice, org):
     response = client.post(reverse("alerts:channel_new", kwargs={"org_id": org.public_id}), {"name": "ops", "kind": "webhook", "url": "not a url"})
     assert response.status_code == 400
     assert "Enter a valid URL." in response.content.decode()
+
+
+def test_the_django_admin_lists_the_alert_tables(client, org, app):
+    from tests.factories import make_user
+
+    channel, _ = services.create_channel(org, name="ops", kind=ChannelKind.WEBHOOK, url="https://hooks.example.com/x")
+    notification = services.send_test(channel)
+    services.create_rule(app, name="quiet", kind=RuleKind.SILENCE, minutes=10)
+    client.force_login(make_user("root", is_staff=True, is_superuser=True))
+    for model in ("rule", "transition", "channel", "notification"):
+        assert client.get(f"/admin/alerts/{model}/").status_code == 200, model
+    page = client.get(f"/admin/alerts/notification/{notification.pk}/change/")
+    assert page.status_code == 200 and str(notification.idempotency_key) in page.content.decode()
+    assert channel.secret_encrypted not in client.get(f"/admin/alerts/channel/{channel.pk}/change/").content.decode()
