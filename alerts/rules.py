@@ -130,8 +130,10 @@ def read_new_version(rule: Rule, *, now: datetime) -> Reading:
 
 
 def read_regression(rule: Rule, *, now: datetime) -> Reading:
-    """Firing while the newest version has a regression flagged by release health (dashboard.health) over the last 7 days."""
-    period = stats.Period(start=_hour(now) - WEEK + HOUR, end=_hour(now) + HOUR)
+    """Firing while the newest version has a regression flagged by release health (dashboard.health)
+    over the last 7 UTC days: the app overview's range, read the same way (its closed days from the
+    daily rollups and the cache), so a rule costs what a view of the overview does."""
+    period = stats.with_daily_rollups([rule.app_id], stats.preset_range("7d", now=now))
     newest = health.newest_regressions([rule.app_id], period=period)
     names = sorted(command.command for command in newest.commands)
     if not names:
