@@ -7,7 +7,6 @@ import hashlib
 import hmac
 import http.server
 import threading
-import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
@@ -140,10 +139,6 @@ def verify(secret: str, received: Received) -> bool:
     timestamp = received.headers["x-clacks-timestamp"]
     expected = hmac.new(secret.encode(), f"{timestamp}:".encode() + received.body, hashlib.sha256).hexdigest()
     return hmac.compare_digest(expected, received.headers["x-clacks-signature"])
-
-
-def unique_id() -> str:
-    return uuid.uuid4().hex[:8]
 
 
 @dataclass

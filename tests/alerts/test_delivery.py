@@ -7,10 +7,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.utils import timezone
 
 from alerts import delivery, outbound, rules, services
-from alerts.models import Channel, ChannelKind, Notification, Rule, RuleKind
+from alerts.models import ChannelKind, Notification, RuleKind
 from tests.alerts.conftest import store, verify
 
 pytestmark = pytest.mark.django_db

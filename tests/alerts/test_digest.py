@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def monday(now):
+def monday():
     """A Monday morning after a week with events."""
     today = timezone.now().replace(hour=8, minute=0, second=0, microsecond=0)
     return today - timedelta(days=today.weekday())
