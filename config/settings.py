@@ -126,6 +126,7 @@ INSTALLED_APPS = [
     "organizations",
     "telemetry",
     "dashboard",
+    "alerts",
 ]
 
 MIDDLEWARE = [
@@ -165,6 +166,8 @@ TEMPLATES = [
                 "django.contrib.messages.context_processors.messages",
                 # The organization switcher and the role-aware navigation.
                 "organizations.context_processors.navigation",
+                # The banner on organization pages when a notification channel was disabled.
+                "alerts.context_processors.disabled_channels",
             ],
         },
     },
@@ -323,6 +326,27 @@ for _item in filter(None, (part.strip() for part in env_str("CLACKS_SCHEDULER_PE
     if not _name.strip() or not _seconds.strip().isdigit() or int(_seconds) < 1:
         raise ImproperlyConfigured(f"CLACKS_SCHEDULER_PERIODS: {_item!r}: use job=seconds (at least 1)")
     CLACKS_SCHEDULER_PERIODS[_name.strip()] = int(_seconds)
+
+# --- Alerts and notifications (alerts/) ---------------------------------------------
+
+# Webhooks may reach private, loopback and link-local addresses only when this is
+# set (alerts.outbound): a URL typed in the dashboard must not reach the server's network.
+CLACKS_WEBHOOK_ALLOW_PRIVATE = env_bool("CLACKS_WEBHOOK_ALLOW_PRIVATE", False)
+# Seconds to connect, and again to read the answer, per webhook call.
+CLACKS_WEBHOOK_TIMEOUT_SECONDS = env_int("CLACKS_WEBHOOK_TIMEOUT_SECONDS", 5, minimum=1)
+# A channel whose deliveries fail this many times in a row is disabled (a banner says so).
+CLACKS_CHANNEL_MAX_FAILURES = env_int("CLACKS_CHANNEL_MAX_FAILURES", 10, minimum=1)
+# Email channels exist when EMAIL_HOST is set (Django's own settings, same names).
+EMAIL_HOST = env_str("EMAIL_HOST")
+EMAIL_PORT = env_int("EMAIL_PORT", 25, minimum=1)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER")
+EMAIL_HOST_PASSWORD = env_secret("EMAIL_HOST_PASSWORD")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", False)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", False)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL: set one at most")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "clacks@localhost")
 
 # --- Plans and limits (telemetry.limits) -------------------------------------------
 

@@ -13,4 +13,5 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("", include("organizations.urls")),
     path("", include("dashboard.urls")),
+    path("", include("alerts.urls")),
 ]

@@ -171,6 +171,17 @@ def _observe_storage() -> None:
     ROLLUP_FOLD_LAG.set(max((timezone.now() - oldest).total_seconds(), 0.0) if oldest else 0.0)
 
 
+# Functions that set gauges of apps telemetry may not import (alerts' notifications),
+# run on each scrape beside _observe_storage; added from their AppConfig.ready().
+SCRAPE_OBSERVERS: list = []
+
+
+def add_scrape_observer(observe) -> None:
+    """Call `observe()` (no arguments; it sets its gauges) whenever /metrics is scraped."""
+    if observe not in SCRAPE_OBSERVERS:
+        SCRAPE_OBSERVERS.append(observe)
+
+
 @require_GET
 def export(request: HttpRequest) -> HttpResponse:
     """GET /metrics: django-prometheus' export (summed over gunicorn workers when
@@ -185,6 +196,8 @@ def export(request: HttpRequest) -> HttpResponse:
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     _observe_storage()
+    for observe in SCRAPE_OBSERVERS:
+        observe()
     if not settings.PROMETHEUS_MULTIPROC_DIR:
         return ExportToDjangoView(request)
     # Shared with config/gunicorn.py's fold of a dead worker's files into the archive.

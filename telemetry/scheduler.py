@@ -2,7 +2,9 @@
 
 Every job is one line of JOBS below: a name, how often it runs, how long a
 run may hold the job (its lease), and a function taking `now`. Adding a job
-is adding a line there; nothing else needs to know about it.
+is adding a line there; nothing else needs to know about it. Apps above
+telemetry (alerts), which telemetry may not import (README, Layout), add
+their jobs with add_job() from their AppConfig.ready(); they run after JOBS.
 
 `manage.py run_scheduler` loops over the jobs; gunicorn starts it beside its
 workers (config/gunicorn.py), so `make serve` and the image need no cron. Any
@@ -146,15 +148,26 @@ JOBS: list[Job] = [
 ]
 
 
+# The jobs of apps that telemetry may not import, added by add_job() (module docstring).
+ADDED_JOBS: list[Job] = []
+
+
+def add_job(job: Job) -> None:
+    """Run `job` after JOBS; an app calls it from AppConfig.ready() (a second call with the name is ignored)."""
+    if all(known.name != job.name for known in [*JOBS, *ADDED_JOBS]):
+        ADDED_JOBS.append(job)
+
+
 def jobs(*, strict: bool = True) -> list[Job]:
-    """JOBS with the periods of settings.CLACKS_SCHEDULER_PERIODS. An unknown job name there
-    raises ImproperlyConfigured, unless not `strict` (pages and /health show what they can)."""
+    """JOBS and ADDED_JOBS with the periods of settings.CLACKS_SCHEDULER_PERIODS. An unknown job
+    name there raises ImproperlyConfigured, unless not `strict` (pages and /health show what they can)."""
     periods = settings.CLACKS_SCHEDULER_PERIODS
-    unknown = set(periods) - {job.name for job in JOBS}
+    every = [*JOBS, *ADDED_JOBS]
+    unknown = set(periods) - {job.name for job in every}
     if unknown and strict:
-        known = ", ".join(job.name for job in JOBS)
+        known = ", ".join(job.name for job in every)
         raise ImproperlyConfigured(f"CLACKS_SCHEDULER_PERIODS: no job named {', '.join(sorted(unknown))} ({known})")
-    return [replace(job, period=timedelta(seconds=periods[job.name])) if job.name in periods else job for job in JOBS]
+    return [replace(job, period=timedelta(seconds=periods[job.name])) if job.name in periods else job for job in every]
 
 
 # --- Leases ------------------------------------------------------------------------

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import socket
 
 import orjson
 import pytest
@@ -26,6 +28,54 @@ def pytest_collection_modifyitems(config, items):
     if dropped:
         config.hook.pytest_deselected(items=dropped)
         items[:] = kept
+
+
+# --- Network: these machines may send traffic to 127.0.0.0/8 only ----------------------
+
+# Connections refused by the guard below, as "test id: address"; a test that made one fails.
+_OUTSIDE_CONNECTIONS: list[str] = []
+_real_connect, _real_connect_ex = socket.socket.connect, socket.socket.connect_ex
+
+
+def _loopback(address) -> bool:
+    if not isinstance(address, tuple):
+        return True  # a Unix socket path
+    host = address[0]
+    if host == "localhost":
+        return True
+    try:
+        ip = ipaddress.ip_address(host.split("%")[0])
+    except ValueError:
+        return False  # a name: it would be resolved to who knows where
+    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
+        ip = ip.ipv4_mapped
+    return ip.is_loopback
+
+
+def _guarded(real):
+    def connect(sock, address):
+        if sock.family in (socket.AF_INET, socket.AF_INET6) and not _loopback(address):
+            _OUTSIDE_CONNECTIONS.append(f"{os.environ.get('PYTEST_CURRENT_TEST', '?')}: {address!r}")
+            raise ConnectionRefusedError(f"tests may connect to 127.0.0.0/8 only, not {address!r}")
+        return real(sock, address)
+
+    return connect
+
+
+def pytest_sessionstart(session):
+    """Every Python socket of the test process may connect to loopback only (PostgreSQL's
+    libpq and Redis on 127.0.0.1 keep working); the alerts' refusal tests rely on it to
+    prove their guard refused before any connection was tried."""
+    socket.socket.connect = _guarded(_real_connect)
+    socket.socket.connect_ex = _guarded(_real_connect_ex)
+
+
+@pytest.fixture(autouse=True)
+def _only_loopback_connections():
+    before = len(_OUTSIDE_CONNECTIONS)
+    yield
+    tried = _OUTSIDE_CONNECTIONS[before:]
+    assert not tried, f"connections outside 127.0.0.0/8 were tried: {tried}"
 
 
 @pytest.fixture(autouse=True)

@@ -10,6 +10,8 @@ import re
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
 
+from alerts import services as alert_services
+from alerts.models import ChannelKind, RuleKind
 from dashboard import funnels
 from dashboard.funnels import Step
 from organizations import services
@@ -17,7 +19,7 @@ from organizations.models import Membership, Role
 from tests.factories import make_app, make_org
 from tests.organizations.conftest import store_events
 
-NAMESPACES = ("organizations", "dashboard")
+NAMESPACES = ("organizations", "dashboard", "alerts")
 
 # Pages that belong to no organization: reachable by any signed-in user (or anyone).
 NOT_ORG_SCOPED = {
@@ -69,6 +71,18 @@ MIN_ROLE = {
     "dashboard:properties": Role.VIEWER,
     "dashboard:export_events": Role.ADMIN,
     "dashboard:erase_user": Role.ADMIN,
+    "alerts:rules": Role.VIEWER,
+    "alerts:history": Role.VIEWER,
+    "alerts:rule_new": Role.ADMIN,
+    "alerts:rule_edit": Role.ADMIN,
+    "alerts:rule_delete": Role.ADMIN,
+    "alerts:channels": Role.ADMIN,
+    "alerts:channel_new": Role.ADMIN,
+    "alerts:channel_detail": Role.ADMIN,
+    "alerts:channel_test": Role.ADMIN,
+    "alerts:channel_enable": Role.ADMIN,
+    "alerts:channel_delete": Role.ADMIN,
+    "alerts:digest": Role.VIEWER,
 }
 
 
@@ -98,6 +112,14 @@ HEADINGS = {
     "dashboard:export_events": "Export events",
     "dashboard:app_credentials": "Credentials and setup",
     "dashboard:app_settings": "App settings",
+    "alerts:rules": "Alerts",
+    "alerts:history": "Alert history",
+    "alerts:rule_new": "New alert rule",
+    "alerts:rule_edit": "Edit alert rule",
+    "alerts:channels": "Notification channels",
+    "alerts:channel_new": "New channel",
+    "alerts:channel_detail": "Channel hooks",
+    "alerts:digest": "Weekly digest",
 }
 
 # Every action that answers only POST: a form that succeeds for a member whose role
@@ -114,6 +136,10 @@ POST_ONLY = {
     "dashboard:app_state": ({"is_active": ""}, "my-cli is disabled; ingest answers 403 to its clients."),
     "dashboard:app_retention": ({"choice": "7"}, "my-cli now keeps events for 7 days (this app's own setting)."),
     "dashboard:app_delete": ({"confirm": "my-cli"}, "my-cli and its 1 events are deleted."),
+    "alerts:rule_delete": ({}, "Alert rule “stopped” deleted; its history is kept."),
+    "alerts:channel_test": ({}, "Test notification stored"),
+    "alerts:channel_enable": ({}, "Channel “hooks” is enabled again"),
+    "alerts:channel_delete": ({}, "Channel “hooks” deleted with its pending notifications."),
 }
 
 
@@ -145,7 +171,11 @@ def world(alice, bob, org, app):
         app, name="Onboarding", steps=[Step("command_execution", "init"), Step("command_execution", "build")],
         window_seconds=3600, by=alice,
     )  # fmt: skip
+    rule = alert_services.create_rule(app, name="stopped", kind=RuleKind.SILENCE, minutes=60, by=alice)
+    channel, _ = alert_services.create_channel(org, name="hooks", kind=ChannelKind.WEBHOOK, url="https://hooks.example.com/x")
     return {
+        "rule_id": rule.pk,
+        "channel_id": channel.pk,
         "funnel_id": funnel.pk,
         "org_id": org.public_id,
         "app_id": app.public_id,
@@ -221,7 +251,7 @@ def test_charlie_gets_404_on_every_page_and_action_of_alices_organization(name, 
 
 
 def names_with_inner_ids() -> list[str]:
-    inner = {"app_id", "member_id", "invitation_id", "event_id", "funnel_id"}
+    inner = {"app_id", "member_id", "invitation_id", "event_id", "funnel_id", "rule_id", "channel_id"}
     return sorted(name for name, kwargs in named_patterns() if "org_id" in kwargs and inner & set(kwargs))
 
 

@@ -231,14 +231,18 @@ def test_run_scheduler_once_runs_the_real_jobs_then_nothing_until_they_are_due(a
     assert lines[2].startswith("rollups: done (")
     assert lines[3].startswith("properties: done (") and "property summaries built" in lines[3]
     assert lines[4].startswith("fold: done (") and "rollup deltas folded" in lines[4]
-    assert lines[5] == "Done: 5 jobs ran."
+    # The jobs alerts adds (scheduler.add_job from AlertsConfig.ready) run after JOBS.
+    assert lines[5] == "alerts: done (0 rules evaluated, 0 transitions)"
+    assert lines[6] == "deliveries: done (0 notifications delivered, 0 attempts failed)"
+    assert lines[7].startswith("digest: done (0 digest notifications stored for the week of ")
+    assert lines[8] == "Done: 8 jobs ran."
     assert not RollupDelta.objects.exists()  # the fold moved them into the hourly rollups
     assert HourlyRollup.objects.filter(app=app, dimension="total").aggregate(n=Sum("events"))["n"] == 2
     assert Event.objects.filter(app=app).count() == 2
     assert not UsedNonce.objects.exists()
     app.refresh_from_db()
     assert app.retention_last_run_at == row("retention").last_started_at  # the settings page's "last ran"
-    assert {r.name: r.runs for r in ScheduledJob.objects.all()} == {"partitions": 1, "retention": 1, "rollups": 1, "properties": 1, "fold": 1}
+    assert {r.name: r.runs for r in ScheduledJob.objects.all()} == {"partitions": 1, "retention": 1, "rollups": 1, "properties": 1, "fold": 1, "alerts": 1, "deliveries": 1, "digest": 1}
 
     again = StringIO()
     call_command("run_scheduler", "--once", stdout=again)
@@ -326,7 +330,7 @@ def test_health_reports_each_jobs_last_run_and_stays_200_when_one_is_overdue(cli
 
     assert response.status_code == 200
     jobs = response.json()["jobs"]
-    assert list(jobs) == ["partitions", "retention", "rollups", "properties", "fold"]
+    assert list(jobs) == ["partitions", "retention", "rollups", "properties", "fold", "alerts", "deliveries", "digest"]
     assert jobs["fold"]["period_seconds"] == 2
     assert response.json()["rollups"] == {"pending_deltas": 0, "oldest_delta_seconds": 0.0}
     assert jobs["retention"]["last_ok"] is True and jobs["retention"]["overdue"] is False
