@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 from datetime import datetime, timedelta, timezone
 
+import pytest
 from django.core.management import call_command
 from django.db.models import Sum
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
@@ -178,6 +179,29 @@ def test_rebuild_rollups_command_rebuilds_every_app(app, org):
 
     assert f"{app.public_id}: rebuilt" in out.getvalue()
     assert sum(HourlyRollup.objects.filter(dimension="total").values_list("events", flat=True)) == 3
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_rebuild_rollups_vacuums_the_delta_table_it_filled_on_postgresql(on_postgres, org):
+    from django.db import connection
+
+    app, _ = create_app(organization=org, name="vacuumed")
+    store(app, [command(), command()])
+
+    def vacuums() -> int:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT vacuum_count + autovacuum_count FROM pg_stat_user_tables WHERE relname = %s",
+                [RollupDelta._meta.db_table],
+            )
+            return cursor.fetchone()[0]
+
+    before = vacuums()
+    call_command("rebuild_rollups", app.public_id, stdout=io.StringIO())
+
+    assert vacuums() > before
+    assert sum(HourlyRollup.objects.filter(app=app, dimension="total").values_list("events", flat=True)) == 2
 
 
 # Values a JSON parse can give the ingest path: orjson reads integers from i64 to

@@ -29,6 +29,8 @@ class Command(BaseCommand):
                 continue
             done += 1
             self.stdout.write(f"{app.public_id}: rebuilt")
+        if done:
+            storage.vacuum_rollup_deltas()
         if failed:
             raise CommandError(f"{failed} apps failed; {done} rebuilt.")
         return f"Done: {done} apps rebuilt."
