@@ -47,7 +47,8 @@ def long_text(min_size: int, max_size: int):
 
 
 scalars = st.none() | st.booleans() | numbers | short_text
-exit_codes = scalars | st.lists(st.integers(), max_size=2) | st.dictionaries(short_text, st.integers(), max_size=1)
+# Integers inside lists and objects too stay in what orjson reads as integers (i64 to u64).
+exit_codes = scalars | st.lists(numbers, max_size=2) | st.dictionaries(short_text, numbers, max_size=1)
 flag_items = (
     st.sampled_from(["-v", "--release", "-v", "--x" + SEP + "y", ""])
     | short_text
