@@ -29,21 +29,20 @@ Times are UTC.
 
 from __future__ import annotations
 
-import hashlib
 import math
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import datetime
 from fractions import Fraction
 
-from django.core.cache import cache
+from django.db import connection
 from django.db.models import Sum
 
 from dashboard import segments, stats, versions
 from dashboard.filters import Filters
 from telemetry import rollups
-from telemetry.periods import DAY, UTC, start_of_day
+from telemetry.periods import UTC
 
 # --- What counts as a regression (docs/insights.md, "Release health") ---------------------
 
@@ -212,84 +211,6 @@ def _fewer(new: int, old: int, previous_version: str) -> str:
 
 # --- Reading the rollups -----------------------------------------------------------------
 
-Sums = dict[tuple, list[int]]  # group -> [runs, succeeded, failed]
-
-
-def _sums(
-    app_ids: Sequence[int], period: stats.Period, dimension: str, by: tuple[str, ...], *,
-    filters: Filters = Filters(), command: str | None = None, per_bucket: bool = False,
-) -> Sums:  # fmt: skip
-    """A segmented dimension's runs, successes and failures in the period, summed per
-    `by` parts (led by the UTC hour or day with per_bucket), under the filters;
-    with `command`, that command's rows only (read with `prefix=command + SEP`).
-
-    Closed days come from Django's cache while their daily rollups stand."""
-    app_ids = tuple(sorted(set(app_ids)))
-    prefix = None if command is None else command + rollups.SEP
-
-    def read(part: stats.Period) -> Sums:
-        sums: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
-        for row in segments.counts(app_ids, part, dimension, filters=filters, per_bucket=per_bucket, prefix=prefix):
-            # The prefix is matched case-insensitively on SQLite (LIKE): keep this command's rows only.
-            if command is not None and row.parts["command"] != command:
-                continue
-            key = tuple(row.parts[name] for name in by)
-            if per_bucket:
-                key = (stats.floor_to(row.bucket, period.bucket_size), *key)
-            total = sums[key]
-            total[0] += row.events
-            total[1] += row.succeeded
-            total[2] += row.failed
-        return dict(sums)
-
-    closed, rest = _split(app_ids, period)
-    if not closed:
-        return read(period)
-    keys = {
-        run: "health:" + hashlib.blake2b(
-            repr((app_ids, dimension, by, filters, command, per_bucket, period.bucket, run)).encode(), digest_size=16
-        ).hexdigest()
-        for run in closed
-    }  # fmt: skip
-    found = cache.get_many(list(keys.values()))
-    result: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
-    parts = []
-    for run in closed:
-        sums = found.get(keys[run])
-        if sums is None:
-            first, last, _ = run
-            sums = read(stats.Period(start=start_of_day(first), end=start_of_day(last) + DAY, daily=period.daily))
-            cache.set(keys[run], sums, stats.FIGURES_TIMEOUT)
-        parts.append(sums)
-    parts.extend(read(part) for part in rest)
-    for sums in parts:
-        for key, numbers in sums.items():
-            total = result[key]
-            for i, n in enumerate(numbers):
-                total[i] += n
-    return dict(result)
-
-
-def _split(app_ids: tuple[int, ...], period: stats.Period) -> tuple[list[tuple[date, date, str]], list[stats.Period]]:
-    """The period's closed days in runs with their rollup version (from the figures
-    with_daily_rollups read), and the periods of the hours around them; no runs
-    when the period was not prepared so."""
-    figures = period.figures
-    if period.hourly or figures is None or figures.settled is None or not figures.covers(app_ids):
-        return [], [period]
-    own = (period.start.astimezone(UTC).date(), (period.end.astimezone(UTC) - DAY).date())
-    runs = [(first, last, token) for (first, last), token in figures.settled.clip(own)]
-    if not runs:
-        return [], [period]
-    closed_start, closed_end = start_of_day(runs[0][0]), start_of_day(runs[-1][1]) + DAY
-    rest = [
-        stats.Period(start=start, end=end)
-        for start, end in ((period.start, closed_start), (closed_end, period.end))
-        if start < end
-    ]
-    return runs, rest
-
-
 def _newest_first(app_ids: Sequence[int], names: set[str]) -> list[str]:
     """Versions newest first (dashboard.versions); versions that do not parse are
     placed by when they were first seen, which is read only when there are any."""
@@ -299,13 +220,17 @@ def _newest_first(app_ids: Sequence[int], names: set[str]) -> list[str]:
     if unparsed:
         # Hours with events of these versions, over everything kept (the hourly counts'
         # deltas can sum an hour to zero after a deletion, so sum before taking the first).
-        rows = (
+        hours = (
             stats._hourly_rollups(app_ids).filter(dimension="version", value__in=unparsed)
             .values("value", "hour").annotate(n=Sum("events")).filter(n__gt=0).order_by()
             .values_list("value", "hour")
         )  # fmt: skip
-        for value, hour in rows:
-            first_seen[value] = min(first_seen[value], hour)
+        sql, params = hours.query.sql_with_params()
+        # The first per version in the database: a nightly build has a row every hour.
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT value, min(hour) FROM ({sql}) AS hours GROUP BY value", params)
+            for value, hour in cursor.fetchall():
+                first_seen[value] = min(first_seen[value], segments.as_datetime(hour))
     return versions.newest_first(first_seen)
 
 
@@ -355,15 +280,15 @@ def release_health(
     """Each version's commands with runs, failure rate, p50/p90 and exit codes, and
     their regressions against the previous version that ran them."""
     others = filters.without("version")
-    runs = _sums(app_ids, period, "cmd", ("version", "command"), filters=others)
+    runs = segments.sums(app_ids, period, "cmd", ("version", "command"), filters=others)
     if not runs:
         return ReleaseHealth(versions=[], hidden_versions=0, runs=0)
     if others.active:
-        timed = _sums(app_ids, period, "cmd_duration", ("version", "command", "bucket"), filters=others)
+        timed = segments.sums(app_ids, period, "cmd_duration", ("version", "command", "bucket"), filters=others)
     else:
         # The same counts, from a dimension kept unfiltered because cmd_duration is large.
-        timed = _sums(app_ids, period, "version_duration", ("version", "command", "bucket"))
-    exits = _sums(app_ids, period, "cmd_exit", ("version", "command", "exit_code"), filters=others) if exit_codes else {}
+        timed = segments.sums(app_ids, period, "version_duration", ("version", "command", "bucket"))
+    exits = segments.sums(app_ids, period, "cmd_exit", ("version", "command", "exit_code"), filters=others) if exit_codes else {}
 
     histograms: dict[tuple[str, str], dict[int, int]] = defaultdict(dict)
     for (version, command, bucket), (n, _, _) in timed.items():
@@ -520,10 +445,10 @@ def command_detail(app_ids: Sequence[int], *, period: stats.Period, filters: Fil
     others = filters.without("version")
     # CI is filtered as the rows are read, and shown nowhere: left out of the groups.
     segment = ("version", "os", "arch")
-    runs = _sums(app_ids, period, "cmd", segment, filters=others, command=command, per_bucket=True)
-    timed = _sums(app_ids, period, "cmd_duration", (*segment, "bucket"), filters=others, command=command) if runs else {}
-    exits = _sums(app_ids, period, "cmd_exit", ("version", "exit_code"), filters=others, command=command) if runs else {}
-    flags = _sums(app_ids, period, "cmd_flag", ("version", "flag"), filters=others, command=command) if runs else {}
+    runs = segments.sums(app_ids, period, "cmd", segment, filters=others, command=command, per_bucket=True)
+    timed = segments.sums(app_ids, period, "cmd_duration", (*segment, "bucket"), filters=others, command=command) if runs else {}
+    exits = segments.sums(app_ids, period, "cmd_exit", ("version", "exit_code"), filters=others, command=command) if runs else {}
+    flags = segments.sums(app_ids, period, "cmd_flag", ("version", "flag"), filters=others, command=command) if runs else {}
     version_wanted = None if filters.version is None else rollups.part("version", filters.version)
 
     def shown(version: str) -> bool:

@@ -339,11 +339,13 @@ def version_table(
     runs: Counter[str] = Counter()
     # Rollup values hold a version's first 64 characters (telemetry.rollups.PART_LENGTHS).
     full = {rollups.part("version", name): name for name in history.order}
-    for row in segments.counts(app_ids, period, "seg_type", filters=filters.without("version")):
-        name = full.get(row.parts["version"], row.parts["version"])
-        events[name] += row.events
-        if row.parts["type"] == rollups.part("type", COMMAND_EVENT_TYPE):
-            runs[name] += row.events
+    command_type = rollups.part("type", COMMAND_EVENT_TYPE)
+    by_type = segments.sums(app_ids, period, "seg_type", ("version", "type"), filters=filters.without("version"))
+    for (version, event_type), (count, _, _) in by_type.items():
+        name = full.get(version, version)
+        events[name] += count
+        if event_type == command_type:
+            runs[name] += count
     first, last = range_days(period)
     in_range = {name for day, sets in history.days.items() if first <= day <= last for ran in sets for name in ran}
     in_week = {name for ran in week.sets for name in ran}

@@ -6,18 +6,22 @@ events by several fields at once; `counts` sums one of them over a period
 same split as dashboard.stats) and keeps the rows whose segment passes the
 filter bar. `user_days` gives UserDay rows of a day range under the same
 filters: every distinct-user figure of the insight pages is counted from it,
-exactly.
+exactly. `sums` adds up a segmented dimension by some of its parts and keeps
+the closed days' sums in Django's cache under their rollup version, so a page
+reads only its current day's rows on each view.
 
 Times are UTC: days are UTC days and hourly buckets UTC hours.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 
+from django.core.cache import cache
 from django.db import connections
 from django.db.models import BigIntegerField, BooleanField, F, Func, QuerySet, Sum, Value
 from django.db.models.functions import Cast
@@ -26,7 +30,7 @@ from dashboard import stats
 from dashboard.filters import Filters
 from telemetry import rollups
 from telemetry.models import DailyRollup, UserDay
-from telemetry.periods import UTC, start_of_day
+from telemetry.periods import DAY, UTC, start_of_day
 
 FIELDS = ("events", "succeeded", "failed", "timed", "duration_ms_sum")
 
@@ -68,7 +72,7 @@ def counts(
     filtered = filters.active
     if filtered and not set(rollups.SEGMENT) <= set(layout):
         raise ValueError(f"{dimension!r} carries no whole segment: it cannot be filtered")
-    sums: dict[tuple, list[int]] = defaultdict(lambda: [0] * len(FIELDS))
+    sums: dict[tuple, list[int]] = {}
     for part in stats._rollups(app_ids, period, dimension):
         if prefix is not None:
             part = part.filter(value__startswith=prefix)
@@ -78,9 +82,11 @@ def counts(
             # Django's startswith is LIKE, which ignores ASCII case on SQLite ("Build" for "build").
             if prefix is not None and not value.startswith(prefix):
                 continue
-            total = sums[(bucket, value)]
-            for index, n in enumerate(numbers):
-                total[index] += n
+            total = sums.get((bucket, value))
+            if total is None:
+                sums[(bucket, value)] = numbers
+            else:
+                sums[(bucket, value)] = [a + b for a, b in zip(total, numbers)]
     rows = []
     for (bucket, value), numbers in sums.items():
         if not numbers[0]:
@@ -90,6 +96,84 @@ def counts(
             continue
         rows.append(Row(parts, *numbers, bucket=bucket))
     return rows
+
+
+Sums = dict[tuple, list[int]]  # group -> [runs, succeeded, failed]
+
+
+def sums(
+    app_ids: Sequence[int], period: stats.Period, dimension: str, by: tuple[str, ...], *,
+    filters: Filters = Filters(), command: str | None = None, per_bucket: bool = False,
+) -> Sums:  # fmt: skip
+    """A segmented dimension's runs, successes and failures in the period, summed per
+    `by` parts (led by the UTC hour or day with per_bucket), under the filters;
+    with `command`, that command's rows only (read with `prefix=command + SEP`).
+
+    Closed days come from Django's cache while their daily rollups stand."""
+    app_ids = tuple(sorted(set(app_ids)))
+    prefix = None if command is None else command + rollups.SEP
+
+    def read(part: stats.Period) -> Sums:
+        sums: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
+        for row in counts(app_ids, part, dimension, filters=filters, per_bucket=per_bucket, prefix=prefix):
+            # The prefix is matched case-insensitively on SQLite (LIKE): keep this command's rows only.
+            if command is not None and row.parts["command"] != command:
+                continue
+            key = tuple(row.parts[name] for name in by)
+            if per_bucket:
+                key = (stats.floor_to(row.bucket, period.bucket_size), *key)
+            total = sums[key]
+            total[0] += row.events
+            total[1] += row.succeeded
+            total[2] += row.failed
+        return dict(sums)
+
+    closed, rest = closed_runs(app_ids, period)
+    if not closed:
+        return read(period)
+    keys = {
+        run: "segments:sums:" + hashlib.blake2b(
+            repr((app_ids, dimension, by, filters, command, per_bucket, period.bucket, run)).encode(), digest_size=16
+        ).hexdigest()
+        for run in closed
+    }  # fmt: skip
+    found = cache.get_many(list(keys.values()))
+    result: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
+    parts = []
+    for run in closed:
+        sums = found.get(keys[run])
+        if sums is None:
+            first, last, _ = run
+            sums = read(stats.Period(start=start_of_day(first), end=start_of_day(last) + DAY, daily=period.daily))
+            cache.set(keys[run], sums, stats.FIGURES_TIMEOUT)
+        parts.append(sums)
+    parts.extend(read(part) for part in rest)
+    for sums in parts:
+        for key, numbers in sums.items():
+            total = result[key]
+            for i, n in enumerate(numbers):
+                total[i] += n
+    return dict(result)
+
+
+def closed_runs(app_ids: tuple[int, ...], period: stats.Period) -> tuple[list[tuple[date, date, str]], list[stats.Period]]:
+    """The period's closed days in runs with their rollup version (from the figures
+    with_daily_rollups read), and the periods of the hours around them; no runs
+    when the period was not prepared so."""
+    figures = period.figures
+    if period.hourly or figures is None or figures.settled is None or not figures.covers(app_ids):
+        return [], [period]
+    own = (period.start.astimezone(UTC).date(), (period.end.astimezone(UTC) - DAY).date())
+    runs = [(first, last, token) for (first, last), token in figures.settled.clip(own)]
+    if not runs:
+        return [], [period]
+    closed_start, closed_end = start_of_day(runs[0][0]), start_of_day(runs[-1][1]) + DAY
+    rest = [
+        stats.Period(start=start, end=end)
+        for start, end in ((period.start, closed_start), (closed_end, period.end))
+        if start < end
+    ]
+    return runs, rest
 
 
 class _Like(Func):
@@ -151,7 +235,7 @@ def _summed(part: QuerySet, period: stats.Period, per_bucket: bool):
     elif part.model is DailyRollup:
         bucket, convert = "day", lambda day: start_of_day(stats._as_date(day))
     elif period.hourly:
-        bucket, convert = "hour", lambda hour: stats.floor_to(_as_datetime(hour), stats.HOUR)
+        bucket, convert = "hour", lambda hour: stats.floor_to(as_datetime(hour), stats.HOUR)
     else:
         part, bucket = part.annotate(day=stats.UTCDay("hour")), "day"
         convert = lambda day: start_of_day(stats._as_date(day))  # noqa: E731
@@ -168,7 +252,7 @@ def _summed(part: QuerySet, period: stats.Period, per_bucket: bool):
             yield (convert(moment), *rest)
 
 
-def _as_datetime(value: datetime | str) -> datetime:
+def as_datetime(value: datetime | str) -> datetime:
     """SQLite gives stored datetimes back as ISO text through a plain cursor."""
     return value if isinstance(value, datetime) else datetime.fromisoformat(value).replace(tzinfo=UTC)
 

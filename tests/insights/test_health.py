@@ -16,7 +16,7 @@ from django.utils.html import escape
 from django.utils import timezone
 from hypothesis import HealthCheck, given, settings as hypothesis_settings, strategies as st
 
-from dashboard import health, stats, versions
+from dashboard import health, segments, stats, versions
 from dashboard.filters import Filters
 from dashboard.health_views import CommandConverter
 from telemetry import rollups, storage
@@ -171,7 +171,7 @@ def four_days(app) -> stats.Period:
 def test_release_health_matches_the_raw_events(app, specs, filters, hourly):
     found = seed(app, specs)
     period = four_days(app)
-    assert health._split((app.pk,), period)[0], "the closed days are read through the cache"
+    assert segments.closed_runs((app.pk,), period)[0], "the closed days are read through the cache"
     if hourly:  # the last 24 hours, counted per hour from the hourly rollups only
         end = stats.floor_to(now(), stats.HOUR) + stats.HOUR
         period = stats.with_daily_rollups([app.pk], stats.Period(start=end - timedelta(hours=24), end=end))
