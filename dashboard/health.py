@@ -443,31 +443,32 @@ def command_detail(app_ids: Sequence[int], *, period: stats.Period, filters: Fil
     """One command under the filters: runs and failures per UTC hour or day, by version
     (with each version's regressions), by OS and arch, exit codes and flags."""
     others = filters.without("version")
-    # CI is filtered as the rows are read, and shown nowhere: left out of the groups.
-    segment = ("version", "os", "arch")
-    runs = segments.sums(app_ids, period, "cmd", segment, filters=others, command=command, per_bucket=True)
-    timed = segments.sums(app_ids, period, "cmd_duration", (*segment, "bucket"), filters=others, command=command) if runs else {}
-    exits = segments.sums(app_ids, period, "cmd_exit", ("version", "exit_code"), filters=others, command=command) if runs else {}
-    flags = segments.sums(app_ids, period, "cmd_flag", ("version", "flag"), filters=others, command=command) if runs else {}
+    # Each figure is summed by just the parts it shows (CI is filtered as the rows are
+    # read and shown nowhere): a few small groupings rather than one by the whole segment.
+    # Versions are compared with each other, so they are read under the other filters;
+    # the trend and the platforms under every filter.
+    by_version_runs = segments.sums(app_ids, period, "cmd", ("version",), filters=others, command=command)
+    runs = bool(by_version_runs)
+    trend = segments.sums(app_ids, period, "cmd", (), filters=filters, command=command, per_bucket=True) if runs else {}
+    platform_runs = segments.sums(app_ids, period, "cmd", ("os", "arch"), filters=filters, command=command) if runs else {}
+    version_timed = segments.sums(app_ids, period, "cmd_duration", ("version", "bucket"), filters=others, command=command) if runs else {}
+    platform_timed = segments.sums(app_ids, period, "cmd_duration", ("os", "arch", "bucket"), filters=filters, command=command) if runs else {}
+    exits = segments.sums(app_ids, period, "cmd_exit", ("exit_code",), filters=filters, command=command) if runs else {}
+    flags = segments.sums(app_ids, period, "cmd_flag", ("flag",), filters=filters, command=command) if runs else {}
     version_wanted = None if filters.version is None else rollups.part("version", filters.version)
 
     def shown(version: str) -> bool:
         return version_wanted is None or version == version_wanted
 
-    per_bucket: dict[datetime, list[int]] = defaultdict(lambda: [0, 0, 0])
-    per_version: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
-    per_platform: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0, 0])
-    for (bucket, version, os, arch), numbers in runs.items():
-        _add(per_version[version], numbers)
-        if shown(version):
-            _add(per_bucket[bucket], numbers)
-            _add(per_platform[(os, arch)], numbers)
+    per_bucket = {bucket: numbers for (bucket,), numbers in trend.items()}
+    per_version = {version: numbers for (version,), numbers in by_version_runs.items()}
+    per_platform = {(os, arch): numbers for (os, arch), numbers in platform_runs.items()}
     version_histograms: dict[str, dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    platform_histograms: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
-    for (version, os, arch, bucket), (n, _, _) in timed.items():
+    for (version, bucket), (n, _, _) in version_timed.items():
         version_histograms[version][int(bucket)] += n
-        if shown(version):
-            platform_histograms[(os, arch)][int(bucket)] += n
+    platform_histograms: dict[tuple[str, str], dict[int, int]] = defaultdict(lambda: defaultdict(int))
+    for (os, arch, bucket), (n, _, _) in platform_timed.items():
+        platform_histograms[(os, arch)][int(bucket)] += n
 
     total = Outcomes(*map(sum, zip(*per_platform.values()))) if per_platform else NO_OUTCOMES
     everything: dict[int, int] = defaultdict(int)
@@ -500,14 +501,8 @@ def command_detail(app_ids: Sequence[int], *, period: stats.Period, filters: Fil
         ),
         key=lambda row: (-row.outcomes.runs, row.os, row.arch),
     )
-    exit_counts: dict[str, int] = defaultdict(int)
-    for (version, code), (n, _, _) in exits.items():
-        if shown(version):
-            exit_counts[code] += n
-    flag_counts: dict[str, int] = defaultdict(int)
-    for (version, flag), (n, _, _) in flags.items():
-        if shown(version):
-            flag_counts[flag] += n
+    exit_counts = {code: n for (code,), (n, _, _) in exits.items()}
+    flag_counts = {flag: n for (flag,), (n, _, _) in flags.items()}
     flag_rows = _count_rows(flag_counts, total.runs)
     return CommandDetail(
         command=command,
@@ -520,11 +515,6 @@ def command_detail(app_ids: Sequence[int], *, period: stats.Period, filters: Fil
         flags=flag_rows[:SHOWN_FLAGS],
         hidden_flags=max(0, len(flag_rows) - SHOWN_FLAGS),
     )
-
-
-def _add(total: list[int], numbers: Sequence[int]) -> None:
-    for i, n in enumerate(numbers):
-        total[i] += n
 
 
 def _count_rows(counts: Mapping[str, int], runs: int) -> list[CountRow]:
