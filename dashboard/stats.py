@@ -39,7 +39,7 @@ from django.utils import timezone
 from dashboard.filters import Filters
 from organizations.models import App
 from telemetry import daily, periods, sketches
-from telemetry.models import ROLLUP_DIMENSIONS, DailyRollup, Event, HourlyCounts
+from telemetry.models import ROLLUP_DIMENSIONS, DailyRollup, Event, EventKey, HourlyCounts
 from telemetry.periods import DAY, HOUR, UTC, start_of_day
 from telemetry.rollups import COMMAND_EVENT_TYPE, SEGMENTED_DIMENSIONS, bucket_range
 
@@ -1099,8 +1099,16 @@ def recent_event_types(app_id: int, *, sample: int = 1000, limit: int = 50) -> l
 
 
 def get_event(app_id: int, event_id) -> Event | None:
-    """The app's event with this event_id (a UUID), or None."""
-    return Event.objects.filter(app_id=app_id, event_id=event_id).first()
+    """The app's event with this event_id (a UUID), or None.
+
+    Found through its idempotency key (telemetry.models.EventKey, one per stored
+    event, keyed by app and id), whose timestamp leads to the event through the
+    (app, timestamp) index and, on PostgreSQL, to its time partition alone: the
+    events table has no index on event_id (docs/storage.md, Idempotency)."""
+    moment = EventKey.objects.filter(app_id=app_id, event_id=event_id).values_list("timestamp", flat=True).first()
+    if moment is None:
+        return None
+    return Event.objects.filter(app_id=app_id, timestamp=moment, event_id=event_id).order_by("pk").first()
 
 
 def event_document(event: Event) -> dict:

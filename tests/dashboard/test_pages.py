@@ -367,6 +367,20 @@ def test_the_event_detail_shows_its_fields_and_pretty_json(client, bob, app, eve
     assert "&quot;feature&quot;: &quot;auth&quot;" in response.content.decode()
 
 
+def test_the_event_detail_finds_the_event_through_its_key_and_timestamp(client, bob, app, events):
+    # The events table has no index on event_id: the lookup must name the event's
+    # time (from its EventKey), which the (app, timestamp) index and the partitions serve.
+    event = events.get(event_type="feature_used")
+    client.force_login(bob)
+
+    with CaptureQueriesContext(connection) as queries:
+        response = client.get(app_url(app, "event_detail", event_id=event.event_id))
+
+    assert str(event.event_id) in text(response)
+    reads = [query["sql"] for query in queries if 'FROM "telemetry_event"' in query["sql"]]
+    assert reads and all('"telemetry_event"."timestamp" =' in sql for sql in reads), reads
+
+
 def test_script_in_event_data_is_shown_escaped(client, alice, app, now):
     store(app, sdk_event(now, data={"command": "<script>alert(1)</script>", "note": "</pre><b>bold</b>"}), now=now)
     event = Event.objects.get(app=app)
