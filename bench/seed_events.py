@@ -55,7 +55,9 @@ Everything but the event ids (random, so a second run adds events rather than
 repeating ids) is a function of --seed, the sizes and the window's end.
 
 After the raw events, `seed_events()` calls `after_seed()`, which rebuilds
-the aggregates through `manage.py rebuild_rollups` when that command exists.
+the aggregates through `manage.py rebuild_rollups` when that command exists,
+runs what the scheduler's hourly jobs would (daily rollups, property
+summaries) and ends with ANALYZE of every table.
 """
 
 from __future__ import annotations
@@ -606,7 +608,8 @@ def before_seed(*, start: datetime, end: datetime, progress=print) -> None:
 
 
 def after_seed(*, apps: list, progress) -> None:
-    """Rebuild whatever is derived from raw events, then refresh planner statistics."""
+    """Rebuild whatever is derived from raw events, run what the scheduler would
+    within the hour, then refresh planner statistics."""
     from django.core.management import call_command, get_commands
     from django.db import connection
 
@@ -616,10 +619,6 @@ def after_seed(*, apps: list, progress) -> None:
         progress(f"rebuild_rollups took {time.monotonic() - started:.0f} s")
     else:
         progress("no rebuild_rollups command: aggregates not rebuilt")
-    if connection.vendor in ("postgresql", "sqlite"):
-        with connection.cursor() as cursor:
-            # Every table: the rollups and their caches were just written too.
-            cursor.execute("ANALYZE")
     # What a running server's scheduler does within the hour (its `rollups` and
     # `properties` jobs), so the pages are timed as a deployment serves them.
     if "refresh_rollups" in get_commands():
@@ -629,16 +628,22 @@ def after_seed(*, apps: list, progress) -> None:
     try:
         from telemetry import property_summaries
     except ImportError:
-        return
-    started = time.monotonic()
-    now = datetime.now(timezone.utc)
-    while True:
-        result = property_summaries.refresh_apps([app.pk for app in apps], now=now)
-        if result.failed:
-            progress(f"property summaries failed: {', '.join(result.failed[:5])}")
-        if not result.left or result.failed:
-            break
-    progress(f"property summaries (the scheduler's properties job) took {time.monotonic() - started:.0f} s")
+        property_summaries = None
+    if property_summaries is not None:
+        started = time.monotonic()
+        now = datetime.now(timezone.utc)
+        while True:
+            result = property_summaries.refresh_apps([app.pk for app in apps], now=now)
+            if result.failed:
+                progress(f"property summaries failed: {', '.join(result.failed[:5])}")
+            if not result.left or result.failed:
+                break
+        progress(f"property summaries (the scheduler's properties job) took {time.monotonic() - started:.0f} s")
+    if connection.vendor in ("postgresql", "sqlite"):
+        with connection.cursor() as cursor:
+            # Every table, last: the rollups, their caches and the property summaries
+            # were all just written, and autovacuum may be off or behind.
+            cursor.execute("ANALYZE")
 
 
 # --- Entry points ------------------------------------------------------------------------------
