@@ -141,7 +141,6 @@ def sums(
         for run in closed
     }  # fmt: skip
     found = cache.get_many(list(keys.values()))
-    result: dict[tuple, list[int]] = defaultdict(lambda: [0, 0, 0])
     parts = []
     for run in closed:
         sums = found.get(keys[run])
@@ -151,12 +150,15 @@ def sums(
             cache.set(keys[run], sums, stats.FIGURES_TIMEOUT)
         parts.append(sums)
     parts.extend(read(part) for part in rest)
-    for sums in parts:
+    # Every part is a dict of this call's own (read, or unpickled from the cache):
+    # the largest becomes the result, and the others are added into it.
+    parts.sort(key=len, reverse=True)
+    result = parts[0]
+    for sums in parts[1:]:
         for key, numbers in sums.items():
-            total = result[key]
-            for i, n in enumerate(numbers):
-                total[i] += n
-    return dict(result)
+            total = result.get(key)
+            result[key] = numbers if total is None else [a + b for a, b in zip(total, numbers)]
+    return result
 
 
 class _SplitPart(Func):
