@@ -586,7 +586,9 @@ def test_the_page_says_when_a_cap_is_hit(client, bob, app, settings):
     settings.CLACKS_PROPERTY_KEYS_PER_TYPE = 2
     settings.CLACKS_PROPERTY_VALUES = 1
     now = django_timezone.now()
-    store(app, *(sdk_event(now - timedelta(minutes=m), data={"a": 1, "b": 2, "c": "v" * (m + 1), "d": m}) for m in (1, 2, 3)),
+    # The three events in one UTC hour, whenever the test runs (early in an hour, in the previous one).
+    base = now - timedelta(minutes=5) if now.minute < 5 else now
+    store(app, *(sdk_event(base - timedelta(minutes=m), data={"a": 1, "b": 2, "c": "v" * (m + 1), "d": m}) for m in (1, 2, 3)),
           now=now)  # fmt: skip
     client.force_login(bob)
 
