@@ -26,6 +26,7 @@ from datetime import datetime, timedelta
 import orjson
 from django.conf import settings
 from django.core.mail import EmailMessage, get_connection
+from django.db import transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -40,8 +41,8 @@ MAX_RETRY = timedelta(hours=1)
 MAX_AGE = timedelta(hours=24)
 # A claimed notification is another runner's after this (a runner killed mid-delivery).
 LEASE = timedelta(minutes=2)
-# A run takes notifications for this long, then leaves the rest to the next run (5 s later): it
-# shares its lane with the 2-second rollup fold (telemetry.scheduler), which it must not hold up long.
+# A run takes notifications for this long, then leaves the rest to the next run (5 s later), so
+# the rules' evaluation in the same lane (telemetry.scheduler) is not held up long.
 RUN_BUDGET = timedelta(seconds=10)
 BATCH = 20
 
@@ -155,8 +156,10 @@ def claim(pk: int, *, now: datetime) -> bool:
     return Notification.objects.filter(free, pk=pk, status=NotificationStatus.PENDING).update(lease_until=now + LEASE) == 1
 
 
+@transaction.atomic
 def record(notification: Notification, outcome: Outcome, *, now: datetime) -> None:
-    """The attempt logged, the notification delivered or rescheduled, the channel's failure count kept."""
+    """The attempt logged, the notification delivered or rescheduled, the channel's failure count
+    kept: all or none of it, so an attempt is never logged for a notification left as it was."""
     DeliveryAttempt.objects.create(
         notification=notification, started_at=now, ok=outcome.ok, status_code=outcome.status_code,
         latency_ms=int(outcome.seconds * 1000), response_excerpt=outcome.excerpt[: outbound.EXCERPT], error=outcome.error[:300],

@@ -27,8 +27,9 @@ standalone `run_scheduler`, a cron'd `run_scheduler --once`):
   deletes with SKIP LOCKED, and where two runs build the same thing the
   second fails, is recorded and runs again later.
 - Jobs that run every minute or more often have a lane (thread) of their own,
-  so an hourly job that takes minutes does not hold them up; within a lane,
-  jobs run one at a time in JOBS order.
+  so an hourly job that takes minutes does not hold them up; the fold has one
+  to itself, so no other job (a slow webhook receiver, say) delays it. Within
+  a lane, jobs run one at a time in JOBS order.
 - A database outage is logged and retried with backoff; the loop never dies
   of it.
 
@@ -83,6 +84,13 @@ class Job:
     period: timedelta
     run: Callable[[datetime], str | None]  # gets the claim's time; returns a summary for the log, or None
     lease: timedelta  # how long a run may take before another runner may start the job again
+    # The thread it runs in beside the others (module docstring); "" for the default:
+    # the frequent lane for jobs every minute or more often, the main one for the rest.
+    lane: str = ""
+
+    @property
+    def lane_name(self) -> str:
+        return self.lane or ("frequent" if self.period <= FREQUENT else "main")
 
 
 class JobFailed(Exception):
@@ -141,10 +149,10 @@ JOBS: list[Job] = [
     Job("rollups", HOUR, refresh_daily, lease=timedelta(minutes=30)),
     # Every 5 min: a run builds for at most 4 minutes (docs/insights.md, Properties).
     Job("properties", timedelta(minutes=5), refresh_properties, lease=timedelta(minutes=15)),
-    # Every 2 s, in a lane of its own: reads add the unfolded deltas, so the fold
+    # Every 2 s, in a lane of its own (no other job can hold it up): reads add the unfolded deltas, so the fold
     # only keeps that tail short (docs/storage.md, Rollups). A run takes well under
     # a second; the lease covers a backlog after downtime.
-    Job("fold", timedelta(seconds=2), fold_rollups, lease=timedelta(minutes=2)),
+    Job("fold", timedelta(seconds=2), fold_rollups, lease=timedelta(minutes=2), lane="fold"),
 ]
 
 
@@ -329,17 +337,22 @@ class Runner:
         return min(max((soonest - now).total_seconds(), 0.05), MAX_SLEEP_SECONDS)
 
     def run_forever(self) -> None:
-        """Loop until stopped: jobs every minute or more often in a thread of their own, so
-        that an hourly job running for minutes does not hold them up; the others here."""
-        frequent = [job for job in self.jobs if job.period <= FREQUENT]
-        others = [job for job in self.jobs if job.period > FREQUENT]
-        lane = None
-        if frequent and others:
-            lane = threading.Thread(target=self._lane, args=(frequent,), name="scheduler-frequent", daemon=True)
-            lane.start()
-        self._lane(others or frequent)
-        if lane is not None:
-            lane.join(timeout=30)  # its runs are short: it stops within one
+        """Loop until stopped: each lane's jobs (Job.lane_name) in a thread of their own, so
+        that an hourly job running for minutes does not hold up the frequent ones, nor any
+        of them the fold; the main lane here, where signals can interrupt its runs."""
+        lanes: dict[str, list[Job]] = {}
+        for job in self.jobs:
+            lanes.setdefault(job.lane_name, []).append(job)
+        here = lanes.pop("main", None) or (lanes.pop(next(iter(lanes))) if lanes else [])
+        threads = [
+            threading.Thread(target=self._lane, args=(jobs,), name=f"scheduler-{name}", daemon=True)
+            for name, jobs in lanes.items()
+        ]
+        for thread in threads:
+            thread.start()
+        self._lane(here)
+        for thread in threads:
+            thread.join(timeout=30)  # their runs are short: each stops within one
 
     def _lane(self, jobs: Sequence[Job]) -> None:
         backoff = 1.0

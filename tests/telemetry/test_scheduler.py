@@ -366,3 +366,18 @@ def test_other_users_do_not_see_the_background_jobs_page(client, alice):
     client.force_login(alice)
     assert client.get("/jobs/").status_code == 404
     assert 'href="/jobs/"' not in client.get("/orgs/", follow=True).content.decode()
+
+
+def test_the_fold_runs_in_a_lane_no_other_job_shares(monkeypatch):
+    # A slow job of the frequent lane (a webhook call, say) must not delay the fold.
+    lanes: dict[str, list[str]] = {}
+    for job in scheduler.jobs():
+        lanes.setdefault(job.lane_name, []).append(job.name)
+    assert lanes["fold"] == ["fold"]
+    assert {"alerts", "deliveries"} <= set(lanes["frequent"])
+    assert {"partitions", "retention", "rollups", "digest"} <= set(lanes["main"])
+
+    started: list[str] = []
+    monkeypatch.setattr(Runner, "_lane", lambda self, jobs: started.append(threading.current_thread().name))
+    Runner(scheduler.jobs()).run_forever()
+    assert sorted(started) == ["MainThread", "scheduler-fold", "scheduler-frequent"]
