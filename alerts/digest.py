@@ -11,6 +11,7 @@ from datetime import date, datetime, timedelta
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.urls import reverse
 
 from alerts.models import Channel, Digest, DigestSubscription, Notification
 from dashboard import releases, stats
@@ -68,7 +69,7 @@ def digest_text(organization: Organization, monday: date, apps: list[dict]) -> s
             failed = f", {row['failure_rate']} % failed" if row["failure_rate"] is not None else ""
             lines.append(f"  {row['command'] or '(no name)'}: {row['runs']} runs{failed}")
         lines.append("")
-    lines.append(f"{settings.CLACKS_PUBLIC_URL}/orgs/{organization.public_id}/")
+    lines.append(settings.CLACKS_PUBLIC_URL + reverse("dashboard:org_overview", kwargs={"org_id": organization.public_id}))
     return "\n".join(lines)
 
 
