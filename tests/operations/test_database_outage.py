@@ -164,6 +164,8 @@ def test_a_statement_past_the_timeout_answers_503_and_is_logged_as_slow(on_postg
     server.stop()
     [slow] = [line for line in server.log_lines() if line["logger"] == "clacks.db" and line.get("error")]
     assert "INSERT INTO telemetry_event" in slow["sql"]
-    assert slow["duration_ms"] >= 300
+    # About the timeout: PostgreSQL's timer can fire a fraction of a millisecond before
+    # the client's clock says 300 ms (299.5 ms was seen), and the slow threshold is 100.
+    assert slow["duration_ms"] >= 290
     assert slow["request_id"]
     assert batch["events"][0]["event_id"] not in server.log_path.read_text()  # parameters are never logged
