@@ -188,6 +188,14 @@ def test_a_fold_killed_mid_way_loses_nothing_and_counts_nothing_twice(on_postgre
             child.wait(timeout=10)
             # and its database session with it, as after a crash of the machine it ran on.
             watcher.execute("SELECT pg_terminate_backend(%s)", [backend])
+            # pg_terminate_backend only signals; until the backend has gone its row
+            # locks stand, and the fold below would skip the rows they cover.
+            for _ in range(200):
+                if not watcher.execute("SELECT 1 FROM pg_stat_activity WHERE pid = %s", [backend]).fetchone():
+                    break
+                time.sleep(0.05)
+            else:
+                raise AssertionError("the killed fold's backend never ended")
         finally:
             if child.poll() is None:
                 child.kill()
