@@ -252,6 +252,10 @@ CSRF_COOKIE_SAMESITE = "Strict"
 # address, that pair is refused for the lockout period (counted in the cache).
 CLACKS_LOGIN_MAX_FAILURES = env_int("CLACKS_LOGIN_MAX_FAILURES", 5, minimum=1)
 CLACKS_LOGIN_LOCKOUT_SECONDS = env_int("CLACKS_LOGIN_LOCKOUT_SECONDS", 300, minimum=1)
+# Share links (docs/sharing.md): requests one client may make to one link per
+# minute (pages, password tries and badges), and how long a badge is cached.
+CLACKS_SHARE_REQUESTS_PER_MINUTE = env_int("CLACKS_SHARE_REQUESTS_PER_MINUTE", 60, minimum=1)
+CLACKS_BADGE_CACHE_SECONDS = env_int("CLACKS_BADGE_CACHE_SECONDS", 300, minimum=0)
 
 # --- Internationalisation -------------------------------------------------------
 

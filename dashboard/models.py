@@ -56,3 +56,66 @@ class Funnel(models.Model):
     @property
     def window(self) -> timedelta:
         return timedelta(seconds=self.window_seconds)
+
+
+# The parts of an app's analytics a share link may show (docs/sharing.md).
+SHARE_SECTIONS = [
+    ("overview", "Overview: totals and events over time"),
+    ("breakdowns", "Breakdowns: event types, categories, OS, architecture, versions, CI"),
+    ("commands", "Commands: runs, success rate, durations, the most run commands"),
+    ("releases", "Releases: versions with their users and share of the last 7 days"),
+    ("platforms", "Platforms: users, events and failure rate per OS and architecture"),
+    ("badges", "Badges: SVG images for a README (only for links without a password)"),
+]
+
+
+class ShareLinkQuerySet(models.QuerySet["ShareLink"]):
+    def usable(self, *, now) -> ShareLinkQuerySet:
+        """Links that are not revoked, not expired, of an app and organization that are active."""
+        return self.filter(
+            models.Q(expires_at__isnull=True) | models.Q(expires_at__gt=now),
+            revoked_at__isnull=True,
+            app__is_active=True,
+            app__organization__is_active=True,
+        )
+
+
+class ShareLink(models.Model):
+    """A read-only public link to some sections of one app's analytics (docs/sharing.md).
+
+    The token in the URL is stored as its SHA-256 (like API tokens: it is shown
+    once); the optional password with Django's password hasher."""
+
+    app = models.ForeignKey(App, models.CASCADE, related_name="share_links")
+    label = models.CharField(max_length=100, blank=True)
+    token_hash = models.CharField(max_length=64, unique=True)
+    # The first characters of the token, to tell links apart in the list.
+    token_prefix = models.CharField(max_length=16)
+    sections = models.JSONField(default=list)
+    password_hash = models.CharField(max_length=200, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    objects = ShareLinkQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        indexes = [
+            # The app's share page lists its links, newest first.
+            models.Index(fields=["app", "-created_at"], name="share_link_app_recent"),
+        ]
+
+    def __str__(self) -> str:
+        return f"share link {self.token_prefix}… of app #{self.app_id}"
+
+    @property
+    def has_password(self) -> bool:
+        return bool(self.password_hash)
+
+    def shows(self, section: str) -> bool:
+        return section in self.sections
+
+    def is_usable(self, *, now) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)

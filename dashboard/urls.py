@@ -9,6 +9,7 @@ from dashboard import (
     platform_views,
     property_views,
     release_views,
+    share_views,
     views,
 )
 
@@ -53,4 +54,9 @@ urlpatterns = [
     path(app + "settings/state/", manage_views.app_state, name="app_state"),
     path(app + "settings/retention/", manage_views.app_retention, name="app_retention"),
     path(app + "settings/delete/", manage_views.app_delete, name="app_delete"),
+    # Share links (docs/sharing.md): the app's list for admins, and the public pages behind a token.
+    path(app + "share/", share_views.share_links, name="share_links"),
+    path(app + "share/revoke/", share_views.share_link_revoke, name="share_link_revoke"),
+    path("s/<str:token>/", share_views.shared_page, name="shared_page"),
+    path("s/<str:token>/badge/<str:kind>.svg", share_views.shared_badge, name="shared_badge"),
 ]
