@@ -256,6 +256,14 @@ CLACKS_LOGIN_LOCKOUT_SECONDS = env_int("CLACKS_LOGIN_LOCKOUT_SECONDS", 300, mini
 # minute (pages, password tries and badges), and how long a badge is cached.
 CLACKS_SHARE_REQUESTS_PER_MINUTE = env_int("CLACKS_SHARE_REQUESTS_PER_MINUTE", 60, minimum=1)
 CLACKS_BADGE_CACHE_SECONDS = env_int("CLACKS_BADGE_CACHE_SECONDS", 300, minimum=0)
+# Archive before delete (docs/archive.md): Parquet files go to the S3-compatible
+# bucket when CLACKS_ARCHIVE_S3_BUCKET is set, otherwise to CLACKS_ARCHIVE_DIR.
+CLACKS_ARCHIVE_DIR = Path(env_str("CLACKS_ARCHIVE_DIR", str(VAR_DIR / "archive")))
+CLACKS_ARCHIVE_S3_BUCKET = env_str("CLACKS_ARCHIVE_S3_BUCKET")
+CLACKS_ARCHIVE_S3_ENDPOINT = env_str("CLACKS_ARCHIVE_S3_ENDPOINT")
+CLACKS_ARCHIVE_S3_REGION = env_str("CLACKS_ARCHIVE_S3_REGION", "us-east-1")
+CLACKS_ARCHIVE_S3_ACCESS_KEY = env_secret("CLACKS_ARCHIVE_S3_ACCESS_KEY")
+CLACKS_ARCHIVE_S3_SECRET_KEY = env_secret("CLACKS_ARCHIVE_S3_SECRET_KEY")
 
 # --- Internationalisation -------------------------------------------------------
 

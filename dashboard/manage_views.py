@@ -26,7 +26,7 @@ from organizations import forms, services
 from organizations.access import OrgAccess, get_app_access, get_org_access
 from organizations.models import App, Credential, Role
 from organizations.views import ISSUED_SESSION_KEY, remember_issued
-from telemetry import retention, storage
+from telemetry import archive, retention, storage
 
 
 def _no_store(response: HttpResponse) -> HttpResponse:
@@ -36,6 +36,12 @@ def _no_store(response: HttpResponse) -> HttpResponse:
 
 
 # --- Organization settings -----------------------------------------------------------------
+
+
+def _archive_message(archive_on: bool, scope: str) -> str:
+    if archive_on:
+        return f"Retention now archives events {scope} before deleting them (whole UTC days, docs/archive.md)."
+    return f"Retention now deletes events {scope} without archiving them."
 
 
 def _retention_rows(access: OrgAccess) -> list[dict]:
@@ -57,7 +63,13 @@ def _org_settings_page(
             initial={"name": organization.name, "tier": organization.tier, "is_active": organization.is_active}
         ),
         "retention_form": retention_form
-        or forms.RetentionForm(initial=forms.RetentionForm.initial_for(organization.retention_days)),
+        or forms.RetentionForm(
+            initial={
+                **forms.RetentionForm.initial_for(organization.retention_days),
+                "archive": "on" if organization.archive_before_delete else "off",
+            }
+        ),
+        "archive_destination": archive.destination_label(),
         "preview": preview,
         "current_count": retention.preview_organization_default(
             organization, days=organization.retention_days, now=timezone.now()
@@ -101,13 +113,18 @@ def org_retention(request: HttpRequest, org_id: str) -> HttpResponse:
         count = retention.preview_organization_default(organization, days=form.days, now=timezone.now())
         preview = {"days": form.days, "inherit": form.inherit, "count": count}
         return _org_settings_page(request, access, retention_form=form, preview=preview)
-    if services.set_organization_retention(organization, days=form.days, by=request.user):
+    changed = services.set_organization_retention(organization, days=form.days, by=request.user)
+    if changed:
         kept = "forever" if form.days is None else f"for {form.days} days"
         messages.success(
             request,
             f"Events are now kept {kept} by default. Older events are deleted the next time retention runs.",
         )
-    else:
+    if request.POST.get("archive"):
+        if services.set_organization_archive(organization, archive=form.archive_choice, by=request.user):
+            changed = True
+            messages.success(request, _archive_message(form.archive_choice, "by default"))
+    if not changed:
         messages.info(request, "Retention unchanged.")
     return redirect("dashboard:org_settings", org_id=organization.public_id)
 
@@ -239,8 +256,13 @@ def _app_settings_page(
         or forms.RetentionForm(
             allow_inherit=True,
             organization_days=app.organization.retention_days,
-            initial=forms.RetentionForm.initial_for(app.retention_days, inherit=not app.retention_override),
+            organization_archive=app.organization.archive_before_delete,
+            initial={
+                **forms.RetentionForm.initial_for(app.retention_days, inherit=not app.retention_override),
+                "archive": forms.RetentionForm.archive_initial(app.archive_before_delete),
+            },
         ),
+        "archive_destination": archive.destination_label(),
         "preview": preview,
         "current_count": retention.events_past_retention(app, now=timezone.now()),
         "effective_days": app.effective_retention_days,
@@ -285,7 +307,12 @@ def app_state(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
 def app_retention(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
     """Save the app's retention, or with `preview` only count what it would delete."""
     app, access = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
-    form = forms.RetentionForm(request.POST, allow_inherit=True, organization_days=app.organization.retention_days)
+    form = forms.RetentionForm(
+        request.POST,
+        allow_inherit=True,
+        organization_days=app.organization.retention_days,
+        organization_archive=app.organization.archive_before_delete,
+    )
     if not form.is_valid():
         return _app_settings_page(request, app, access, retention_form=form, status=400)
     if "preview" in request.POST:
@@ -293,14 +320,19 @@ def app_retention(request: HttpRequest, org_id: str, app_id: str) -> HttpRespons
         count = retention.count_older_than(app, days=days, now=timezone.now())
         preview = {"days": days, "inherit": form.inherit, "count": count}
         return _app_settings_page(request, app, access, retention_form=form, preview=preview)
-    if services.set_app_retention(app, override=not form.inherit, days=form.days, by=request.user):
+    changed = services.set_app_retention(app, override=not form.inherit, days=form.days, by=request.user)
+    if changed:
         days = app.effective_retention_days
         kept = "forever" if days is None else f"for {days} days"
         source = "the organization's default" if form.inherit else "this app's own setting"
         messages.success(
             request, f"{app.name} now keeps events {kept} ({source}). Older events go the next time retention runs."
         )
-    else:
+    if request.POST.get("archive"):
+        if services.set_app_archive(app, archive=form.archive_choice, by=request.user):
+            changed = True
+            messages.success(request, _archive_message(app.effective_archive, f"for {app.name}"))
+    if not changed:
         messages.info(request, "Retention unchanged.")
     return redirect("dashboard:app_settings", org_id=org_id, app_id=app_id)
 

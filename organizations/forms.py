@@ -142,7 +142,17 @@ class RetentionForm(NoColon, forms.Form):
         label="Custom number of days", required=False, min_value=1, max_value=MAX_RETENTION_DAYS
     )
 
-    def __init__(self, *args, allow_inherit: bool = False, organization_days: int | None = None, **kwargs):
+    # Archive before delete (docs/archive.md). Left out of a POST: unchanged.
+    archive = forms.ChoiceField(label="Before deleting", widget=forms.RadioSelect, required=False)
+
+    def __init__(
+        self,
+        *args,
+        allow_inherit: bool = False,
+        organization_days: int | None = None,
+        organization_archive: bool = False,
+        **kwargs,
+    ):
         super().__init__(*args, **kwargs)
         choices = []
         if allow_inherit:
@@ -151,6 +161,24 @@ class RetentionForm(NoColon, forms.Form):
         choices += [(str(days), f"{days} days") for days in RETENTION_PRESETS]
         choices += [(self.CUSTOM, "Custom"), (self.FOREVER, "Keep forever")]
         self.fields["choice"].choices = choices
+        archive_choices = [("on", "Archive the events (Parquet files), then delete them"), ("off", "Delete them without archiving")]
+        if allow_inherit:
+            default = "archive" if organization_archive else "do not archive"
+            archive_choices.insert(0, (self.INHERIT, f"Organization default ({default})"))
+        self.fields["archive"].choices = archive_choices
+
+    @classmethod
+    def archive_initial(cls, archive: bool | None) -> str:
+        """The archive field's value for a stored choice (None: the organization's default)."""
+        return cls.INHERIT if archive is None else ("on" if archive else "off")
+
+    @property
+    def archive_choice(self) -> bool | None:
+        """True or False, None to follow the organization; raises KeyError when the POST left it out."""
+        value = self.cleaned_data.get("archive") or ""
+        if not value:
+            raise KeyError("archive")
+        return None if value == self.INHERIT else value == "on"
 
     @classmethod
     def initial_for(cls, days: int | None, *, inherit: bool = False) -> dict:

@@ -37,6 +37,8 @@ class Organization(models.Model):
     is_active = models.BooleanField(default=True, help_text="Disabled organizations' apps get 403 on ingest.")
     # Days events are kept; None keeps them forever. Apps may override it.
     retention_days = models.PositiveIntegerField(null=True, blank=True, default=DEFAULT_RETENTION_DAYS)
+    # Whether retention writes events to the archive before deleting them (docs/archive.md).
+    archive_before_delete = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -101,6 +103,8 @@ class App(models.Model):
     retention_override = models.BooleanField(default=False)
     retention_days = models.PositiveIntegerField(null=True, blank=True)
     retention_last_run_at = models.DateTimeField(null=True, blank=True)
+    # Archive before deleting (docs/archive.md): None follows the organization's choice.
+    archive_before_delete = models.BooleanField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     objects = AppQuerySet.as_manager()
@@ -114,6 +118,13 @@ class App(models.Model):
     @property
     def effective_retention_days(self) -> int | None:
         return self.retention_days if self.retention_override else self.organization.retention_days
+
+    @property
+    def effective_archive(self) -> bool:
+        """Whether retention archives this app's events before deleting them."""
+        if self.archive_before_delete is None:
+            return self.organization.archive_before_delete
+        return self.archive_before_delete
 
     @property
     def ingest_path(self) -> str:

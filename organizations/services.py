@@ -246,6 +246,20 @@ def set_organization_retention(organization: Organization, *, days: int | None, 
     return True
 
 
+def set_organization_archive(organization: Organization, *, archive: bool, by=None) -> bool:
+    """Whether retention archives events before deleting them, by default (docs/archive.md)."""
+    if organization.archive_before_delete == archive:
+        return False
+    with transaction.atomic():
+        organization.archive_before_delete = archive
+        organization.save(update_fields=["archive_before_delete"])
+        record_audit(
+            organization, action="archive.organization", target=organization.public_id, actor=by,
+            details={"from": not archive, "to": archive},
+        )  # fmt: skip
+    return True
+
+
 # --- Members and invitations ----------------------------------------------------------
 
 
@@ -414,6 +428,20 @@ def set_app_retention(app: App, *, override: bool, days: int | None, by=None) ->
             target=app.public_id,
             actor=by,
             details={"from": old, "to": {"override": override, "days": days}},
+        )
+    return True
+
+
+def set_app_archive(app: App, *, archive: bool | None, by=None) -> bool:
+    """The app's own archive choice (None follows the organization's); False when unchanged."""
+    if app.archive_before_delete == archive:
+        return False
+    with transaction.atomic():
+        old = app.archive_before_delete
+        app.archive_before_delete = archive
+        app.save(update_fields=["archive_before_delete"])
+        record_audit(
+            app.organization, action="archive.app", target=app.public_id, actor=by, details={"from": old, "to": archive}
         )
     return True
 

@@ -131,7 +131,11 @@ def drop_expired_partitions(*, now: datetime) -> list[str]:
             apps = App.objects.select_related("organization").filter(pk__in=app_ids)
             if len(apps) != len(app_ids):
                 return False  # an app deleted mid-way: leave it to row deletes
-            return all(_expired(app.effective_retention_days, partition, now=now) for app in apps)
+            # An app that archives loses its events through row deletes, after the archive
+            # is written (telemetry.archive); the partition goes once it is empty.
+            return all(
+                not app.effective_archive and _expired(app.effective_retention_days, partition, now=now) for app in apps
+            )
 
         if storage.drop_partition(name=partition.name, start=partition.start, end=partition.end, may_drop=all_expired):
             logger.info("dropped partition %s (every app in it past retention)", partition.name)

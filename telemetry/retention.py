@@ -16,7 +16,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from organizations.models import App, Organization
-from telemetry import storage
+from telemetry import archive, storage
 from telemetry.periods import UTC
 from telemetry.models import Event, HourlyCounts
 
@@ -25,9 +25,17 @@ logger = logging.getLogger(__name__)
 DEFAULT_BATCH_SIZE = 5000
 
 
-def retention_cutoff(days: int | None, *, now: datetime) -> datetime | None:
-    """The moment before which events are past retention, or None to keep them forever."""
-    return None if days is None else now - timedelta(days=days)
+def retention_cutoff(days: int | None, *, now: datetime, archive: bool = False) -> datetime | None:
+    """The moment before which events are past retention, or None to keep them forever.
+
+    An app that archives before deleting loses whole UTC days only, one file each
+    (docs/archive.md): its cutoff is the UTC midnight at or before."""
+    if days is None:
+        return None
+    cutoff = now - timedelta(days=days)
+    if archive:
+        cutoff = cutoff.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+    return cutoff
 
 
 def count_before(app: App, cutoff: datetime) -> int:
@@ -50,7 +58,7 @@ def stored_events(app: App) -> int:
 
 def count_older_than(app: App, *, days: int | None, now: datetime) -> int:
     """How many of the app's events a retention of `days` would remove now (0 for forever)."""
-    cutoff = retention_cutoff(days, now=now)
+    cutoff = retention_cutoff(days, now=now, archive=app.effective_archive)
     if cutoff is None:
         return 0
     return count_before(app, cutoff)
@@ -103,12 +111,16 @@ def prune_app(
 
     `progress`, when given, is called with the running total after each batch."""
     days = app.effective_retention_days
-    cutoff = retention_cutoff(days, now=now)
+    cutoff = retention_cutoff(days, now=now, archive=app.effective_archive)
     if dry_run:
         count = 0 if cutoff is None else count_before(app, cutoff)
         return PruneResult(app.public_id, count, 0, dry_run=True)
     deleted = batches = 0
-    if cutoff is not None:
+    if cutoff is not None and app.effective_archive:
+        # Written and verified first, then deleted; an ArchiveError leaves the events in place.
+        run = archive.archive_and_delete(app, before=cutoff, batch_size=batch_size, progress=progress)
+        deleted, batches = run.deleted, run.batches
+    elif cutoff is not None:
         while True:
             with transaction.atomic():
                 ids = _next_batch(app, cutoff, batch_size)

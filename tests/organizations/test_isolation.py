@@ -9,10 +9,11 @@ import re
 
 import pytest
 from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.utils import timezone
 
 from alerts import services as alert_services
 from alerts.models import ChannelKind, RuleKind
-from dashboard import funnels
+from dashboard import funnels, shares
 from dashboard.funnels import Step
 from organizations import services
 from organizations.models import Membership, Role
@@ -31,6 +32,8 @@ NOT_ORG_SCOPED = {
     "organizations:invite_accept",
     "dashboard:home",
     "dashboard:background_jobs",  # staff and superusers only, whatever their organizations
+    "dashboard:shared_page",  # anyone with a share link's token (tests/dashboard/test_share_links.py)
+    "dashboard:shared_badge",
 }
 
 # The lowest role each organization page or action needs. A URL missing here fails
@@ -71,6 +74,8 @@ MIN_ROLE = {
     "dashboard:properties": Role.VIEWER,
     "dashboard:export_events": Role.ADMIN,
     "dashboard:erase_user": Role.ADMIN,
+    "dashboard:share_links": Role.ADMIN,
+    "dashboard:share_link_revoke": Role.ADMIN,
     "alerts:rules": Role.VIEWER,
     "alerts:history": Role.VIEWER,
     "alerts:rule_new": Role.ADMIN,
@@ -112,6 +117,7 @@ HEADINGS = {
     "dashboard:export_events": "Export events",
     "dashboard:app_credentials": "Credentials and setup",
     "dashboard:app_settings": "App settings",
+    "dashboard:share_links": "Share links",
     "alerts:rules": "Alerts",
     "alerts:history": "Alert history",
     "alerts:rule_new": "New alert rule",
@@ -136,6 +142,7 @@ POST_ONLY = {
     "dashboard:app_state": ({"is_active": ""}, "my-cli is disabled; ingest answers 403 to its clients."),
     "dashboard:app_retention": ({"choice": "7"}, "my-cli now keeps events for 7 days (this app's own setting)."),
     "dashboard:app_delete": ({"confirm": "my-cli"}, "my-cli and its 1 events are deleted."),
+    "dashboard:share_link_revoke": ({"link": "{share_link_id}"}, "is revoked; it answers 404 from now on."),
     "alerts:rule_delete": ({}, "Alert rule “stopped” deleted; its history is kept."),
     "alerts:channel_test": ({}, "Test notification stored"),
     "alerts:channel_enable": ({}, "Channel “hooks” is enabled again"),
@@ -173,7 +180,10 @@ def world(alice, bob, org, app):
     )  # fmt: skip
     rule = alert_services.create_rule(app, name="stopped", kind=RuleKind.SILENCE, minutes=60, by=alice)
     channel, _ = alert_services.create_channel(org, name="hooks", kind=ChannelKind.WEBHOOK, url="https://hooks.example.com/x")
+    share = shares.create_share_link(app, sections=["overview", "badges"], by=alice, now=timezone.now())
     return {
+        "share_link_id": share.link.pk,
+        "kind": "users",  # a badge
         "rule_id": rule.pk,
         "channel_id": channel.pk,
         "funnel_id": funnel.pk,
