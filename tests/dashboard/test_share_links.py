@@ -282,3 +282,15 @@ def test_badges_need_the_badges_section_and_a_known_kind(app, events):
 def test_badge_text_is_escaped():
     svg = shares.badge_svg('<a href="x">', "&'", color="#000")
     assert "<a " not in svg and "&lt;a href=&quot;x&quot;&gt;" in svg and "&amp;&#x27;" in svg
+
+
+def test_the_request_log_keeps_only_the_start_of_a_token(app, caplog):
+    token = issue(app)
+    with caplog.at_level("INFO", logger="clacks.request"):
+        Client().get(page_url(token))
+        Client().get(badge_url(token, "users"))
+    lines = [record for record in caplog.records if record.name == "clacks.request"]
+    assert len(lines) == 2
+    for record in lines:
+        assert token not in record.getMessage() and token not in record.path
+        assert record.path.startswith(f"/s/{token[:6]}…")
