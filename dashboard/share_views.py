@@ -98,9 +98,10 @@ def share_link_revoke(request: HttpRequest, org_id: str, app_id: str) -> HttpRes
 
 
 def _public(response: HttpResponse, *, cache_control: str = "no-store") -> HttpResponse:
-    """Headers of every answer behind a share token: not indexed, no token in a Referer."""
+    """Headers of every answer behind a share token: not indexed, and the token in a Referer only
+    to this server (same-origin: with no-referrer browsers send `Origin: null`, which fails CSRF)."""
     response["X-Robots-Tag"] = NOINDEX
-    response["Referrer-Policy"] = "no-referrer"
+    response["Referrer-Policy"] = "same-origin"
     response["Cache-Control"] = cache_control
     return response
 

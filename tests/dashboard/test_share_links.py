@@ -142,7 +142,7 @@ def test_the_shared_page_shows_the_chosen_sections_with_the_dashboards_figures(a
 
     assert response.status_code == 200
     assert response["X-Robots-Tag"] == "noindex, nofollow, noarchive"
-    assert response["Referrer-Policy"] == "no-referrer"
+    assert response["Referrer-Policy"] == "same-origin"
     page = response.content.decode()
     assert '<meta name="robots" content="noindex, nofollow, noarchive">' in page
     assert "<h1>my-cli</h1>" in page
