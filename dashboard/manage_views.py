@@ -110,6 +110,9 @@ def org_retention(request: HttpRequest, org_id: str) -> HttpResponse:
     if not form.is_valid():
         return _org_settings_page(request, access, retention_form=form, status=400)
     if "preview" in request.POST:
+        if request.POST.get("archive"):
+            # Count as the form would have it: an archiving app loses whole days (unsaved).
+            organization.archive_before_delete = form.archive_choice
         count = retention.preview_organization_default(organization, days=form.days, now=timezone.now())
         preview = {"days": form.days, "inherit": form.inherit, "count": count}
         return _org_settings_page(request, access, retention_form=form, preview=preview)
@@ -316,6 +319,8 @@ def app_retention(request: HttpRequest, org_id: str, app_id: str) -> HttpRespons
     if not form.is_valid():
         return _app_settings_page(request, app, access, retention_form=form, status=400)
     if "preview" in request.POST:
+        if request.POST.get("archive"):
+            app.archive_before_delete = form.archive_choice  # counted as the form would have it, unsaved
         days = app.organization.retention_days if form.inherit else form.days
         count = retention.count_older_than(app, days=days, now=timezone.now())
         preview = {"days": days, "inherit": form.inherit, "count": count}

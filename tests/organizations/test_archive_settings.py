@@ -74,3 +74,25 @@ def test_viewers_cannot_change_archiving(client, bob, org, app):
     app.refresh_from_db()
     org.refresh_from_db()
     assert (app.archive_before_delete, org.archive_before_delete) == (None, False)
+
+
+def test_the_preview_counts_whole_days_when_the_form_turns_archiving_on(client, alice, org, app):
+    from datetime import datetime, timedelta, timezone
+
+    from tests.dashboard.conftest import sdk_event, store
+
+    now = datetime.now(timezone.utc)
+    cutoff = now - timedelta(days=7)
+    midnight = cutoff.replace(hour=0, minute=0, second=0, microsecond=0)
+    if cutoff - midnight < timedelta(minutes=2):
+        midnight -= timedelta(days=1)  # keep the two events apart however close to midnight this runs
+    store(app, sdk_event(midnight - timedelta(hours=1), user="a"), sdk_event(cutoff - timedelta(minutes=1), user="b"), now=now)
+    client.force_login(alice)
+
+    plain = client.post(app_retention_url(app), {"choice": "7", "archive": "off", "preview": "1"}).content.decode()
+    archiving = client.post(app_retention_url(app), {"choice": "7", "archive": "on", "preview": "1"}).content.decode()
+
+    assert "Saving this would delete <strong>2</strong> events" in plain
+    assert "Saving this would delete <strong>1</strong> event " in archiving
+    app.refresh_from_db()
+    assert app.archive_before_delete is None  # a preview saves nothing
