@@ -158,8 +158,8 @@ def shared_figures(link: ShareLink, *, preset: str, now: datetime) -> dict:
     wants = set(link.sections)
     if wants & {"overview", "breakdowns", "commands"}:
         summary = stats.summary(app_ids, period=period)
-        figures["summary"] = summary
-        if "overview" in wants:
+        if "overview" in wants:  # the totals are the overview's, not the other sections'
+            figures["summary"] = summary
             figures["chart"] = bar_chart(stats.events_over_time(app_ids, period=period), hourly=period.hourly)
         if summary.events.current and "breakdowns" in wants:
             figures["breakdowns"] = stats.breakdowns(app_ids, period=period)

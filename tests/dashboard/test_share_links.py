@@ -153,6 +153,12 @@ def test_the_shared_page_shows_the_chosen_sections_with_the_dashboards_figures(a
     assert " style=" not in page and "<script" not in page  # ready for a strict CSP
 
 
+def test_a_section_alone_shows_only_itself(app, events):
+    page = Client().get(page_url(issue(app, sections=["platforms"]))).content.decode()
+    assert ">Platforms</h2>" in page
+    assert "stat-label" not in page and "Breakdowns" not in page and "Versions" not in page and "<svg" not in page
+
+
 def test_every_section_renders(app, events):
     page = Client().get(page_url(issue(app, sections=ALL_SECTIONS))).content.decode()
     for heading in ("Breakdowns", "Commands", "Versions", "Platforms", "Badges"):
