@@ -23,16 +23,21 @@ from organizations.models import App, Role
 
 NOINDEX = "noindex, nofollow, noarchive"
 UNLOCKED_SESSION_KEY = "clacks_shares_unlocked"
+ISSUED_SESSION_KEY = "clacks_share_issued"
 
 
 # --- The app's share links (admins) -----------------------------------------------------------
 
 
-def _links_page(
-    request: HttpRequest, app: App, access: OrgAccess, *, form=None, issued=None, status: int = 200
-) -> HttpResponse:
+def _links_page(request: HttpRequest, app: App, access: OrgAccess, *, form=None, status: int = 200) -> HttpResponse:
     now = timezone.now()
     links = list(app.share_links.select_related("created_by"))
+    # A link made by the POST just before, shown this once (popped: a reload does not show it).
+    issued = request.session.pop(ISSUED_SESSION_KEY, None)
+    if issued and not any(link.pk == issued["link"] and link.is_usable(now=now) for link in links):
+        issued = None  # another app's, or revoked meanwhile
+    if issued:
+        issued["has_password"] = next(link.has_password for link in links if link.pk == issued["link"])
     context = {
         "organization": access.organization,
         "access": access,
@@ -76,8 +81,11 @@ def share_links(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
     badges = [
         (kind, request.build_absolute_uri(reverse("dashboard:shared_badge", kwargs={"token": issued.token, "kind": kind})))
         for kind in shares.BADGES
-    ] if issued.link.shows("badges") else []
-    return _links_page(request, app, access, issued={"link": issued.link, "url": page, "badges": badges})
+    ] if issued.link.shows("badges") else []  # fmt: skip
+    # Shown by the page the redirect leads to, once, as new credentials are (organizations.views.remember_issued).
+    request.session[ISSUED_SESSION_KEY] = {"link": issued.link.pk, "url": page, "badges": badges}
+    messages.success(request, "Share link created. Copy it now: it is not shown again.")
+    return redirect("dashboard:share_links", org_id=org_id, app_id=app_id)
 
 
 @login_required

@@ -61,9 +61,9 @@ ALL_SECTIONS = ["overview", "breakdowns", "commands", "releases", "platforms", "
 
 def test_an_admin_creates_a_link_that_is_shown_once_and_audited(client, alice, app, events):
     client.force_login(alice)
-    response = client.post(links_url(app), {"sections": ["overview", "badges"], "label": "for the README"})
+    response = client.post(links_url(app), {"sections": ["overview", "badges"], "label": "for the README"}, follow=True)
 
-    assert response.status_code == 200
+    assert response.redirect_chain == [(links_url(app), 302)]
     assert response["Cache-Control"] == "no-store"
     page = response.content.decode()
     token = re.search(r"/s/([A-Za-z0-9_-]+)/</code>", page).group(1)
