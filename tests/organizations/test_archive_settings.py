@@ -33,6 +33,8 @@ def test_an_owner_turns_archiving_on_for_the_organization_and_it_is_audited(clie
     assert org.archive_before_delete is True and app.effective_archive is True
     entry = AuditEntry.objects.get(action="archive.organization")
     assert (entry.actor, entry.details) == (alice, {"from": False, "to": True})
+    page = client.get(reverse("dashboard:org_settings", kwargs={"org_id": org.public_id})).content.decode()
+    assert '<span class="badge">archived first</span>' in page  # the per-app table
 
 
 def test_an_app_overrides_the_organizations_choice_and_can_follow_it_again(client, alice, org, app):
