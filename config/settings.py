@@ -13,6 +13,7 @@ import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -252,6 +253,28 @@ CSRF_COOKIE_SAMESITE = "Strict"
 # address, that pair is refused for the lockout period (counted in the cache).
 CLACKS_LOGIN_MAX_FAILURES = env_int("CLACKS_LOGIN_MAX_FAILURES", 5, minimum=1)
 CLACKS_LOGIN_LOCKOUT_SECONDS = env_int("CLACKS_LOGIN_LOCKOUT_SECONDS", 300, minimum=1)
+
+# Single sign-on with OpenID Connect (organizations/oidc.py, README "Single sign-on"):
+# on when all three are set. The provider's endpoints come from the issuer's
+# discovery document, fetched at the first sign-in, never here.
+OIDC_ISSUER = env_str("OIDC_ISSUER").rstrip("/")
+OIDC_CLIENT_ID = env_str("OIDC_CLIENT_ID")
+OIDC_CLIENT_SECRET = env_secret("OIDC_CLIENT_SECRET")
+if any((OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET)) and not all((OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET)):
+    raise ImproperlyConfigured("OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET: set all three for single sign-on, or none")
+if OIDC_ISSUER:
+    _issuer = urlsplit(OIDC_ISSUER)
+    # Plain http only to this machine (a provider in development or the tests).
+    if not _issuer.hostname or not (
+        _issuer.scheme == "https" or (_issuer.scheme == "http" and _issuer.hostname in ("127.0.0.1", "localhost", "::1"))
+    ):
+        raise ImproperlyConfigured(f"OIDC_ISSUER={OIDC_ISSUER!r}: use the provider's https:// issuer URL")
+OIDC_BUTTON_LABEL = env_str("OIDC_BUTTON_LABEL", "Sign in with single sign-on")
+OIDC_SIGN_ALGO = env_str("OIDC_SIGN_ALGO", "RS256")
+if OIDC_SIGN_ALGO not in ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512"):
+    raise ImproperlyConfigured(f"OIDC_SIGN_ALGO={OIDC_SIGN_ALGO!r}: use RS256, RS384, RS512, ES256, ES384 or ES512")
+# Passwords first; the OpenID backend answers only the sign-in callback.
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "organizations.oidc.OidcBackend"]
 
 # --- Internationalisation -------------------------------------------------------
 
