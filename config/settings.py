@@ -257,7 +257,8 @@ CLACKS_LOGIN_LOCKOUT_SECONDS = env_int("CLACKS_LOGIN_LOCKOUT_SECONDS", 300, mini
 # Single sign-on with OpenID Connect (organizations/oidc.py, README "Single sign-on"):
 # on when all three are set. The provider's endpoints come from the issuer's
 # discovery document, fetched at the first sign-in, never here.
-OIDC_ISSUER = env_str("OIDC_ISSUER").rstrip("/")
+# Exactly as the provider spells it (some end in "/"): the ID token's iss must match it.
+OIDC_ISSUER = env_str("OIDC_ISSUER")
 OIDC_CLIENT_ID = env_str("OIDC_CLIENT_ID")
 OIDC_CLIENT_SECRET = env_secret("OIDC_CLIENT_SECRET")
 if any((OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET)) and not all((OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET)):

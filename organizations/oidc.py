@@ -90,7 +90,8 @@ def provider_config() -> ProviderConfig:
     cached = cache.get(key)
     if cached:
         return ProviderConfig(**cached)
-    url = f"{issuer}/.well-known/openid-configuration"
+    # Discovery 1.0, 4: a terminating "/" of the issuer is removed before the path is appended.
+    url = f"{issuer.rstrip('/')}/.well-known/openid-configuration"
     try:
         response = requests.get(url, timeout=TIMEOUT_SECONDS)
         response.raise_for_status()
