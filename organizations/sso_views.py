@@ -158,10 +158,10 @@ def sso_domains(request: HttpRequest, org_id: str) -> HttpResponse:
 
 @login_required
 @require_POST
-def sso_domain_remove(request: HttpRequest, org_id: str, rule_id: int) -> HttpResponse:
+def sso_domain_remove(request: HttpRequest, org_id: str, domain_id: int) -> HttpResponse:
     _require_enabled()
     access = get_org_access(request.user, org_id, min_role=Role.OWNER)
-    rule = access.organization.sso_domains.filter(pk=rule_id).first()
+    rule = access.organization.sso_domains.filter(pk=domain_id).first()
     if rule is None:
         raise Http404("No such domain rule.")
     if ConfirmForm(request.POST).is_valid():

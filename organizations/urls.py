@@ -24,7 +24,7 @@ urlpatterns = [
     path(org + "members/<int:member_id>/role/", views.member_role, name="member_role"),
     path(org + "members/<int:member_id>/remove/", views.member_remove, name="member_remove"),
     path(org + "settings/sso/", sso_views.sso_domains, name="sso_domains"),
-    path(org + "settings/sso/<int:rule_id>/remove/", sso_views.sso_domain_remove, name="sso_domain_remove"),
+    path(org + "settings/sso/<int:domain_id>/remove/", sso_views.sso_domain_remove, name="sso_domain_remove"),
     path(org + "audit/", views.audit, name="audit"),
     path(org + "apps/new/", views.app_create, name="app_create"),
 ]
