@@ -133,3 +133,17 @@ def test_the_settings_page_links_the_rules_only_with_single_sign_on(client, alic
 )
 def test_domains_are_normalized_or_refused(value, expected):
     assert normalize_domain(value) == expected
+
+
+def test_a_superuser_reads_identities_and_rules_in_the_admin_without_adding_any(client, alice, org):
+    from organizations.models import SsoIdentity
+
+    admin = make_user("root", is_superuser=True, is_staff=True)
+    SsoIdentity.objects.create(user=alice, issuer="https://id.example.com", subject="sub-0042")
+    SsoDomain.objects.create(organization=org, domain="acme.example", role=Role.VIEWER)
+    client.force_login(admin)
+
+    assert "sub-0042" in client.get("/admin/organizations/ssoidentity/").content.decode()
+    assert "acme.example" in client.get("/admin/organizations/ssodomain/").content.decode()
+    assert client.get("/admin/organizations/ssoidentity/add/").status_code == 403
+    assert client.get("/admin/organizations/ssodomain/add/").status_code == 403
