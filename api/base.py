@@ -1,0 +1,92 @@
+"""What every REST API view shares: the bearer key, its scopes, its rate, the error
+shape, and the lookups that keep a key inside its organization."""
+
+from __future__ import annotations
+
+from django.utils import timezone
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.negotiation import BaseContentNegotiation
+from rest_framework.views import APIView
+
+from api import keys, limits
+from api.errors import ApiError, exception_handler, not_found
+from api.models import ApiKey, Scope
+from organizations.models import App, Organization
+
+
+class BearerKeyAuthentication(BaseAuthentication):
+    """`Authorization: Bearer <key>`. Raises (never returns None): there is no other scheme."""
+
+    def authenticate(self, request):
+        header = request.headers.get("Authorization", "")
+        scheme, _, token = header.partition(" ")
+        if not header:
+            raise ApiError(401, "missing_api_key", "Send an API key as `Authorization: Bearer <key>`.")
+        key = keys.key_for_token(token.strip()) if scheme.lower() == "bearer" else None
+        if key is None:
+            # Unknown, revoked and expired keys get one answer: it says nothing about which.
+            raise ApiError(401, "invalid_api_key", "The API key is not valid: unknown, revoked or expired.")
+        return (None, key)
+
+    def authenticate_header(self, request):
+        return 'Bearer realm="clacks"'  # keeps 401 a 401 (DRF turns it into 403 without)
+
+
+class JsonOnly(BaseContentNegotiation):
+    """Answers are JSON (or an export's own type) whatever `Accept` says, errors included."""
+
+    def select_parser(self, request, parsers):
+        return parsers[0]
+
+    def select_renderer(self, request, renderers, format_suffix=None):
+        return renderers[0], renderers[0].media_type
+
+
+class ApiView(APIView):
+    """A REST API endpoint. `scopes` maps each HTTP method to the scope it needs."""
+
+    authentication_classes = [BearerKeyAuthentication]
+    content_negotiation_class = JsonOnly
+    permission_classes = []
+    scopes: dict[str, str] = {"GET": Scope.READ}
+
+    def get_exception_handler(self):
+        return exception_handler
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        key: ApiKey = request.auth
+        if key is None:  # an OPTIONS or HEAD that DRF let through without authenticating
+            raise ApiError(401, "missing_api_key", "Send an API key as `Authorization: Bearer <key>`.")
+        # Every authenticated request counts, whatever its scope or outcome.
+        self.rate = limits.enforce(key.pk)
+        needed = self.scopes.get(request.method) or self.scopes.get("GET" if request.method == "HEAD" else "")
+        if needed is None:
+            return  # a method this view does not have: DRF answers 405 next
+        if not key.has_scope(needed):
+            raise ApiError(403, "insufficient_scope", f"This API key lacks the `{needed}` scope.")
+        keys.touch(key, now=timezone.now())
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        rate = getattr(self, "rate", None)
+        if rate is not None:
+            for name, value in rate.headers().items():
+                response.setdefault(name, value)
+        response.setdefault("Cache-Control", "no-store")
+        return response
+
+    # --- Lookups: a key sees its own organization and nothing else (404, as for a stranger).
+
+    def organization(self, org_id: str) -> Organization:
+        organization = self.request.auth.organization
+        if organization.public_id != org_id:
+            raise not_found("No such organization.")
+        return organization
+
+    def app(self, org_id: str, app_id: str) -> App:
+        organization = self.organization(org_id)
+        app = App.objects.select_related("organization").filter(organization=organization, public_id=app_id).first()
+        if app is None:
+            raise not_found("No such application.")
+        return app
