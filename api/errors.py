@@ -10,6 +10,7 @@ from django.conf import settings
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
 from django.db import InterfaceError, OperationalError
 from django.http import Http404, JsonResponse
+from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.response import Response
 
@@ -102,6 +103,7 @@ def exception_handler(exc: Exception, context) -> Response | None:
     return error.response() if error is not None else None
 
 
+@csrf_exempt  # no session is read or written: a POST gets the same JSON 404, not CSRF's page
 def json_not_found(request, *args, **kwargs) -> JsonResponse:
     """Any /api/v1/ path that names no endpoint: the API's 404, not the dashboard's page."""
     return JsonResponse(not_found("No such endpoint.").body(), status=404)
