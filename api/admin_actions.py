@@ -14,7 +14,7 @@ from rest_framework.response import Response
 from api import schema as s
 from api.base import ApiView
 from api.errors import ApiError, not_found
-from api.views import app_json
+from api.resources import app_json
 from organizations import forms, services
 from organizations.models import App, Credential, Organization
 from telemetry import retention

@@ -15,42 +15,19 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.response import Response
 
+from api import admin_actions
 from api import schema as s
 from api.base import ApiView
 from api.errors import ApiError, not_found
 from api.params import ANALYTICS_PARAMETERS, page_state, range_json
+from api.resources import app_json, organization_json
 from api.shapes import to_json
 from dashboard import activity, filtered_stats, funnels, health, platforms, properties, releases, stats
 from dashboard.models import Funnel
 from dashboard.release_forms import MAX_BEHIND
-from organizations.models import App, Organization
+from organizations.models import App
 from telemetry import limits
 from telemetry.periods import UTC
-
-
-def organization_json(organization: Organization) -> dict:
-    return {
-        "id": organization.public_id,
-        "name": organization.name,
-        "tier": organization.tier,
-        "is_active": organization.is_active,
-        "retention_days": organization.retention_days,
-        "created_at": to_json(organization.created_at),
-    }
-
-
-def app_json(app: App, *, last_received_at=None) -> dict:
-    return {
-        "id": app.public_id,
-        "organization_id": app.organization.public_id,
-        "name": app.name,
-        "is_active": app.is_active,
-        "retention_days": app.effective_retention_days,
-        "retention_override": app.retention_override,
-        "ingest_path": app.ingest_path,
-        "created_at": to_json(app.created_at),
-        "last_received_at": to_json(last_received_at),
-    }
 
 
 # --- Organizations and apps ----------------------------------------------------------------
@@ -86,8 +63,6 @@ class AppList(ApiView):
     @extend_schema(operation_id="apps_create", summary="Create an app (admin scope); its credentials are shown once",
                    request={"application/json": s.APP_CREATE}, responses=s.created(s.APP_WITH_CREDENTIALS))  # fmt: skip
     def post(self, request, org_id: str):
-        from api import admin_actions
-
         return admin_actions.create_app(self, request, self.organization(org_id))
 
 
@@ -102,8 +77,6 @@ class AppDetail(ApiView):
     @extend_schema(operation_id="app_update", summary="Rename, disable or enable an app (admin scope)",
                    request={"application/json": s.APP_UPDATE}, responses=s.ok(s.APP))  # fmt: skip
     def patch(self, request, org_id: str, app_id: str):
-        from api import admin_actions
-
         return admin_actions.update_app(self, request, self.app(org_id, app_id))
 
 

@@ -141,3 +141,19 @@ def test_the_event_list_agrees_with_the_explorer(both, org, app, query):
     context, found = both(*_paths(org, app, "events/", "events/"), query + "&limit=50")
     assert [e["event_id"] for e in found["events"]] == [str(e.event_id) for e in context["page"].events]
     assert found["events"], "the query should find events"
+
+
+@pytest.mark.parametrize("endpoint", ["summary/", "timeseries/", "breakdowns/", "commands/", "apps/", ""])
+def test_an_organization_without_apps_answers_with_zeros(api, charlie, endpoint):
+    from api import keys
+    from tests.factories import make_org
+
+    empty = make_org(name="Empty", owner=charlie)
+    token = keys.create_key(empty, name="k", scopes=["read"], by=charlie).token
+    response = api("GET", f"/api/v1/orgs/{empty.public_id}/{endpoint}?range=30d", token)
+    assert response.status_code == 200
+    body = response.json()
+    if endpoint == "summary/":
+        assert body["summary"]["events"]["current"] == 0 and body["apps"] == [] and body["has_events"] is False
+    if endpoint == "apps/":
+        assert body == {"apps": []}
