@@ -11,7 +11,8 @@ from rest_framework.views import APIView
 from api import keys, limits
 from api.errors import ApiError, exception_handler, not_found
 from api.models import ApiKey, Scope
-from organizations.models import App, Organization
+from organizations.models import App, AuditEntry, Organization
+from organizations.services import record_audit
 
 
 class BearerKeyAuthentication(BaseAuthentication):
@@ -65,10 +66,29 @@ class ApiView(APIView):
             return  # a method this view does not have: DRF answers 405 next
         if not key.has_scope(needed):
             raise ApiError(403, "insufficient_scope", f"This API key lacks the `{needed}` scope.")
-        keys.touch(key, now=timezone.now())
+        now = timezone.now()
+        keys.touch(key, now=now)
+        if needed == Scope.ADMIN:
+            self.admin_call_started = now
+
+    def _audit_admin_call(self, request, response) -> None:
+        """Every admin-scope call is in the audit log: a change through organizations.services
+        records itself (naming the key); a call that changed nothing, or was refused after its
+        scope was checked, gets an `api.admin_call` entry here."""
+        key: ApiKey = request.auth
+        recorded = AuditEntry.objects.filter(
+            organization=key.organization, created_at__gte=self.admin_call_started, details__api_key=key.audit_label
+        ).exists()
+        if not recorded:
+            record_audit(
+                key.organization, action="api.admin_call", target=request.path[:200], actor=key,
+                details={"method": request.method, "status": response.status_code},
+            )  # fmt: skip
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
+        if getattr(self, "admin_call_started", None) is not None:
+            self._audit_admin_call(request, response)
         rate = getattr(self, "rate", None)
         if rate is not None:
             for name, value in rate.headers().items():

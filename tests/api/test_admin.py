@@ -126,3 +126,21 @@ def test_the_export_streams_the_events_and_is_audited(api, make_key, org, app, s
     assert len(b"".join(csv.streaming_content).splitlines()) == 4
 
 
+
+
+def test_every_admin_call_is_audited_even_when_it_changes_nothing(api, admin_key, org, app):
+    before = AuditEntry.objects.count()
+    assert api("GET", path(org, app, "credentials/"), admin_key).status_code == 200
+    assert api("PATCH", path(org, app), admin_key, data={"name": app.name}).status_code == 200  # unchanged
+    assert api("PUT", path(org, app, "retention-policy/"), admin_key, data={"days": 0}).status_code == 400
+    entries = list(AuditEntry.objects.order_by("pk")[before:])
+    assert [(e.action, e.details["method"], e.details["status"]) for e in entries] == [
+        ("api.admin_call", "GET", 200), ("api.admin_call", "PATCH", 200), ("api.admin_call", "PUT", 400),
+    ]  # fmt: skip
+    assert all(e.details["api_key"].startswith("test key") for e in entries)
+    # A change records itself once, not twice.
+    api("PATCH", path(org, app), admin_key, data={"name": "renamed"})
+    assert [e.action for e in AuditEntry.objects.order_by("pk")[before + 3 :]] == ["app.rename"]
+    # Reads with the read scope are not audited.
+    api("GET", path(org, app), admin_key)
+    assert AuditEntry.objects.count() == before + 4
