@@ -12,7 +12,7 @@ from rest_framework import status
 from rest_framework.response import Response
 
 from api import schema as s
-from api.base import ApiView
+from api.base import ApiView, possible_pk
 from api.errors import ApiError, not_found
 from api.resources import app_json
 from organizations import forms, services
@@ -110,6 +110,8 @@ class RevokeCredential(ApiView):
                    summary="Revoke one credential set: its clients get 401 at once (admin scope)")  # fmt: skip
     def post(self, request, org_id: str, app_id: str, credential_id: int):
         app = self.app(org_id, app_id)
+        if not possible_pk(credential_id):
+            raise not_found("No such credential set in this application.")
         credential = Credential.objects.select_related("app__organization").filter(app=app, pk=credential_id).first()
         if credential is None:
             raise not_found("No such credential set in this application.")

@@ -15,6 +15,20 @@ from organizations.models import App, AuditEntry, Organization
 from organizations.services import record_audit
 
 
+MAX_ID_LENGTH = 64  # public ids are org_… and app_… of at most this many characters
+MAX_PK = 2**63 - 1  # primary keys are bigints: a larger number is no row (and no database error)
+
+
+def possible_id(text: str) -> bool:
+    """Whether an issued public id could be this text: printable ASCII of a sane length.
+    Anything else is no app, found without a query (PostgreSQL text cannot hold a NUL)."""
+    return 0 < len(text) <= MAX_ID_LENGTH and text.isascii() and text.isprintable()
+
+
+def possible_pk(number: int) -> bool:
+    return 0 < number <= MAX_PK
+
+
 class BearerKeyAuthentication(BaseAuthentication):
     """`Authorization: Bearer <key>`. Raises (never returns None): there is no other scheme."""
 
@@ -106,6 +120,8 @@ class ApiView(APIView):
 
     def app(self, org_id: str, app_id: str) -> App:
         organization = self.organization(org_id)
+        if not possible_id(app_id):
+            raise not_found("No such application.")
         app = App.objects.select_related("organization").filter(organization=organization, public_id=app_id).first()
         if app is None:
             raise not_found("No such application.")

@@ -17,7 +17,7 @@ from rest_framework.response import Response
 
 from api import admin_actions
 from api import schema as s
-from api.base import ApiView
+from api.base import ApiView, possible_pk
 from api.errors import ApiError, not_found
 from api.params import ANALYTICS_PARAMETERS, page_state, range_json
 from api.resources import app_json, organization_json
@@ -304,7 +304,7 @@ class FunnelDetail(ApiView):
                    parameters=ANALYTICS_PARAMETERS, responses=s.ok(s.analytics(**s.FUNNEL_RESULT)))  # fmt: skip
     def get(self, request, org_id: str, app_id: str, funnel_id: int):
         app = self.app(org_id, app_id)
-        funnel = Funnel.objects.filter(app=app, pk=funnel_id).first()
+        funnel = Funnel.objects.filter(app=app, pk=funnel_id).first() if possible_pk(funnel_id) else None
         if funnel is None:
             raise not_found("No such funnel in this application.")
         state = page_state(request, [app.pk])

@@ -245,3 +245,28 @@ def test_the_organization_menu_links_to_the_keys_page_for_admins(client, org, al
     client.force_login(bob)
     assert keys_page(org) not in client.get(f"/orgs/{org.public_id}/apps/").content.decode()
 
+
+
+@pytest.mark.parametrize("app_id", ["%00", "a%00b", "x" * 300, "%F0%9F%92%A5"])
+def test_app_ids_no_app_could_have_are_a_404(api, make_key, org, app_id):
+    assert_error(api("GET", f"{orgs_path(org)}apps/{app_id}/summary/", make_key()), 404, "not_found")
+
+
+@pytest.mark.parametrize("suffix", ["funnels/99999999999999999999/", "funnels/0/"])
+def test_numbers_no_row_could_have_are_a_404(api, make_key, org, app, suffix):
+    assert_error(api("GET", f"{orgs_path(org)}apps/{app.public_id}/{suffix}", make_key()), 404, "not_found")
+
+
+def test_a_credential_number_no_row_could_have_is_a_404(api, make_key, org, app):
+    path = f"{orgs_path(org)}apps/{app.public_id}/credentials/99999999999999999999/revoke/"
+    assert_error(api("POST", path, make_key("admin")), 404, "not_found")
+
+
+@pytest.mark.parametrize(
+    "query",
+    ["properties/?type=%00", "properties/?type=command_execution&key=a%00&split=%00", "health/command/?command=a%00b",
+     "events/?type=%00", "events/?session=x%00", "summary/?version=%00&os=%00", "releases/?version=%00"],
+)  # fmt: skip
+def test_a_nul_in_a_query_never_reaches_the_database_as_an_error(api, make_key, org, seeded, query):
+    response = api("GET", f"{orgs_path(org)}apps/{seeded.public_id}/{query}", make_key())
+    assert response.status_code in (200, 400), response.content
