@@ -128,6 +128,9 @@ INSTALLED_APPS = [
     "telemetry",
     "dashboard",
     "alerts",
+    "api",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
 ]
 
 MIDDLEWARE = [
@@ -417,6 +420,27 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "telemetry.errors.exception_handler",
+    # The REST API's OpenAPI document (api/schema.py; /api/v1/schema/).
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The REST API (api/; README, "REST API"): requests per key per minute, shared by every
+# worker (Redis when REDIS_URL is set, else the database), and its schema's settings.
+CLACKS_API_REQUESTS_PER_MINUTE = env_int("CLACKS_API_REQUESTS_PER_MINUTE", 600, minimum=1)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Clacks REST API",
+    "DESCRIPTION": "Read an organization's analytics and events, export events, and manage apps (README, \"REST API\").",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Swagger UI and Redoc from our own static files (drf-spectacular-sidecar), no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"ScopeEnum": "api.models.Scope"},
+    "PREPROCESSING_HOOKS": ["api.schema.only_api"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.schema.add_shapes"],
 }
 
 # --- HTTPS behind a proxy (what `manage.py check --deploy` asks for) ----------------
