@@ -13,6 +13,7 @@ import ipaddress
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
@@ -127,6 +128,9 @@ INSTALLED_APPS = [
     "telemetry",
     "dashboard",
     "alerts",
+    "api",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
 ]
 
 MIDDLEWARE = [
@@ -264,6 +268,29 @@ CLACKS_ARCHIVE_S3_ENDPOINT = env_str("CLACKS_ARCHIVE_S3_ENDPOINT")
 CLACKS_ARCHIVE_S3_REGION = env_str("CLACKS_ARCHIVE_S3_REGION", "us-east-1")
 CLACKS_ARCHIVE_S3_ACCESS_KEY = env_secret("CLACKS_ARCHIVE_S3_ACCESS_KEY")
 CLACKS_ARCHIVE_S3_SECRET_KEY = env_secret("CLACKS_ARCHIVE_S3_SECRET_KEY")
+
+# Single sign-on with OpenID Connect (organizations/oidc.py, README "Single sign-on"):
+# on when all three are set. The provider's endpoints come from the issuer's
+# discovery document, fetched at the first sign-in, never here.
+# Exactly as the provider spells it (some end in "/"): the ID token's iss must match it.
+OIDC_ISSUER = env_str("OIDC_ISSUER")
+OIDC_CLIENT_ID = env_str("OIDC_CLIENT_ID")
+OIDC_CLIENT_SECRET = env_secret("OIDC_CLIENT_SECRET")
+if any((OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET)) and not all((OIDC_ISSUER, OIDC_CLIENT_ID, OIDC_CLIENT_SECRET)):
+    raise ImproperlyConfigured("OIDC_ISSUER, OIDC_CLIENT_ID and OIDC_CLIENT_SECRET: set all three for single sign-on, or none")
+if OIDC_ISSUER:
+    _issuer = urlsplit(OIDC_ISSUER)
+    # Plain http only to this machine (a provider in development or the tests).
+    if not _issuer.hostname or not (
+        _issuer.scheme == "https" or (_issuer.scheme == "http" and _issuer.hostname in ("127.0.0.1", "localhost", "::1"))
+    ):
+        raise ImproperlyConfigured(f"OIDC_ISSUER={OIDC_ISSUER!r}: use the provider's https:// issuer URL")
+OIDC_BUTTON_LABEL = env_str("OIDC_BUTTON_LABEL", "Sign in with single sign-on")
+OIDC_SIGN_ALGO = env_str("OIDC_SIGN_ALGO", "RS256")
+if OIDC_SIGN_ALGO not in ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512"):
+    raise ImproperlyConfigured(f"OIDC_SIGN_ALGO={OIDC_SIGN_ALGO!r}: use RS256, RS384, RS512, ES256, ES384 or ES512")
+# Passwords first; the OpenID backend answers only the sign-in callback.
+AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "organizations.oidc.OidcBackend"]
 
 # --- Internationalisation -------------------------------------------------------
 
@@ -405,6 +432,27 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": [],
     "UNAUTHENTICATED_USER": None,
     "EXCEPTION_HANDLER": "telemetry.errors.exception_handler",
+    # The REST API's OpenAPI document (api/schema.py; /api/v1/schema/).
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+
+# The REST API (api/; README, "REST API"): requests per key per minute, shared by every
+# worker (Redis when REDIS_URL is set, else the database), and its schema's settings.
+CLACKS_API_REQUESTS_PER_MINUTE = env_int("CLACKS_API_REQUESTS_PER_MINUTE", 600, minimum=1)
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Clacks REST API",
+    "DESCRIPTION": "Read an organization's analytics and events, export events, and manage apps (README, \"REST API\").",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v1",
+    # Swagger UI and Redoc from our own static files (drf-spectacular-sidecar), no CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {"ScopeEnum": "api.models.Scope"},
+    "PREPROCESSING_HOOKS": ["api.schema.only_api"],
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "api.schema.add_shapes"],
 }
 
 # --- HTTPS behind a proxy (what `manage.py check --deploy` asks for) ----------------

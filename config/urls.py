@@ -14,4 +14,5 @@ urlpatterns = [
     path("", include("organizations.urls")),
     path("", include("dashboard.urls")),
     path("", include("alerts.urls")),
+    path("", include("api.urls")),
 ]

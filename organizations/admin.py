@@ -2,7 +2,7 @@
 
 from django.contrib import admin
 
-from organizations.models import App, AuditEntry, Credential, Invitation, Membership, Organization
+from organizations.models import App, AuditEntry, Credential, Invitation, Membership, Organization, SsoDomain, SsoIdentity
 from organizations.services import forget_cached_app
 
 
@@ -97,6 +97,38 @@ class AuditEntryAdmin(admin.ModelAdmin):
     list_select_related = ["organization", "actor"]
 
     # The audit log is a record: nobody edits or deletes it here.
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(SsoIdentity)
+class SsoIdentityAdmin(admin.ModelAdmin):
+    """Which account each provider subject signs in to. Deleting a row makes that
+    person's next single sign-on create a new account; nothing is edited here."""
+
+    list_display = ["user", "issuer", "subject", "created_at", "last_sign_in_at"]
+    search_fields = ["user__username", "user__email", "subject"]
+    list_select_related = ["user"]
+    readonly_fields = ["user", "issuer", "subject", "created_at", "last_sign_in_at"]
+
+    def has_add_permission(self, request):
+        return False  # made by the first sign-in (organizations.sso)
+
+
+@admin.register(SsoDomain)
+class SsoDomainAdmin(admin.ModelAdmin):
+    """Read only: owners change the rules on their organization's settings, where it is audited."""
+
+    list_display = ["domain", "organization", "role", "created_by", "created_at"]
+    search_fields = ["domain", "organization__name", "organization__public_id"]
+    list_select_related = ["organization", "created_by"]
+
     def has_add_permission(self, request):
         return False
 

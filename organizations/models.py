@@ -198,3 +198,68 @@ class AuditEntry(models.Model):
 
     def __str__(self) -> str:
         return f"{self.action} {self.target} by {self.actor}"
+
+
+# --- Single sign-on (organizations.sso) ---------------------------------------------
+
+
+class SsoIdentity(models.Model):
+    """The account an OpenID provider's subject signs in to. Accounts are found by
+    (issuer, subject), never by email, so an address cannot take over an account."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="sso_identities")
+    issuer = models.CharField(max_length=255)
+    # OpenID Connect Core 1.0, 2: at most 255 ASCII characters.
+    subject = models.CharField(max_length=255)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_sign_in_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            # Every sign-in looks the account up by these; one account per subject.
+            models.UniqueConstraint(fields=["issuer", "subject"], name="sso_identity_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.subject} at {self.issuer} for {self.user}"
+
+
+class SsoDomain(models.Model):
+    """People who sign in through single sign-on with a verified address at `domain` join
+    the organization with `role`, once (organizations.sso.join_by_email_domain)."""
+
+    organization = models.ForeignKey(Organization, models.CASCADE, related_name="sso_domains")
+    domain = models.CharField(max_length=253)
+    role = models.CharField(max_length=10, choices=Role.choices, default=Role.VIEWER)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, models.SET_NULL, null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["domain"]
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "domain"], name="sso_domain_once_per_org"),
+        ]
+        indexes = [
+            # Each single sign-on looks up the rules for the address's domain.
+            models.Index(fields=["domain"], name="sso_domain_lookup"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.domain} joins {self.organization.public_id} as {self.role}"
+
+
+class SsoDomainJoin(models.Model):
+    """An organization's domain rule was applied to this user: it is never applied again,
+    so a member an owner removes is not added back at their next sign-in."""
+
+    organization = models.ForeignKey(Organization, models.CASCADE, related_name="+")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["organization", "user"], name="sso_domain_join_once"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} considered for {self.organization.public_id}"

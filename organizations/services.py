@@ -84,7 +84,8 @@ def issue_credential(app: App, *, by=None) -> IssuedCredential:
             secret_encrypted=encrypt_secret(secret),
             token_hash=hash_token(token),
             token_prefix=token[:12],
-            created_by=by,
+            # `by` may be an API key (api/), which is not a user: the audit entry names it.
+            created_by=by if getattr(by, "is_authenticated", False) else None,
         )
     forget_cached_app(app)
     return IssuedCredential(credential=credential, secret=secret, token=token)
@@ -144,12 +145,17 @@ def revoke_credential(credential: Credential, *, by=None) -> None:
 
 
 def record_audit(organization: Organization, *, action: str, target: str = "", actor=None, details=None) -> AuditEntry:
+    """`actor` is the user who acted, or an API key (api.models.ApiKey, which names itself
+    through `audit_label`): the actor column holds users, so a key goes into the details."""
+    details = dict(details or {})
+    if getattr(actor, "audit_label", None):
+        details["api_key"] = actor.audit_label
     return AuditEntry.objects.create(
         organization=organization,
         action=action,
         target=target,
         actor=actor if getattr(actor, "is_authenticated", False) else None,
-        details=details or {},
+        details=details,
     )
 
 

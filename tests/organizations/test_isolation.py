@@ -16,7 +16,7 @@ from alerts.models import ChannelKind, RuleKind
 from dashboard import funnels, shares
 from dashboard.funnels import Step
 from organizations import services
-from organizations.models import Membership, Role
+from organizations.models import Membership, Role, SsoDomain
 from tests.factories import make_app, make_org
 from tests.organizations.conftest import store_events
 
@@ -30,6 +30,8 @@ NOT_ORG_SCOPED = {
     "organizations:password_change",
     "organizations:org_list",
     "organizations:invite_accept",
+    "organizations:oidc_login",  # single sign-on's start and callback (tests/organizations/test_sso_sign_in.py)
+    "organizations:oidc_callback",
     "dashboard:home",
     "dashboard:background_jobs",  # staff and superusers only, whatever their organizations
     "dashboard:shared_page",  # anyone with a share link's token (tests/dashboard/test_share_links.py)
@@ -47,6 +49,8 @@ MIN_ROLE = {
     "organizations:member_role": Role.OWNER,
     "organizations:member_remove": Role.OWNER,
     "organizations:audit": Role.ADMIN,
+    "organizations:sso_domains": Role.OWNER,
+    "organizations:sso_domain_remove": Role.OWNER,
     "dashboard:app_list": Role.VIEWER,
     "organizations:app_create": Role.ADMIN,
     "dashboard:app_credentials": Role.ADMIN,
@@ -95,6 +99,7 @@ MIN_ROLE = {
 HEADINGS = {
     "organizations:members": "Members",
     "organizations:audit": "Audit log",
+    "organizations:sso_domains": "Single sign-on",
     "organizations:app_create": "New app",
     "dashboard:org_overview": "Alice Org",
     "dashboard:org_settings": "Organization settings",
@@ -136,6 +141,7 @@ POST_ONLY = {
     "organizations:invitation_revoke": ({}, "Invitation revoked; its link no longer works."),
     "organizations:member_role": ({"m{member_id}-role": "admin"}, "bob is now admin."),
     "organizations:member_remove": ({}, "bob is removed from Alice Org."),
+    "organizations:sso_domain_remove": ({}, "@acme.example no longer joins anyone"),
     "dashboard:credential_reveal": ({"credential": "{credential_id}"}, "Copy secret"),
     "dashboard:credentials_rotate": ({}, "New credentials issued."),
     "dashboard:credential_revoke": ({"credential": "{credential_id}"}, "are revoked; clients using them get 401 now."),
@@ -170,8 +176,11 @@ def org_scoped() -> list[str]:
 
 
 @pytest.fixture
-def world(alice, bob, org, app):
+def world(alice, bob, org, app, settings):
     """Alice's organization with one of everything a URL can name."""
+    # Single sign-on's pages exist only while it is configured (no provider is contacted here).
+    settings.OIDC_ISSUER, settings.OIDC_CLIENT_ID, settings.OIDC_CLIENT_SECRET = "https://id.example.com", "c", "s"
+    domain = SsoDomain.objects.create(organization=org, domain="acme.example", role=Role.VIEWER)
     store_events(app, 1)
     invitation = services.invite_member(org, role=Role.VIEWER, by=alice)
     funnel = funnels.create_funnel(
@@ -185,6 +194,7 @@ def world(alice, bob, org, app):
         "share_link_id": share.link.pk,
         "kind": "users",  # a badge
         "rule_id": rule.pk,
+        "domain_id": domain.pk,
         "channel_id": channel.pk,
         "funnel_id": funnel.pk,
         "org_id": org.public_id,
@@ -261,7 +271,7 @@ def test_charlie_gets_404_on_every_page_and_action_of_alices_organization(name, 
 
 
 def names_with_inner_ids() -> list[str]:
-    inner = {"app_id", "member_id", "invitation_id", "event_id", "funnel_id", "rule_id", "channel_id"}
+    inner = {"app_id", "member_id", "invitation_id", "event_id", "funnel_id", "rule_id", "channel_id", "domain_id"}
     return sorted(name for name, kwargs in named_patterns() if "org_id" in kwargs and inner & set(kwargs))
 
 
