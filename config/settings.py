@@ -206,7 +206,8 @@ def database_config(name: str, url: str) -> dict:
     except ValueError as exc:
         raise ImproperlyConfigured(f"{name}: {exc}") from None
     if database["ENGINE"] == "django.db.backends.postgresql":
-        database["ENGINE"] = "django_prometheus.db.backends.postgresql"
+        # django-prometheus' backend, timing new connections (telemetry/dbmetrics.py).
+        database["ENGINE"] = "config.db.postgresql"
         options = database.setdefault("OPTIONS", {})
         options.setdefault("connect_timeout", env_int("CLACKS_DB_CONNECT_TIMEOUT", 5, minimum=1))
         if CLACKS_DB_STATEMENT_TIMEOUT_MS:

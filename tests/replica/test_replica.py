@@ -8,6 +8,7 @@ import time
 import pytest
 from django.db import connections
 from django.test.utils import CaptureQueriesContext
+from prometheus_client.parser import text_string_to_metric_families
 
 from telemetry import replicas
 from tests.factories import make_batch
@@ -55,6 +56,12 @@ def _check_every_time(settings):
 def events_page(client, alice, org, app):
     client.force_login(alice)
     return f"/orgs/{org.public_id}/apps/{app.public_id}/events/"
+
+
+def replica_metrics(client) -> dict[str, float]:
+    text = client.get("/metrics").content.decode()
+    return {family.name: family.samples[0].value for family in text_string_to_metric_families(text)
+            if family.name.startswith("clacks_db_replica_")}  # fmt: skip
 
 
 def tables(queries) -> str:
@@ -128,10 +135,12 @@ def test_a_stopped_replica_sends_reads_to_the_primary_and_health_says_so(client,
         assert health.json()["replica"]["reads_from"] == "default"
         response = client.get(events_page)
         assert response.status_code == 200 and batch["events"][0]["event_id"] in response.content.decode()
+        assert replica_metrics(client) == {"clacks_db_replica_up": 0, "clacks_db_replica_lag_seconds": -1}
     finally:
         standby().start()
     wait_until(lambda: replicas.state(fresh=True).usable)
     assert client.get("/health").json()["replica"]["status"] == "up"
+    assert replica_metrics(client) == {"clacks_db_replica_up": 1, "clacks_db_replica_lag_seconds": 0}
 
 
 def test_with_the_replica_check_cached_a_lag_is_seen_only_after_it_expires(settings):
