@@ -457,6 +457,15 @@ CLACKS_METRICS_PER_APP = env_bool("CLACKS_METRICS_PER_APP", False)
 # unless given); /metrics sums the files. Empty outside gunicorn: one process, no files.
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
 
+# --- Tracing (config/tracing.py) ---------------------------------------------------
+
+# OpenTelemetry traces (request, view, SQL) go to this OTLP/HTTP endpoint when set,
+# e.g. http://jaeger:4318; unset, tracing is off and OpenTelemetry is never imported.
+OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT")
+OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "clacks")
+if OTEL_EXPORTER_OTLP_ENDPOINT:
+    MIDDLEWARE.insert(MIDDLEWARE.index("config.middleware.request_log") + 1, "config.tracing.middleware")
+
 # --- Logging --------------------------------------------------------------------
 
 LOG_LEVEL = env_str("LOG_LEVEL", "INFO").upper()
