@@ -59,26 +59,20 @@ POSTGRES_HEADROOM = Gauge(
     multiprocess_mode="mostrecent",
 )
 
-
-def _replica_gauges() -> tuple[Gauge, Gauge]:
-    """Registered on first use, so that without DATABASE_REPLICA_URL they are not exported at all."""
-    global _REPLICA_GAUGES
-    if _REPLICA_GAUGES is None:
-        lag = Gauge(
-            "clacks_db_replica_lag_seconds",
-            "How far the read replica is behind the primary (-1 while it does not answer).",
-            multiprocess_mode="mostrecent",
-        )
-        up = Gauge(
-            "clacks_db_replica_up",
-            "1 while the read replica answers and lags at most CLACKS_REPLICA_MAX_LAG (reads go to it), else 0.",
-            multiprocess_mode="mostrecent",
-        )
-        _REPLICA_GAUGES = (lag, up)
-    return _REPLICA_GAUGES
-
-
-_REPLICA_GAUGES: tuple[Gauge, Gauge] | None = None
+# Labelled by alias so that they have no sample at all without DATABASE_REPLICA_URL
+# (an alert on clacks_db_replica_up == 0 then stays quiet).
+REPLICA_LAG = Gauge(
+    "clacks_db_replica_lag_seconds",
+    "How far the read replica is behind the primary (-1 while it does not answer).",
+    ["alias"],
+    multiprocess_mode="mostrecent",
+)
+REPLICA_UP = Gauge(
+    "clacks_db_replica_up",
+    "1 while the read replica answers and lags at most CLACKS_REPLICA_MAX_LAG (reads go to it), else 0.",
+    ["alias"],
+    multiprocess_mode="mostrecent",
+)
 
 # thread id -> alias -> (open, in use), as each thread last saw its own connections.
 _threads: dict[int, dict[str, tuple[bool, bool]]] = {}
@@ -166,6 +160,5 @@ def observe() -> None:
             POSTGRES_HEADROOM.set(usable - sum(count for _, _, count in rows))
     state = replicas.state()
     if state is not None:
-        lag, up = _replica_gauges()
-        up.set(1 if state.usable else 0)
-        lag.set(state.lag_seconds if state.lag_seconds is not None else -1)
+        REPLICA_UP.labels(alias=replicas.REPLICA).set(1 if state.usable else 0)
+        REPLICA_LAG.labels(alias=replicas.REPLICA).set(state.lag_seconds if state.lag_seconds is not None else -1)
