@@ -7,7 +7,9 @@ docs/replicas.md explains the rules; in short:
   and what is derived from them). Accounts, sessions, organizations, apps,
   funnels and alert rules are always read from the primary: a page shown
   right after a form was saved must show what was saved.
-- Once a request writes through the ORM, the rest of it reads the primary.
+- Once a request writes (through the ORM or raw SQL on the primary), the
+  rest of it reads the primary: a page that rebuilt a day's rollups reads
+  the rebuilt rows.
 - The replica is used while it answers and is at most CLACKS_REPLICA_MAX_LAG
   seconds behind; each process checks that at most every
   CLACKS_REPLICA_CHECK_SECONDS. Otherwise reads go to the primary and
@@ -18,6 +20,7 @@ docs/replicas.md explains the rules; in short:
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -25,7 +28,7 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DatabaseError, connections, router
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, router
 from django.http import HttpRequest, HttpResponse
 
 REPLICA = "replica"
@@ -115,6 +118,11 @@ def forget_state() -> None:
 # --- Which requests may read the replica ------------------------------------------
 
 
+# Statements that write, as raw SQL sends them to the primary (telemetry.storage
+# builds rollups while a page is shown); the ORM's writes reach db_for_write.
+_WRITES = re.compile(r"\s*(WITH\b.*\b(INSERT|UPDATE|DELETE)\b|INSERT|UPDATE|DELETE|MERGE|COPY|TRUNCATE)\b", re.I | re.S)
+
+
 class _RequestReads:
     """One request's permission to read the replica; taken back by its first write."""
 
@@ -122,6 +130,12 @@ class _RequestReads:
 
     def __init__(self) -> None:
         self.wrote = False
+
+    def watch(self, execute, sql, params, many, context):
+        """An execute wrapper on the primary: a write ends the request's replica reads."""
+        if not self.wrote and _WRITES.match(sql):
+            self.wrote = True
+        return execute(sql, params, many, context)
 
 
 _request_reads: ContextVar[_RequestReads | None] = ContextVar("clacks_replica_reads", default=None)
@@ -134,9 +148,11 @@ def middleware(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[
     def replica_reads(request: HttpRequest) -> HttpResponse:
         if request.method not in ("GET", "HEAD"):
             return get_response(request)
-        token = _request_reads.set(_RequestReads())
+        reads = _RequestReads()
+        token = _request_reads.set(reads)
         try:
-            return get_response(request)
+            with connections[DEFAULT_DB_ALIAS].execute_wrapper(reads.watch):
+                return get_response(request)
         finally:
             _request_reads.reset(token)
 

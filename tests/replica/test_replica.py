@@ -6,11 +6,13 @@ from __future__ import annotations
 import time
 
 import pytest
-from django.db import connections
+from django.db import connections, router
+from django.http import HttpResponse
 from django.test.utils import CaptureQueriesContext
 from prometheus_client.parser import text_string_to_metric_families
 
 from telemetry import replicas
+from telemetry.models import Event
 from tests.factories import make_batch
 from tests.topology import Cluster, servers
 
@@ -148,3 +150,21 @@ def test_with_the_replica_check_cached_a_lag_is_seen_only_after_it_expires(setti
     first = replicas.state()
     assert first.usable and replicas.state() is first  # one check per process per period
     assert replicas.state(fresh=True) is not first
+
+
+def test_once_a_get_request_writes_even_with_raw_sql_it_reads_the_primary(rf):
+    seen = []
+
+    def view(request):
+        seen.append(router.db_for_read(Event))
+        with connections["default"].cursor() as cursor:
+            cursor.execute("SELECT 1")  # reading changes nothing
+        seen.append(router.db_for_read(Event))
+        with connections["default"].cursor() as cursor:
+            cursor.execute("UPDATE telemetry_scheduledjob SET runs = runs WHERE false")
+        seen.append(router.db_for_read(Event))
+        return HttpResponse()
+
+    replicas.middleware(view)(rf.get("/"))
+    replicas.middleware(view)(rf.post("/"))
+    assert seen == ["replica", "replica", "default", "default", "default", "default"]
