@@ -460,7 +460,7 @@ PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
 # --- Tracing (config/tracing.py) ---------------------------------------------------
 
 # OpenTelemetry traces (request, view, SQL) go to this OTLP/HTTP endpoint when set,
-# e.g. http://jaeger:4318; unset, tracing is off and OpenTelemetry is never imported.
+# e.g. http://jaeger:4318; unset, tracing is off and config/tracing.py is never imported.
 OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT")
 OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "clacks")
 if OTEL_EXPORTER_OTLP_ENDPOINT:
