@@ -6,7 +6,7 @@ PORT ?= 8000
 STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/clacks
 
-.PHONY: install prepare serve test test-sqlite test-postgres migrate bench clean browser-deps backup restore-check
+.PHONY: install prepare serve test test-sqlite test-postgres migrate bench clean browser-deps backup restore-check test-pgbouncer test-replica topology-deps
 
 install: $(STAMP)
 
@@ -34,12 +34,29 @@ test: prepare browser-deps
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(MAKE) test-sqlite
 	$(MAKE) test-postgres
+	$(MAKE) test-pgbouncer
+	$(MAKE) test-replica
 
 test-sqlite: prepare
 	DATABASE_URL= $(BIN)/pytest
 
 test-postgres: prepare
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest
+
+# The ingest contract, limits, the dashboard and the jobs through PgBouncer in transaction
+# pooling mode, and the dashboard with a streaming replica; tests/topology.py starts the
+# servers on free ports of TOPOLOGY_PORTS (README, "PgBouncer" and "Read replicas").
+PGBOUNCER_TESTS ?= tests/pgbouncer tests/telemetry/test_ingest.py tests/telemetry/test_idempotency.py \
+	tests/telemetry/test_batch_endpoint.py tests/telemetry/test_signature.py tests/limits \
+	tests/dashboard/test_pages.py tests/telemetry/test_scheduler.py tests/operations/test_scheduler.py
+test-pgbouncer: prepare topology-deps
+	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest -p tests.topology --topology=pgbouncer $(PGBOUNCER_TESTS)
+
+test-replica: prepare topology-deps
+	$(BIN)/python -m pytest -p tests.topology --topology=replica tests/replica
+
+topology-deps:
+	command -v pgbouncer >/dev/null || { apt-get update -q && apt-get install -y -q pgbouncer; }
 
 # HTTP ingest against PostgreSQL's COPY rate in one run (README, Performance).
 # The database must exist; gunicorn is started on BENCH_PORT for the run.

@@ -180,41 +180,80 @@ TEMPLATES = [
 # --- Database -----------------------------------------------------------------
 
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'clacks.sqlite3'}")
-try:
-    _database = dj_database_url.parse(
-        DATABASE_URL,
-        conn_max_age=env_int("CONN_MAX_AGE", 60, minimum=0),
-        # A connection that died with its server is replaced on the next request.
-        conn_health_checks=True,
-    )
-except ValueError as exc:
-    raise ImproperlyConfigured(f"DATABASE_URL: {exc}") from None
-
 # Longest a single PostgreSQL statement may run, in milliseconds (0: no limit).
 # A stuck query then fails (ingest answers 503) instead of holding a worker.
 # Migrations run without it (docker/entrypoint.sh). Behind PgBouncer in
 # transaction mode set it on the role instead (ALTER ROLE ... SET statement_timeout).
 CLACKS_DB_STATEMENT_TIMEOUT_MS = env_int("CLACKS_DB_STATEMENT_TIMEOUT_MS", 0, minimum=0)
-if _database["ENGINE"] == "django.db.backends.postgresql":
-    _database["ENGINE"] = "django_prometheus.db.backends.postgresql"
-    _database.setdefault("OPTIONS", {})
-    _database["OPTIONS"].setdefault("connect_timeout", env_int("CLACKS_DB_CONNECT_TIMEOUT", 5, minimum=1))
-    if CLACKS_DB_STATEMENT_TIMEOUT_MS:
-        _options = _database["OPTIONS"].get("options", "")
-        _database["OPTIONS"]["options"] = f"{_options} -c statement_timeout={CLACKS_DB_STATEMENT_TIMEOUT_MS}".strip()
-elif _database["ENGINE"] == "django.db.backends.sqlite3":
-    _database["ENGINE"] = "django_prometheus.db.backends.sqlite3"
-    _database.setdefault("OPTIONS", {})
-    # WAL lets the dashboard read while a batch is written; wait rather than fail
-    # when another gunicorn worker holds the write lock.
-    _database["OPTIONS"].update(
-        {
-            "timeout": 20,
-            "transaction_mode": "IMMEDIATE",
-            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-        }
+# "pgbouncer" when DATABASE_URL (and DATABASE_REPLICA_URL) lead to PgBouncer in
+# transaction pooling mode: no server-side cursors, no prepared statements, no
+# connection options (docs/pgbouncer.md says why each).
+CLACKS_DB_POOLER = env_str("CLACKS_DB_POOLER").lower()
+if CLACKS_DB_POOLER not in ("", "pgbouncer"):
+    raise ImproperlyConfigured(f"CLACKS_DB_POOLER={CLACKS_DB_POOLER!r}: use pgbouncer, or leave it unset")
+if CLACKS_DB_POOLER and CLACKS_DB_STATEMENT_TIMEOUT_MS:
+    raise ImproperlyConfigured(
+        "CLACKS_DB_STATEMENT_TIMEOUT_MS cannot be sent through PgBouncer (it refuses the connection option "
+        "that carries it): unset it and run ALTER ROLE <user> SET statement_timeout = '30s' instead"
     )
-DATABASES = {"default": _database}
+
+
+def database_config(name: str, url: str) -> dict:
+    """Django's DATABASES entry for one URL, with Clacks' connection options."""
+    try:
+        database = dj_database_url.parse(
+            url,
+            conn_max_age=env_int("CONN_MAX_AGE", 60, minimum=0),
+            # A connection that died with its server is replaced on the next request.
+            conn_health_checks=True,
+        )
+    except ValueError as exc:
+        raise ImproperlyConfigured(f"{name}: {exc}") from None
+    if database["ENGINE"] == "django.db.backends.postgresql":
+        # django-prometheus' backend, timing new connections (telemetry/dbmetrics.py).
+        database["ENGINE"] = "config.db.postgresql"
+        options = database.setdefault("OPTIONS", {})
+        options.setdefault("connect_timeout", env_int("CLACKS_DB_CONNECT_TIMEOUT", 5, minimum=1))
+        if CLACKS_DB_STATEMENT_TIMEOUT_MS:
+            options["options"] = f"{options.get('options', '')} -c statement_timeout={CLACKS_DB_STATEMENT_TIMEOUT_MS}".strip()
+        if CLACKS_DB_POOLER == "pgbouncer":
+            # A server-side cursor outside a transaction is declared WITH HOLD and
+            # lives in one server session, which the next transaction may not get.
+            database["DISABLE_SERVER_SIDE_CURSORS"] = True
+            # psycopg prepares a statement run 5 times on a connection; the next
+            # transaction may run on a server connection that never saw it.
+            options["prepare_threshold"] = None
+    elif database["ENGINE"] == "django.db.backends.sqlite3":
+        database["ENGINE"] = "django_prometheus.db.backends.sqlite3"
+        database.setdefault("OPTIONS", {})
+        # WAL lets the dashboard read while a batch is written; wait rather than fail
+        # when another gunicorn worker holds the write lock.
+        database["OPTIONS"].update(
+            {
+                "timeout": 20,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            }
+        )
+    return database
+
+
+DATABASES = {"default": database_config("DATABASE_URL", DATABASE_URL)}
+# A streaming replica of DATABASE_URL's server: GET and HEAD requests read event
+# data from it while it is up and less than CLACKS_REPLICA_MAX_LAG seconds behind
+# (checked at most every CLACKS_REPLICA_CHECK_SECONDS); all else uses the primary.
+DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
+CLACKS_REPLICA_MAX_LAG = env_int("CLACKS_REPLICA_MAX_LAG", 30, minimum=0)
+CLACKS_REPLICA_CHECK_SECONDS = env_int("CLACKS_REPLICA_CHECK_SECONDS", 5, minimum=0)
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = database_config("DATABASE_REPLICA_URL", DATABASE_REPLICA_URL)
+    if DATABASES["replica"]["ENGINE"] != DATABASES["default"]["ENGINE"] or "sqlite" in DATABASES["default"]["ENGINE"]:
+        raise ImproperlyConfigured("DATABASE_REPLICA_URL: a replica needs PostgreSQL for both URLs")
+    # Tests create no database on the replica: it follows the primary's test database.
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    DATABASE_ROUTERS = ["telemetry.replicas.ReplicaRouter"]
+    # GET and HEAD requests may read event data from it (telemetry.replicas).
+    MIDDLEWARE.insert(MIDDLEWARE.index("config.middleware.DatabaseUnavailableMiddleware"), "telemetry.replicas.middleware")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Cache and shared state -----------------------------------------------------
@@ -477,6 +516,15 @@ CLACKS_METRICS_PER_APP = env_bool("CLACKS_METRICS_PER_APP", False)
 # Where gunicorn workers write their metrics (set by config/gunicorn.py to var/prometheus
 # unless given); /metrics sums the files. Empty outside gunicorn: one process, no files.
 PROMETHEUS_MULTIPROC_DIR = env_str("PROMETHEUS_MULTIPROC_DIR")
+
+# --- Tracing (config/tracing.py) ---------------------------------------------------
+
+# OpenTelemetry traces (request, view, SQL) go to this OTLP/HTTP endpoint when set,
+# e.g. http://jaeger:4318; unset, tracing is off and config/tracing.py is never imported.
+OTEL_EXPORTER_OTLP_ENDPOINT = env_str("OTEL_EXPORTER_OTLP_ENDPOINT")
+OTEL_SERVICE_NAME = env_str("OTEL_SERVICE_NAME", "clacks")
+if OTEL_EXPORTER_OTLP_ENDPOINT:
+    MIDDLEWARE.insert(MIDDLEWARE.index("config.middleware.request_log") + 1, "config.tracing.middleware")
 
 # --- Logging --------------------------------------------------------------------
 

@@ -46,7 +46,7 @@ from django.db.models import Count, Exists, Max, Min, OuterRef, Q, Sum
 
 from dashboard import segments, stats
 from dashboard.filters import Filters
-from telemetry import daily
+from telemetry import daily, replicas
 from telemetry.models import UserDay
 
 ONE_DAY = timedelta(days=1)
@@ -209,8 +209,9 @@ def compute_summaries(app_ids: Sequence[int], filters: Filters, first: date, las
 def _tallies(sql: str, params: list) -> dict[int, tuple[dict, dict, dict, dict]]:
     """Day number -> the four tallies of DaySummary, from a query of _tallies_sql rows."""
     tallies: dict[int, tuple[dict, dict, dict, dict]] = defaultdict(lambda: ({}, {}, {}, {}))
-    with transaction.atomic(), connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
+    reading = replicas.read_connection(UserDay)
+    with transaction.atomic(using=reading.alias), reading.cursor() as cursor:
+        if reading.vendor == "postgresql":
             # The grouping sets hash a row per user-day of the run: with the
             # default 4 MB PostgreSQL sorts them on disk instead (docs/retention.md).
             cursor.execute("SET LOCAL work_mem = '32MB'")

@@ -54,7 +54,7 @@ from dashboard.filters import Filters
 from dashboard.models import MAX_STEPS, WINDOWS, Funnel
 from organizations.models import App
 from organizations.services import record_audit
-from telemetry import daily
+from telemetry import daily, replicas
 from telemetry.models import STEP_NAME_MAX, STEP_NAME_SQL, STEP_NAMED_TYPES, Event, step_name
 from telemetry.periods import UTC, start_of_day
 
@@ -370,7 +370,7 @@ def _reached_postgresql(app_id, steps, window, start, end, filters, *, entered_f
             f" FILTER (WHERE s{k + 1}.t IS NOT NULL)"
         )
     sql.append(" FROM s1 " + " ".join(joins))
-    with connection.cursor() as cursor:
+    with replicas.read_connection(Event).cursor() as cursor:
         cursor.execute("".join(sql), params + join_params)
         row = cursor.fetchone()
     reached = Reached.none(len(steps))

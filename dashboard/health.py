@@ -36,12 +36,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
 
-from django.db import connection
 from django.db.models import Sum
 
 from dashboard import segments, stats, versions
 from dashboard.filters import Filters
-from telemetry import rollups
+from telemetry import replicas, rollups
 from telemetry.periods import UTC
 
 # --- What counts as a regression (docs/insights.md, "Release health") ---------------------
@@ -227,7 +226,7 @@ def _newest_first(app_ids: Sequence[int], names: set[str]) -> list[str]:
         )  # fmt: skip
         sql, params = hours.query.sql_with_params()
         # The first per version in the database: a nightly build has a row every hour.
-        with connection.cursor() as cursor:
+        with replicas.read_connection(hours.model).cursor() as cursor:
             cursor.execute(f"SELECT value, min(hour) FROM ({sql}) AS hours GROUP BY value", params)
             for value, hour in cursor.fetchall():
                 first_seen[value] = min(first_seen[value], segments.as_datetime(hour))

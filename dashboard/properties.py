@@ -33,6 +33,7 @@ from dashboard import stats
 from dashboard.charts import BarChart, bar_chart
 from dashboard.filters import Filters
 from telemetry import properties as pure
+from telemetry import replicas
 from telemetry.models import PropertyKey, PropertySplit, PropertyType
 from telemetry.periods import DAY, HOUR, UTC
 from telemetry.property_summaries import Coverage, cover
@@ -482,7 +483,7 @@ def _lateral() -> str:
 
 
 def _fetch(sql: str, params) -> list[tuple]:
-    with connection.cursor() as cursor:
+    with replicas.read_connection(PropertyKey).cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 

@@ -50,7 +50,7 @@ from django.db.models import Min, Q
 
 from dashboard import segments, stats, versions
 from dashboard.filters import Filters
-from telemetry import daily, rollups
+from telemetry import daily, replicas, rollups
 from telemetry.models import UserDay
 from telemetry.periods import DAY, UTC, start_of_day
 from telemetry.rollups import COMMAND_EVENT_TYPE
@@ -193,7 +193,7 @@ def _version_sets(
         SELECT {"day" if per_day else "NULL"}, versions, count(*) FROM (
             SELECT {by}, {versions_of} AS versions FROM ({inner}) AS ran GROUP BY {by}
         ) AS users GROUP BY {"day, " if per_day else ""}versions"""
-    with connection.cursor() as cursor:
+    with replicas.read_connection(UserDay).cursor() as cursor:
         cursor.execute(sql, params)
         fetched = cursor.fetchall()
     return [

@@ -38,7 +38,7 @@ from django.utils import timezone
 
 from dashboard.filters import Filters
 from organizations.models import App
-from telemetry import daily, periods, sketches
+from telemetry import daily, periods, replicas, sketches
 from telemetry.models import ROLLUP_DIMENSIONS, DailyRollup, Event, EventKey, HourlyCounts
 from telemetry.periods import DAY, HOUR, UTC, start_of_day
 from telemetry.rollups import COMMAND_EVENT_TYPE, SEGMENTED_DIMENSIONS, bucket_range
@@ -265,7 +265,7 @@ def rollup_version(app_ids: Sequence[int], first: date, last: date) -> RollupVer
             WHERE app_id IN ({apps}) AND dimension = 'total' AND value = '' AND day >= %s AND day <= %s
         ) d ON h.app_id = d.app_id AND h.day = d.day"""
     adapt = connection.ops.adapt_datefield_value
-    with connection.cursor() as cursor:
+    with replicas.read_connection(DailyRollup).cursor() as cursor:
         cursor.execute(sql, [*hourly_params, *app_ids, adapt(first), adapt(last)])
         rows = cursor.fetchall()
     stale: dict[int, list[date]] = defaultdict(list)
@@ -378,7 +378,7 @@ def _range_figures(app_ids: Sequence[int], period: Period, version: RollupVersio
         )  # fmt: skip
         own_first_text = period.start.date().isoformat()
         # Hundreds of rows: fetched as they come, without the ORM's conversions per value.
-        with connection.cursor() as cursor:
+        with replicas.read_connection(DailyRollup).cursor() as cursor:
             cursor.execute(*grouped.query.sql_with_params())
             for app_id, day, dimension, value, *sums in cursor.fetchall():
                 if dimension == "total":
@@ -414,7 +414,7 @@ def _closed_figures(
         GROUP BY dimension, value"""
     adapt = connection.ops.adapt_datefield_value
     params = [*app_ids, adapt(first), adapt(last), *app_ids, *dimensions, adapt(own_first), adapt(last)]
-    with connection.cursor() as cursor:
+    with replicas.read_connection(DailyRollup).cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()
     totals, day_events, values = [], {}, {}

@@ -171,6 +171,34 @@ def _observe_storage() -> None:
     ROLLUP_FOLD_LAG.set(max((timezone.now() - oldest).total_seconds(), 0.0) if oldest else 0.0)
 
 
+SCHEDULER_JOB_LAG = Gauge(
+    "clacks_scheduler_job_lag_seconds",
+    "How long past its period each background job's last success is (0 while on time).",
+    ["job"],
+    multiprocess_mode="mostrecent",
+)
+SCHEDULER_JOB_OVERDUE = Gauge(
+    "clacks_scheduler_job_overdue",
+    "1 when a job has not succeeded for its period plus grace (as /health's jobs say), else 0.",
+    ["job"],
+    multiprocess_mode="mostrecent",
+)
+
+
+def _observe_jobs() -> None:
+    from telemetry import scheduler
+
+    now = timezone.now()
+    try:
+        states = scheduler.job_states(now=now)
+    except DatabaseError:
+        return
+    for state in states:
+        due = state.last_succeeded_at + state.period if state.last_succeeded_at else None
+        SCHEDULER_JOB_LAG.labels(job=state.name).set(max((now - due).total_seconds(), 0.0) if due else 0.0)
+        SCHEDULER_JOB_OVERDUE.labels(job=state.name).set(1 if state.overdue else 0)
+
+
 # Functions that set gauges of apps telemetry may not import (alerts' notifications),
 # run on each scrape beside _observe_storage; added from their AppConfig.ready().
 SCRAPE_OBSERVERS: list = []
@@ -196,6 +224,7 @@ def export(request: HttpRequest) -> HttpResponse:
         response["WWW-Authenticate"] = 'Bearer realm="metrics"'
         return response
     _observe_storage()
+    _observe_jobs()
     for observe in SCRAPE_OBSERVERS:
         observe()
     if not settings.PROMETHEUS_MULTIPROC_DIR:

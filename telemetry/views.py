@@ -18,7 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import logs
-from telemetry import auth, ingest, limits, metrics, scheduler, storage
+from telemetry import auth, ingest, limits, metrics, replicas, scheduler, storage
 from telemetry.errors import IngestError, as_ingest_error
 
 logger = logging.getLogger(__name__)
@@ -221,6 +221,10 @@ def health(request: HttpRequest) -> JsonResponse:
         "jobs": _jobs() if healthy else None,
         "rollups": _rollup_backlog() if healthy else None,
     }
+    replica = replicas.state()
+    if replica is not None:
+        # Reported, never a reason for 503: without the replica the primary serves all reads.
+        body["replica"] = replica.as_json()
     return JsonResponse(body, status=200 if healthy else 503)
 
 

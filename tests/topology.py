@@ -1,0 +1,280 @@
+"""Run tests against the database layouts operators use: PostgreSQL behind PgBouncer
+in transaction pooling mode, or a primary with a streaming replica.
+
+A pytest plugin, loaded only by the Makefile's targets (`make test-pgbouncer`,
+`make test-replica`):
+
+    python -m pytest -p tests.topology --topology=pgbouncer tests/...
+    python -m pytest -p tests.topology --topology=replica tests/replica
+
+It starts the servers before pytest-django reads the settings, points
+DATABASE_URL (and DATABASE_REPLICA_URL) at them, and stops them when the run
+ends. Servers listen on 127.0.0.1 on a free port of TOPOLOGY_PORTS
+("5441-5449" unless set). As root they run as the postgres user (PgBouncer
+and initdb both refuse root).
+
+- pgbouncer: Debian's `pgbouncer` with an ini generated in a temporary
+  directory, pool_mode=transaction, in front of DATABASE_URL's server, and
+  CLACKS_DB_POOLER=pgbouncer (config/settings.py; docs/pgbouncer.md).
+- replica: a throwaway primary made with initdb and a hot standby made from
+  it with `pg_basebackup -R`, streaming (docs/replicas.md). The machine's
+  shared server allows no replication connections, and a private cluster
+  can be paused, lagged and stopped by the tests without touching anyone else.
+"""
+
+from __future__ import annotations
+
+import atexit
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+_SERVERS: list = []
+
+
+def pytest_addoption(parser):
+    parser.addoption(
+        "--topology",
+        dest="clacks_topology",
+        choices=["pgbouncer", "replica"],
+        help="run against PostgreSQL behind PgBouncer, or with a streaming replica (tests/topology.py)",
+    )
+
+
+def _ports() -> range:
+    first, _, last = os.getenv("TOPOLOGY_PORTS", "5441-5449").partition("-")
+    return range(int(first), int(last or first) + 1)
+
+
+def free_port() -> int:
+    for port in _ports():
+        with socket.socket() as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError(f"no free port in TOPOLOGY_PORTS={os.getenv('TOPOLOGY_PORTS', '5441-5449')}")
+
+
+def _private_dir(prefix: str) -> tuple[Path, list[str]]:
+    """A temporary directory the servers may write, and the command prefix that runs them
+    as the postgres user when this process is root."""
+    root = Path(tempfile.mkdtemp(prefix=prefix))
+    if os.geteuid() != 0:
+        return root, []
+    owner = pwd.getpwnam("postgres")
+    os.chown(root, owner.pw_uid, owner.pw_gid)
+    return root, ["runuser", "-u", "postgres", "--"]
+
+
+def _wait_for_port(port: int, process: subprocess.Popen | None, log: Path, timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise RuntimeError(f"server on port {port} exited: {log.read_text() if log.exists() else ''}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise RuntimeError(f"nothing listens on port {port} after {timeout} s")
+
+
+def with_port(url: str, port: int, *, dbname: str | None = None) -> str:
+    parts = urlsplit(url)
+    netloc = f"{parts.username or 'postgres'}@127.0.0.1:{port}"
+    return urlunsplit((parts.scheme, netloc, f"/{dbname}" if dbname else parts.path, parts.query, ""))
+
+
+class PgBouncer:
+    """Debian's pgbouncer in transaction pooling mode in front of `upstream`'s server."""
+
+    def __init__(self, upstream: str):
+        parts = urlsplit(upstream)
+        self.user = parts.username or "postgres"
+        self.root, as_postgres = _private_dir("clacks-pgbouncer-")
+        self.port = free_port()
+        (self.root / "users.txt").write_text(f'"{self.user}" ""\n')
+        (self.root / "pgbouncer.ini").write_text(
+            f"""[databases]
+* = host={parts.hostname or '127.0.0.1'} port={parts.port or 5432}
+
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = {self.port}
+unix_socket_dir =
+auth_type = trust
+auth_file = {self.root / 'users.txt'}
+admin_users = {self.user}
+pool_mode = transaction
+; Tests wrap each test in a transaction that holds one server connection, and
+; threads of a test open more: enough servers for both, few enough to be shared.
+default_pool_size = 20
+max_client_conn = 500
+logfile = {self.root / 'pgbouncer.log'}
+"""
+        )
+        if as_postgres:
+            for path in self.root.iterdir():
+                shutil.chown(path, user="postgres")
+        # -u: it refuses to run as root, and switches user itself.
+        user = ["-u", "postgres"] if as_postgres else []
+        self.process = subprocess.Popen(
+            ["pgbouncer", *user, str(self.root / "pgbouncer.ini")],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        _wait_for_port(self.port, self.process, self.root / "pgbouncer.log")
+
+    def admin(self, command: str) -> str:
+        """One command on PgBouncer's admin console (simple query protocol, so psql)."""
+        return subprocess.run(
+            ["psql", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.user, "-d", "pgbouncer", "-At", "-c", command],
+            check=True, capture_output=True, text=True, timeout=30,
+        ).stdout  # fmt: skip
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _bindir() -> Path:
+    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
+    if found:
+        return found[-1].parent
+    return Path(subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip())
+
+
+class Cluster:
+    """A PostgreSQL cluster of its own in a temporary directory: a primary made by
+    initdb, or a standby made from one by pg_basebackup -R."""
+
+    def __init__(self, *, primary: Cluster | None = None):
+        self.bindir = _bindir()
+        self.root, self.as_postgres = _private_dir("clacks-replica-" if primary else "clacks-primary-")
+        self.data = self.root / "data"
+        self.port = free_port()
+        if primary is None:
+            # -A trust also lets 127.0.0.1 connect for replication (initdb's pg_hba.conf).
+            self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
+        else:
+            self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+                      "-D", str(self.data), "-R", "-X", "stream", "--no-sync")  # fmt: skip
+        _SERVERS.append(self)
+        self.start()
+
+    def _run(self, tool: str, *args: str) -> str:
+        return subprocess.run([*self.as_postgres, str(self.bindir / tool), *args], check=True, capture_output=True,
+                              text=True, timeout=120).stdout  # fmt: skip
+
+    def start(self) -> None:
+        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_wal_senders=4"
+        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "server.log"), "-w", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
+
+    def running(self) -> bool:
+        try:
+            self._run("pg_ctl", "-D", str(self.data), "status")
+        except subprocess.CalledProcessError:
+            return False
+        return True
+
+    def url(self, dbname: str) -> str:
+        return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def destroy(self) -> None:
+        if self.running():
+            self.stop("immediate")
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+def _stop_all() -> None:
+    while _SERVERS:
+        server = _SERVERS.pop()
+        try:
+            server.stop() if isinstance(server, PgBouncer) else server.destroy()
+        except Exception:  # noqa: BLE001 - the rest must still stop
+            pass
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_load_initial_conftests(early_config, parser, args):
+    """Before pytest-django imports the settings: start the servers, set the URLs."""
+    topology = early_config.known_args_namespace.clacks_topology
+    if not topology:
+        return
+    atexit.register(_stop_all)
+    url = os.getenv("DATABASE_URL", "")
+    if topology == "pgbouncer":
+        if not url.startswith(("postgres://", "postgresql://")):
+            raise pytest.UsageError("--topology=pgbouncer needs DATABASE_URL=postgres://...")
+        bouncer = PgBouncer(url)
+        _SERVERS.append(bouncer)
+        os.environ["DATABASE_URL"] = with_port(url, bouncer.port)
+        os.environ["CLACKS_DB_POOLER"] = "pgbouncer"
+        os.environ["TOPOLOGY_PGBOUNCER_PORT"] = str(bouncer.port)
+    else:
+        primary = Cluster()
+        replica = Cluster(primary=primary)
+        os.environ["DATABASE_URL"] = primary.url("clacks")
+        os.environ["DATABASE_REPLICA_URL"] = replica.url("clacks")
+    early_config.stash[_TOPOLOGY] = topology
+
+
+_TOPOLOGY = pytest.StashKey[str]()
+
+
+def pytest_unconfigure(config):
+    _stop_all()
+
+
+def current(config) -> str | None:
+    return config.stash.get(_TOPOLOGY, None)
+
+
+def servers() -> list:
+    return list(_SERVERS)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _topology_test_database(request):
+    """With a replica: point the replica's alias (a test mirror of default, which would
+    share default's server) back at the standby, which follows the test database the
+    primary got. With PgBouncer: before the test database is dropped, close the
+    server connections PgBouncer keeps to it (DROP DATABASE refuses while any exist)."""
+    topology = current(request.config)
+    if topology is None:
+        yield
+        return
+    request.getfixturevalue("django_db_setup")
+    from django.db import connections
+
+    test_name = connections["default"].settings_dict["NAME"]
+    if topology == "replica":
+        replica = connections["replica"]
+        replica.close()
+        standby = next(server for server in _SERVERS if isinstance(server, Cluster) and server is not _SERVERS[0])
+        replica.settings_dict = {**connections["default"].settings_dict, "PORT": standby.port}
+    yield
+    if topology == "pgbouncer":
+        bouncer = next(server for server in _SERVERS if isinstance(server, PgBouncer))
+        connections.close_all()
+        bouncer.admin(f"KILL {test_name}")
+        bouncer.admin(f"RESUME {test_name}")
