@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# Exported so gunicorn, its scheduler and manage.py commands run by make know the
+# port: without CLACKS_PUBLIC_URL, commands print http://127.0.0.1:$(PORT) (organizations/endpoints.py).
+export PORT
 STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/clacks
 

@@ -12,7 +12,6 @@ telemetry.storage.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -22,7 +21,7 @@ from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST
 
 from dashboard import stats
-from organizations import forms, services
+from organizations import endpoints, forms, services
 from organizations.access import OrgAccess, get_app_access, get_org_access
 from organizations.models import App, Credential, Role
 from organizations.views import ISSUED_SESSION_KEY, remember_issued
@@ -127,8 +126,10 @@ def app_list(request: HttpRequest, org_id: str) -> HttpResponse:
 # --- Credentials -----------------------------------------------------------------------------
 
 
-def _snippet_context(app: App, *, token: str | None, secret: str | None, token_prefix: str | None) -> dict:
-    endpoint = settings.CLACKS_PUBLIC_URL
+def _snippet_context(
+    request: HttpRequest, app: App, *, token: str | None, secret: str | None, token_prefix: str | None
+) -> dict:
+    endpoint = endpoints.public_url(request)
     return {
         "endpoint": endpoint,
         "ingest_url": endpoint + app.ingest_path,
@@ -164,7 +165,10 @@ def _credentials_page(
         "revealed": revealed,
         "last_event": stats.latest_event(app.pk),
         "only_one_active": len(active) == 1,
+        "public_url_mismatch": endpoints.public_url_mismatch(request),
+        "configured_public_url": endpoints.configured_public_url(),
         **_snippet_context(
+            request,
             app,
             token=snippet_token,
             secret=snippet_secret,
