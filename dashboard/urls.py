@@ -44,6 +44,7 @@ urlpatterns = [
     # Managing apps and the organization, on pages that show event figures (dashboard/manage_views.py).
     path(org + "settings/", manage_views.org_settings, name="org_settings"),
     path(org + "settings/retention/", manage_views.org_retention, name="org_retention"),
+    path(org + "settings/state/", manage_views.org_state, name="org_state"),
     path(org + "apps/", manage_views.app_list, name="app_list"),
     path(app + "credentials/", manage_views.app_credentials, name="app_credentials"),
     path(app + "credentials/reveal/", manage_views.credential_reveal, name="credential_reveal"),
