@@ -52,3 +52,60 @@
     current.parentElement.scrollLeft = current.offsetLeft - current.parentElement.offsetLeft - 16;
   }
 })();
+
+// Wide tables and code snippets scroll inside their own box rather than the page. A box
+// that does scroll sideways is made a named region that takes the keyboard focus, so it
+// can be scrolled without a mouse; one that fits (a laptop) is left out of the tab order.
+(function () {
+  "use strict";
+  var BOXES = ".table-wrap, .table-scroll, main pre";
+
+  function text(node) {
+    return node ? node.textContent.replace(/\s+/g, " ").trim() : "";
+  }
+
+  function nameOf(box) {
+    var table = box.querySelector("table");
+    if (table) {
+      var named = text(table.querySelector("caption")) || table.getAttribute("aria-label");
+      if (named) return named;
+    }
+    // Otherwise the heading the box sits under: the nearest one before it in its section.
+    for (var node = box; node && node !== document.body; node = node.parentElement) {
+      for (var before = node.previousElementSibling; before; before = before.previousElementSibling) {
+        var heading = before.matches("h1, h2, h3, h4") ? before : before.querySelector("h1, h2, h3, h4");
+        if (heading && text(heading)) return text(heading) + (table ? " (table)" : " (code)");
+      }
+    }
+    return table ? "Table" : "Code";
+  }
+
+  function mark() {
+    document.querySelectorAll(BOXES).forEach(function (box) {
+      var scrolls = box.scrollWidth > box.clientWidth + 1;
+      if (scrolls && !box.hasAttribute("tabindex")) {
+        // Remember what was added here, to take exactly that away when the box fits again.
+        var added = ["tabindex"];
+        box.setAttribute("tabindex", "0");
+        if (!box.hasAttribute("role")) { box.setAttribute("role", "region"); added.push("role"); }
+        if (!box.hasAttribute("aria-label") && !box.hasAttribute("aria-labelledby")) {
+          box.setAttribute("aria-label", nameOf(box));
+          added.push("aria-label");
+        }
+        box.dataset.scrollRegion = added.join(" ");
+      } else if (!scrolls && box.dataset.scrollRegion) {
+        box.dataset.scrollRegion.split(" ").forEach(function (name) { box.removeAttribute(name); });
+        delete box.dataset.scrollRegion;
+      }
+    });
+  }
+
+  mark();
+  var pending = null;
+  window.addEventListener("resize", function () {
+    clearTimeout(pending);
+    pending = setTimeout(mark, 150);
+  });
+  // <details> that open later (a chart's table) can hold a box that only now has a width.
+  document.addEventListener("toggle", function () { mark(); }, true);
+})();

@@ -47,6 +47,7 @@ NOT_PAGES = {
     "channel_test": "POST only",
     "channel_enable": "POST only",
     "rule_delete": "POST only",
+    "channel_delete": "POST only",
     "home": "redirects to the organization's analytics",
 }
 
@@ -107,14 +108,15 @@ def site(org, app, alice, bob):
     }
 
 
-def page_paths(site: dict) -> list[str]:
+def page_paths(site: dict) -> list[tuple[str, str]]:
+    """(route name, path) of every page."""
     paths = []
     for name, (full, params) in sorted(routes().items()):
         if name in NOT_PAGES:
             continue
         missing = [param for param in params if param not in site]
         assert not missing, f"route {name!r} needs {missing}: give them in site() or a reason in NOT_PAGES"
-        paths.append(reverse(full, kwargs={param: site[param] for param in params}))
+        paths.append((name, reverse(full, kwargs={param: site[param] for param in params})))
     return paths
 
 
@@ -124,6 +126,22 @@ def sign_in(page: Page, username: str) -> None:
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
     expect(page.locator("#site-menu")).to_have_count(1)
+
+
+# Boxes that scroll sideways now: each must be reachable by keyboard and named, unless the
+# links inside it already take the focus (an app's menu on a phone).
+SCROLLERS = """() => Array.from(document.querySelectorAll("body *")).filter((el) => {
+  const style = getComputedStyle(el);
+  return ["auto", "scroll"].includes(style.overflowX) && el.scrollWidth > el.clientWidth + 1;
+}).map((el) => ({
+  what: el.tagName.toLowerCase() + (el.id ? "#" + el.id : "") + "." + String(el.className).split(" ").join("."),
+  reachable: el.tabIndex >= 0 || el.matches("nav"),
+  named: el.matches("nav") || (el.getAttribute("role") === "region" && !!(el.getAttribute("aria-label") || el.getAttribute("aria-labelledby"))),
+}))"""
+
+
+def unreachable_scrollers(page: Page) -> list[str]:
+    return [box["what"] for box in page.evaluate(SCROLLERS) if not (box["reachable"] and box["named"])]
 
 
 def overflow(page: Page) -> int:
@@ -145,15 +163,18 @@ def test_every_page_fits_the_screen(open_page, site, viewport):
 
     page = open_page(viewport=viewport)
     sign_in(page, "alice")
-    too_wide = {}
-    for path in paths:
+    too_wide, hidden_scrollers = {}, {}
+    for route, path in paths:
         response = page.goto(path)
         assert response.status == 200, f"{path}: {response.status}"
+        shoot(page, f"layout-{name}-{route}")
         extra = overflow(page)
         if extra > 0:
             too_wide[path_of(page)] = extra
-            shoot(page, f"layout-{name}-too-wide-{len(too_wide)}")
+        if unreachable := unreachable_scrollers(page):
+            hidden_scrollers[path_of(page)] = unreachable
     assert too_wide == {}, f"pages wider than {viewport['width']} px (by px)"
+    assert hidden_scrollers == {}, "boxes that scroll sideways but are not a focusable, labelled region"
 
 
 def test_on_a_phone_the_header_is_one_menu(open_page, site):
