@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST
 
-from dashboard import stats
+from dashboard import checklist, stats
 from organizations import endpoints, forms, services
 from organizations.access import OrgAccess, get_app_access, get_org_access
 from organizations.models import App, Credential, Role
@@ -234,6 +234,7 @@ def _credentials_page(
 @login_required
 def app_credentials(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
     app, access = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
+    checklist.note_credentials_seen(app)  # the first-run checklist's first step
     return _credentials_page(request, app, access)
 
 
@@ -248,6 +249,7 @@ def credential_reveal(request: HttpRequest, org_id: str, app_id: str) -> HttpRes
         return redirect("dashboard:app_credentials", org_id=org_id, app_id=app_id)
     credential: Credential = form.cleaned_data["credential"]
     secret = services.reveal_secret(credential, by=request.user)
+    checklist.note_credentials_seen(app)
     return _credentials_page(request, app, access, revealed={"credential": credential.pk, "secret": secret})
 
 

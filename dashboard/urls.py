@@ -24,6 +24,7 @@ urlpatterns = [
     path("jobs/", views.background_jobs, name="background_jobs"),
     path(org, views.org_overview, name="org_overview"),
     path(app, views.app_overview, name="app_overview"),
+    path(app + "checklist/dismiss/", views.checklist_dismiss, name="checklist_dismiss"),
     path(app + "events/", views.app_events, name="app_events"),
     path(app + "releases/", release_views.releases_page, name="releases"),
     path(app + "events/<uuid:event_id>/", views.event_detail, name="event_detail"),

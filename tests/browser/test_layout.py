@@ -48,6 +48,7 @@ NOT_PAGES = {
     "channel_enable": "POST only",
     "rule_delete": "POST only",
     "channel_delete": "POST only",
+    "checklist_dismiss": "POST only",
     "home": "redirects to the organization's analytics",
 }
 
