@@ -145,6 +145,15 @@ def test_the_snippet_copied_from_the_credentials_page_reaches_make_serve_on_its_
     health = servers.request(port, "GET", "/health").json()
     assert health["public_url"] == {"url": endpoint, "configured": False}
 
+    # Served as in production: no debug page, hashed static files collected and served.
+    status, _, missing = browser._send("GET", "/no-such-page/")
+    assert status == 404 and "technical_404" not in missing and "Using the URLconf" not in missing
+    stylesheet = re.search(r'href="(/static/css/clacks\.[0-9a-f]+\.css)"', page)
+    assert stylesheet, "the stylesheet is not the collected, hashed file"
+    assert servers.request(port, "GET", stylesheet[1]).status == 200
+    # (this test turns the scheduler off, as servers.base_env does for every server it starts)
+    assert "DEBUG=False, background jobs: off" in make_serve.log_path.read_text()
+
     # A command given the same PORT (as make passes it on) prints the same endpoint.
     created = orjson.loads(
         servers.manage("create_app", "--org", "Acme", "--app", "second", "--json", env={**make_serve.env, "PORT": str(port)}).stdout
