@@ -220,3 +220,26 @@ def test_a_viewer_sees_the_same_hierarchy_without_the_admin_pages(open_page, sit
     page.goto(f"/orgs/{site['org_id']}/apps/{site['app_id']}/")
     org_nav = page.get_by_role("navigation", name="Organization Alice Org")
     expect(org_nav.get_by_role("link")).to_have_text(["Analytics", "Apps", "Members", "Digest"])
+
+
+def test_the_events_table_fits_a_laptop_and_is_cards_on_a_phone(open_page, site):
+    events = f"/orgs/{site['org_id']}/apps/{site['app_id']}/events/"
+    laptop = open_page(viewport=LAPTOP)
+    sign_in(laptop, "alice")
+    laptop.goto(events)
+    box = laptop.locator(".table-scroll", has=laptop.locator("table.events-table"))
+    widths = box.evaluate(
+        "el => [el.scrollWidth, el.clientWidth, ...Array.from(el.querySelectorAll('thead th'), (th) => th.textContent + ' ' + th.offsetWidth)]"
+    )
+    assert widths[0] <= widths[1], f"the events table scrolls sideways at 1280 px: {widths}"
+    expect(laptop.get_by_role("columnheader", name="Session")).to_be_visible()
+    expect(box).not_to_have_attribute("tabindex", "0")  # nothing to scroll: no extra tab stop
+
+    phone = open_page(viewport=PHONE)
+    sign_in(phone, "alice")
+    phone.goto(events)
+    first = phone.locator("table.events-table tbody tr").first
+    # One card per event: every cell on its own line, labelled, the user and session included.
+    expect(first.locator('td[data-label="User"]')).to_be_visible()
+    expect(first.locator('td[data-label="Session"]')).to_be_visible()
+    assert first.locator("td").first.evaluate("el => getComputedStyle(el).display") == "block"
