@@ -119,7 +119,7 @@ def org_state(request: HttpRequest, org_id: str) -> HttpResponse:
             title=f"Disable {organization.name}?",
             consequences=[
                 f"Ingest refuses every one of its {apps} app{pluralize(apps)} at once: their clients get 403 and "
-                "the events they send are lost (the SDK does not keep refused batches).",
+                "none of the events they send meanwhile is stored.",
                 "Stored events, credentials, members and settings are kept; the analytics stay readable.",
                 "You can enable the organization again from its settings; events sent meanwhile do not come back.",
             ],
@@ -359,7 +359,7 @@ def app_state(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
             request, access, app=app,
             title=f"Disable {app.name}?",
             consequences=[
-                "Ingest answers 403 to this app's clients at once; the events they send meanwhile are lost.",
+                "Ingest answers 403 to this app's clients at once; none of the events they send meanwhile is stored.",
                 "Its stored events, credentials and settings are kept, and its analytics stay readable.",
                 "You can enable it again from its settings.",
             ],
