@@ -3,6 +3,9 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
+# Exported so gunicorn, its scheduler and manage.py commands run by make know the
+# port: without CLACKS_PUBLIC_URL, commands print http://127.0.0.1:$(PORT) (organizations/endpoints.py).
+export PORT
 STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/clacks
 
@@ -24,8 +27,16 @@ prepare: install
 migrate: prepare
 	$(BIN)/python manage.py migrate --noinput
 
+# Served as in production, on plain http at 127.0.0.1 (README, "Quick start"): debug off,
+# the development key of bin/prepare unless SECRET_KEY(_FILE) is set, static files
+# collected, cookies not limited to https, and gunicorn's scheduler on (config/gunicorn.py).
+# Each of these can be overridden from the environment.
 serve: migrate
-	$(BIN)/gunicorn --config config/gunicorn.py --bind 127.0.0.1:$(PORT) config.wsgi
+	@if [ -z "$$SECRET_KEY" ] && [ -z "$$SECRET_KEY_FILE" ]; then export SECRET_KEY_FILE="$${CLACKS_VAR_DIR:-var}/secret_key"; fi; \
+	export DEBUG="$${DEBUG:-False}" SESSION_COOKIE_SECURE="$${SESSION_COOKIE_SECURE:-False}" CSRF_COOKIE_SECURE="$${CSRF_COOKIE_SECURE:-False}"; \
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
+	echo "Clacks: open http://127.0.0.1:$(PORT)/ in a browser (DEBUG=$$DEBUG, background jobs: $${CLACKS_SCHEDULER:-on})" && \
+	exec $(BIN)/gunicorn --config config/gunicorn.py --bind 127.0.0.1:$(PORT) config.wsgi
 
 # lint-imports checks the walls between the apps (pyproject.toml [tool.importlinter];
 # README, "Layout") before any test runs.

@@ -9,13 +9,13 @@ from __future__ import annotations
 import logging
 from datetime import date, datetime, timedelta
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.urls import reverse
 
 from alerts.models import Channel, Digest, DigestSubscription, Notification
 from dashboard import releases, stats
 from dashboard.filters import Filters
+from organizations.endpoints import public_url
 from organizations.models import App, Organization
 
 logger = logging.getLogger(__name__)
@@ -69,7 +69,7 @@ def digest_text(organization: Organization, monday: date, apps: list[dict]) -> s
             failed = f", {row['failure_rate']} % failed" if row["failure_rate"] is not None else ""
             lines.append(f"  {row['command'] or '(no name)'}: {row['runs']} runs{failed}")
         lines.append("")
-    lines.append(settings.CLACKS_PUBLIC_URL + reverse("dashboard:org_overview", kwargs={"org_id": organization.public_id}))
+    lines.append(public_url() + reverse("dashboard:org_overview", kwargs={"org_id": organization.public_id}))
     return "\n".join(lines)
 
 

@@ -18,13 +18,13 @@ import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.conf import settings
 from django.db import transaction
 from django.db.models import Min, Q, QuerySet, Sum
 from django.urls import reverse
 
 from alerts.models import Channel, Notification, Rule, RuleKind, State, Transition
 from dashboard import health, stats
+from organizations.endpoints import public_url
 from telemetry import limits
 from telemetry.models import HourlyCounts
 from telemetry.periods import HOUR
@@ -180,7 +180,7 @@ def claim(rule: Rule, *, minute: datetime) -> bool:
 
 def rule_link(rule: Rule) -> str:
     path = reverse("alerts:history", kwargs={"org_id": rule.app.organization.public_id, "app_id": rule.app.public_id})
-    return settings.CLACKS_PUBLIC_URL + path
+    return public_url() + path
 
 
 def alert_payload(transition: Transition, rule: Rule) -> dict:

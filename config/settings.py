@@ -371,8 +371,12 @@ CLACKS_APP_CACHE_SECONDS = env_int("CLACKS_APP_CACHE_SECONDS", 30, minimum=0)
 # so old keys can still decrypt during a key rotation. Derived from SECRET_KEY
 # when unset (fine for a laptop; set it in production so SECRET_KEY can change).
 CLACKS_SECRETS_KEYS = [key.strip() for key in env_secret("CLACKS_SECRETS_KEY").split(",") if key.strip()]
-# Public base URL of this server, shown in credentials and SDK snippets.
-CLACKS_PUBLIC_URL = env_str("CLACKS_PUBLIC_URL", "http://127.0.0.1:8000").rstrip("/")
+# Public base URL of this server, shown in credentials and SDK snippets. Unset:
+# pages show the address they were reached at, commands and notifications
+# http://127.0.0.1:$PORT (organizations.endpoints.public_url).
+CLACKS_PUBLIC_URL = env_str("CLACKS_PUBLIC_URL").rstrip("/")
+# The port `make serve` binds gunicorn to (Makefile exports it to every command).
+PORT = env_int("PORT", 8000, minimum=1)
 # PostgreSQL: the events table is partitioned by UTC "month" or "day" of the
 # event timestamp (telemetry.partitions); whole expired partitions are dropped.
 CLACKS_PARTITION_INTERVAL = env_str("CLACKS_PARTITION_INTERVAL", "month")

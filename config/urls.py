@@ -5,6 +5,8 @@ from telemetry import metrics
 
 # The friendly 503 page when the database fails outside a view, else 500.html.
 handler500 = "config.middleware.server_error"
+# "Not allowed" inside an organization keeps its navigation and names its owners.
+handler403 = "organizations.views.permission_denied"
 
 urlpatterns = [
     path("", include("telemetry.urls")),

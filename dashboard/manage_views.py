@@ -12,17 +12,18 @@ telemetry.storage.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.template.defaultfilters import pluralize
+from django.urls import reverse
 from django.utils import timezone
 from django.utils.text import slugify
 from django.views.decorators.http import require_http_methods, require_POST
 
-from dashboard import stats
-from organizations import forms, services
+from dashboard import checklist, stats
+from organizations import endpoints, forms, services
 from organizations.access import OrgAccess, get_app_access, get_org_access
 from organizations.models import App, Credential, Role
 from organizations.views import ISSUED_SESSION_KEY, remember_issued
@@ -60,7 +61,7 @@ def _org_settings_page(
         "access": access,
         "settings_form": settings_form
         or forms.OrganizationSettingsForm(
-            initial={"name": organization.name, "tier": organization.tier, "is_active": organization.is_active}
+            initial={"name": organization.name, "tier": organization.tier}
         ),
         "retention_form": retention_form
         or forms.RetentionForm(
@@ -89,15 +90,66 @@ def org_settings(request: HttpRequest, org_id: str) -> HttpResponse:
     form = forms.OrganizationSettingsForm(request.POST)
     if not form.is_valid():
         return _org_settings_page(request, access, settings_form=form, status=400)
-    changed = services.update_organization(organization, by=request.user, **form.cleaned_data)
+    changed = services.update_organization(
+        organization, by=request.user, is_active=organization.is_active, **form.cleaned_data
+    )
     if not changed:
         messages.info(request, "Nothing changed.")
-    elif "is_active" in changed:
-        state = "enabled" if organization.is_active else "disabled: ingest for its apps now answers 403"
-        messages.success(request, f"{organization.name} is {state}.")
     else:
         messages.success(request, "Organization settings saved.")
     return redirect("dashboard:org_settings", org_id=organization.public_id)
+
+
+def _confirm_page(request: HttpRequest, access: OrgAccess, *, app: App | None = None, status: int = 200, **page) -> HttpResponse:
+    """A dangerous action's own page (templates/dashboard/confirm.html): title, consequences,
+    action, button, cancel_url, and optionally danger, hidden, form, reassurance."""
+    context = {"organization": access.organization, "access": access, "app": app, "hidden": {}, "danger": True, **page}
+    return render(request, "dashboard/confirm.html", context, status=status)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def org_state(request: HttpRequest, org_id: str) -> HttpResponse:
+    """Disable or enable the whole organization: GET says what will happen, POST does it."""
+    access = get_org_access(request.user, org_id, min_role=Role.OWNER)
+    organization = access.organization
+    if request.method == "POST":
+        form = forms.AppStateForm(request.POST)
+        if form.is_valid():
+            active = form.cleaned_data["is_active"]
+            if services.set_organization_active(organization, active=active, by=request.user):
+                state = "enabled: ingest accepts its apps' events again" if active else (
+                    "disabled: ingest for its apps now answers 403"
+                )
+                messages.success(request, f"{organization.name} is {state}.")
+        return redirect("dashboard:org_settings", org_id=organization.public_id)
+    apps = organization.apps.count()
+    settings_url = reverse("dashboard:org_settings", kwargs={"org_id": organization.public_id})
+    if organization.is_active:
+        return _confirm_page(
+            request, access,
+            title=f"Disable {organization.name}?",
+            consequences=[
+                f"Ingest refuses every one of its {apps} app{pluralize(apps)} at once: their clients get 403 and "
+                "none of the events they send meanwhile is stored.",
+                "Stored events, credentials, members and settings are kept; the analytics stay readable.",
+                "You can enable the organization again from its settings; events sent meanwhile do not come back.",
+            ],
+            action=reverse("dashboard:org_state", kwargs={"org_id": organization.public_id}),
+            hidden={"is_active": ""},
+            button="Disable the organization",
+            cancel_url=settings_url,
+        )  # fmt: skip
+    return _confirm_page(
+        request, access,
+        title=f"Enable {organization.name}?",
+        consequences=[f"Ingest accepts events for its {apps} app{pluralize(apps)} again (disabled apps stay disabled)."],
+        action=reverse("dashboard:org_state", kwargs={"org_id": organization.public_id}),
+        hidden={"is_active": "on"},
+        danger=False,
+        button="Enable the organization",
+        cancel_url=settings_url,
+    )  # fmt: skip
 
 
 @login_required
@@ -147,8 +199,10 @@ def app_list(request: HttpRequest, org_id: str) -> HttpResponse:
 # --- Credentials -----------------------------------------------------------------------------
 
 
-def _snippet_context(app: App, *, token: str | None, secret: str | None, token_prefix: str | None) -> dict:
-    endpoint = settings.CLACKS_PUBLIC_URL
+def _snippet_context(
+    request: HttpRequest, app: App, *, token: str | None, secret: str | None, token_prefix: str | None
+) -> dict:
+    endpoint = endpoints.public_url(request)
     return {
         "endpoint": endpoint,
         "ingest_url": endpoint + app.ingest_path,
@@ -184,7 +238,10 @@ def _credentials_page(
         "revealed": revealed,
         "last_event": stats.latest_event(app.pk),
         "only_one_active": len(active) == 1,
+        "public_url_mismatch": endpoints.public_url_mismatch(request),
+        "configured_public_url": endpoints.configured_public_url(),
         **_snippet_context(
+            request,
             app,
             token=snippet_token,
             secret=snippet_secret,
@@ -197,6 +254,7 @@ def _credentials_page(
 @login_required
 def app_credentials(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
     app, access = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
+    checklist.note_credentials_seen(app)  # the first-run checklist's first step
     return _credentials_page(request, app, access)
 
 
@@ -211,6 +269,7 @@ def credential_reveal(request: HttpRequest, org_id: str, app_id: str) -> HttpRes
         return redirect("dashboard:app_credentials", org_id=org_id, app_id=app_id)
     credential: Credential = form.cleaned_data["credential"]
     secret = services.reveal_secret(credential, by=request.user)
+    checklist.note_credentials_seen(app)
     return _credentials_page(request, app, access, revealed={"credential": credential.pk, "secret": secret})
 
 
@@ -230,15 +289,38 @@ def credentials_rotate(request: HttpRequest, org_id: str, app_id: str) -> HttpRe
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def credential_revoke(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
-    app, _ = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
-    form = forms.CredentialForm(request.POST, app=app)
-    if form.is_valid():
+    """Revoke a credential set. Revoking the only active one stops ingest for the app, so that
+    needs its own confirmation (GET, or a POST without `confirmed`)."""
+    app, access = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
+    form = forms.CredentialForm(request.POST if request.method == "POST" else request.GET, app=app)
+    last = form.is_valid() and app.credentials.active().count() == 1
+    if form.is_valid() and (request.method == "GET" or (last and "confirmed" not in request.POST)):
+        credential = form.cleaned_data["credential"]
+        consequences = [
+            f"Clients using the token {credential.token_prefix}… and its secret get 401 at once; their events are refused.",
+        ]
+        if last:
+            consequences.append(
+                f"It is {app.name}'s only active set: no client can send events until you rotate to issue a new one "
+                "and update every client."
+            )
+        return _confirm_page(
+            request, access, app=app,
+            title=f"Revoke credentials {credential.token_prefix}…?",
+            consequences=consequences,
+            reassurance="Revoking cannot be undone; stored events are kept.",
+            action=reverse("dashboard:credential_revoke", kwargs={"org_id": org_id, "app_id": app_id}),
+            hidden={"credential": credential.pk, "confirmed": "yes"},
+            button="Revoke these credentials",
+            cancel_url=reverse("dashboard:app_credentials", kwargs={"org_id": org_id, "app_id": app_id}),
+        )  # fmt: skip
+    if request.method == "POST" and form.is_valid():
         credential = form.cleaned_data["credential"]
         services.revoke_credential(credential, by=request.user)
         messages.success(request, f"Credentials {credential.token_prefix}… are revoked; clients using them get 401 now.")
-    else:
+    elif request.method == "POST" or "credential" in request.GET:
         messages.error(request, "That credential set is already revoked.")
     return redirect("dashboard:app_credentials", org_id=org_id, app_id=app_id)
 
@@ -254,7 +336,6 @@ def _app_settings_page(
         "access": access,
         "app": app,
         "name_form": bound.get("name_form") or forms.AppNameForm(initial={"name": app.name}),
-        "delete_form": bound.get("delete_form") or forms.DeleteAppForm(app_name=app.name),
         "retention_form": bound.get("retention_form")
         or forms.RetentionForm(
             allow_inherit=True,
@@ -291,9 +372,27 @@ def app_settings(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse
 
 
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def app_state(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
-    app, _ = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
+    """Disable or enable the app's ingest: GET says what disabling does, POST does it."""
+    app, access = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
+    if request.method == "GET":
+        settings_url = reverse("dashboard:app_settings", kwargs={"org_id": org_id, "app_id": app_id})
+        if not app.is_active:
+            return redirect(settings_url)
+        return _confirm_page(
+            request, access, app=app,
+            title=f"Disable {app.name}?",
+            consequences=[
+                "Ingest answers 403 to this app's clients at once; none of the events they send meanwhile is stored.",
+                "Its stored events, credentials and settings are kept, and its analytics stay readable.",
+                "You can enable it again from its settings.",
+            ],
+            action=reverse("dashboard:app_state", kwargs={"org_id": org_id, "app_id": app_id}),
+            hidden={"is_active": ""},
+            button="Disable the app",
+            cancel_url=settings_url,
+        )  # fmt: skip
     form = forms.AppStateForm(request.POST)
     if form.is_valid():
         active = form.cleaned_data["is_active"]
@@ -342,13 +441,33 @@ def app_retention(request: HttpRequest, org_id: str, app_id: str) -> HttpRespons
     return redirect("dashboard:app_settings", org_id=org_id, app_id=app_id)
 
 
+def _app_delete_page(request: HttpRequest, app: App, access: OrgAccess, form, *, status: int = 200) -> HttpResponse:
+    events = retention.stored_events(app)
+    keys = {"org_id": app.organization.public_id, "app_id": app.public_id}
+    return _confirm_page(
+        request, access, app=app, status=status,
+        title=f"Delete {app.name}?",
+        consequences=[
+            f"All {events} of its stored event{pluralize(events)} are deleted, with its rollups, funnels and alert rules.",
+            "Its credentials stop working at once: clients get 401 and their events are refused.",
+            "This cannot be undone. To stop ingest but keep the data, disable the app instead.",
+        ],
+        action=reverse("dashboard:app_delete", kwargs=keys),
+        form=form,
+        button="Delete the app and its events",
+        cancel_url=reverse("dashboard:app_settings", kwargs=keys),
+    )  # fmt: skip
+
+
 @login_required
-@require_POST
+@require_http_methods(["GET", "POST"])
 def app_delete(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
     app, access = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
+    if request.method == "GET":
+        return _app_delete_page(request, app, access, forms.DeleteAppForm(app_name=app.name))
     form = forms.DeleteAppForm(request.POST, app_name=app.name)
     if not form.is_valid():
-        return _app_settings_page(request, app, access, delete_form=form, status=400)
+        return _app_delete_page(request, app, access, form, status=400)
     name = app.name
     # In this order: ingest refused first, so no event arrives while the rest go.
     services.disable_app(app)

@@ -119,3 +119,15 @@ class ShareLink(models.Model):
 
     def is_usable(self, *, now) -> bool:
         return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+
+class AppSetup(models.Model):
+    """What an app's first-run checklist (dashboard.checklist) cannot read from other rows:
+    when an admin first saw its credentials page, and whether the checklist was dismissed."""
+
+    app = models.OneToOneField(App, models.CASCADE, primary_key=True, related_name="setup")
+    credentials_seen_at = models.DateTimeField(null=True, blank=True)
+    dismissed_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self) -> str:
+        return f"setup of {self.app_id}"

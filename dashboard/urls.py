@@ -25,6 +25,7 @@ urlpatterns = [
     path("jobs/", views.background_jobs, name="background_jobs"),
     path(org, views.org_overview, name="org_overview"),
     path(app, views.app_overview, name="app_overview"),
+    path(app + "checklist/dismiss/", views.checklist_dismiss, name="checklist_dismiss"),
     path(app + "events/", views.app_events, name="app_events"),
     path(app + "releases/", release_views.releases_page, name="releases"),
     path(app + "events/<uuid:event_id>/", views.event_detail, name="event_detail"),
@@ -45,6 +46,7 @@ urlpatterns = [
     # Managing apps and the organization, on pages that show event figures (dashboard/manage_views.py).
     path(org + "settings/", manage_views.org_settings, name="org_settings"),
     path(org + "settings/retention/", manage_views.org_retention, name="org_retention"),
+    path(org + "settings/state/", manage_views.org_state, name="org_state"),
     path(org + "apps/", manage_views.app_list, name="app_list"),
     path(app + "credentials/", manage_views.app_credentials, name="app_credentials"),
     path(app + "credentials/reveal/", manage_views.credential_reveal, name="credential_reveal"),

@@ -8,15 +8,17 @@ from dataclasses import replace
 from urllib.parse import urlencode
 
 from django.conf import settings
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
-from django.views.decorators.http import require_safe
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST, require_safe
 
-from dashboard import filter_bar, filtered_stats, health, stats
+from dashboard import checklist, filter_bar, filtered_stats, health, stats
 from dashboard.charts import bar_chart
 from dashboard.forms import CUSTOM, EventFilterForm
 from organizations.access import get_app_access, get_org_access
+from organizations.models import Role
 from organizations.views import home_redirect
 from telemetry import limits, scheduler
 
@@ -117,7 +119,19 @@ def app_overview(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse
     if "commands" in context and context["commands"].runs:
         context["regressions"] = health.newest_regressions([app.pk], period=state.period, filters=state.filters)
     context.update(organization=access.organization, access=access, app=app)
+    if access.can_manage_apps:
+        context["checklist"] = checklist.for_app(app)
     return render(request, "dashboard/app_overview.html", context)
+
+
+@login_required
+@require_POST
+def checklist_dismiss(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
+    """Hide the app's first-run checklist for everyone (dashboard.checklist)."""
+    app, _ = get_app_access(request.user, org_id, app_id, min_role=Role.ADMIN)
+    checklist.dismiss(app)
+    messages.info(request, "The setup checklist is hidden.")
+    return redirect("dashboard:app_overview", org_id=org_id, app_id=app_id)
 
 
 @login_required

@@ -19,6 +19,16 @@ from organizations.models import App, Membership, Organization, Role
 ROLE_RANK = {Role.VIEWER: 1, Role.ADMIN: 2, Role.OWNER: 3}
 
 
+class RoleTooLow(PermissionDenied):
+    """A member asked for a page their role does not allow; carries their access, so the
+    403 page (organizations.views.permission_denied) keeps the organization's navigation."""
+
+    def __init__(self, access: OrgAccess, needed: str):
+        super().__init__("Your role in this organization does not allow this.")
+        self.access = access
+        self.needed = needed
+
+
 @dataclass(frozen=True)
 class OrgAccess:
     """A member's access to one organization; pages pass it to templates as `access`."""
@@ -53,7 +63,7 @@ def get_org_access(user, org_public_id: str, *, min_role: str = Role.VIEWER) -> 
         raise Http404("No such organization.")
     access = OrgAccess(organization=membership.organization, membership=membership)
     if not access.at_least(min_role):
-        raise PermissionDenied("Your role in this organization does not allow this.")
+        raise RoleTooLow(access, min_role)
     return access
 
 

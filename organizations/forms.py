@@ -125,11 +125,6 @@ class OrganizationCreateForm(NoColon, forms.Form):
 class OrganizationSettingsForm(NoColon, forms.Form):
     name = NameField(label="Name")
     tier = forms.ChoiceField(choices=Tier.choices, help_text="Sets the ingest rate limits and quotas.")
-    is_active = forms.BooleanField(
-        required=False,
-        label="Active",
-        help_text="Untick to disable the organization: ingest for all its apps answers 403 at once.",
-    )
 
 
 class RetentionForm(NoColon, forms.Form):
@@ -239,6 +234,8 @@ class AppNameForm(NoColon, forms.Form):
 
 
 class AppStateForm(NoColon, forms.Form):
+    """Enable ("on") or disable (empty) an app or an organization."""
+
     is_active = forms.BooleanField(required=False)
 
 

@@ -234,6 +234,13 @@ def update_organization(organization: Organization, *, name: str, tier: str, is_
     return list(changes)
 
 
+def set_organization_active(organization: Organization, *, active: bool, by=None) -> bool:
+    """Disable or enable ingest for every app of the organization at once; False when unchanged."""
+    return bool(
+        update_organization(organization, name=organization.name, tier=organization.tier, is_active=active, by=by)
+    )
+
+
 def set_organization_retention(organization: Organization, *, days: int | None, by=None) -> bool:
     """Set the default retention (None keeps events forever); False when nothing changed."""
     if organization.retention_days == days:

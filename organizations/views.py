@@ -25,7 +25,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
 from organizations import forms, services
-from organizations.access import get_org_access
+from organizations.access import RoleTooLow, get_org_access
 from organizations.context_processors import LAST_ORG_SESSION_KEY
 from organizations.models import AuditEntry, Invitation, Membership, Organization, Role
 
@@ -288,6 +288,9 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
                 already = True
             else:
                 messages.success(request, f"You joined {organization.name} as {invitation.get_role_display().lower()}.")
+                # Viewers read analytics; admins and owners start where apps are managed.
+                if invitation.role == Role.VIEWER:
+                    return redirect(org_home_url(organization))
                 return redirect("dashboard:app_list", org_id=organization.public_id)
     return render(
         request,
@@ -353,3 +356,29 @@ def home_redirect(request: HttpRequest) -> HttpResponse:
     if chosen is None:
         return redirect("organizations:org_list")
     return redirect(org_home_url(chosen.organization))
+
+
+# --- "Not allowed" -----------------------------------------------------------------------------
+
+ROLE_WORDS = {Role.VIEWER: "a viewer", Role.ADMIN: "an admin", Role.OWNER: "an owner"}
+
+
+def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:
+    """The 403 page (config.urls handler403). Inside an organization it keeps the page's
+    navigation and names the owners to ask for a higher role."""
+    context: dict = {}
+    if isinstance(exception, RoleTooLow):
+        access = exception.access
+        owners = (
+            Membership.objects.filter(organization=access.organization, role=Role.OWNER)
+            .select_related("user")
+            .order_by("user__username")
+        )
+        context = {
+            "access": access,
+            "organization": access.organization,
+            "your_role": ROLE_WORDS[access.membership.role],
+            "needed_role": ROLE_WORDS[exception.needed],
+            "owners": [m.user.get_full_name() or m.user.get_username() for m in owners],
+        }
+    return render(request, "403.html", context, status=403)

@@ -18,6 +18,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from config import logs
+from organizations import endpoints
 from telemetry import auth, ingest, limits, metrics, replicas, scheduler, storage
 from telemetry.errors import IngestError, as_ingest_error
 
@@ -220,12 +221,26 @@ def health(request: HttpRequest) -> JsonResponse:
         # Reported, never a reason for 503: a late job does not stop ingest.
         "jobs": _jobs() if healthy else None,
         "rollups": _rollup_backlog() if healthy else None,
+        # The base URL the credentials page and snippets give clients, and whether it
+        # matches how this probe reached the server (organizations.endpoints).
+        "public_url": _public_url(request),
     }
     replica = replicas.state()
     if replica is not None:
         # Reported, never a reason for 503: without the replica the primary serves all reads.
         body["replica"] = replica.as_json()
     return JsonResponse(body, status=200 if healthy else 503)
+
+
+def _public_url(request: HttpRequest) -> dict:
+    mismatch = endpoints.public_url_mismatch(request)
+    answer = {"url": endpoints.public_url(request), "configured": bool(endpoints.configured_public_url())}
+    if mismatch is not None:
+        answer["warning"] = (
+            f"CLACKS_PUBLIC_URL is {mismatch.configured} but this request reached {mismatch.reached}; "
+            "clients given the configured URL must be able to reach it."
+        )
+    return answer
 
 
 @require_GET

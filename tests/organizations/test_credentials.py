@@ -103,7 +103,7 @@ def test_revoking_the_only_set_stops_ingest_and_says_so(login, alice, app, signe
     credential = Credential.objects.get(app=app)
     client = login(alice)
     assert b"The only active set" in client.get(url(app)).content
-    client.post(url(app, "revoke/"), {"credential": credential.pk})
+    client.post(url(app, "revoke/"), {"credential": credential.pk, "confirmed": "yes"})
     assert signed_post(app, make_batch(1)).status_code == 401
     assert b"No active credentials" in client.get(url(app)).content
 
@@ -111,8 +111,8 @@ def test_revoking_the_only_set_stops_ingest_and_says_so(login, alice, app, signe
 def test_revoking_twice_is_a_message_not_an_error(login, alice, app):
     credential = Credential.objects.get(app=app)
     client = login(alice)
-    client.post(url(app, "revoke/"), {"credential": credential.pk})
-    again = client.post(url(app, "revoke/"), {"credential": credential.pk}, follow=True)
+    client.post(url(app, "revoke/"), {"credential": credential.pk, "confirmed": "yes"})
+    again = client.post(url(app, "revoke/"), {"credential": credential.pk, "confirmed": "yes"}, follow=True)
     assert again.status_code == 200
     assert b"already revoked" in again.content
 

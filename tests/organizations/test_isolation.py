@@ -59,6 +59,8 @@ MIN_ROLE = {
     "dashboard:credential_revoke": Role.ADMIN,
     "dashboard:app_settings": Role.ADMIN,
     "dashboard:app_state": Role.ADMIN,
+    "dashboard:checklist_dismiss": Role.ADMIN,
+    "dashboard:org_state": Role.OWNER,
     "dashboard:app_retention": Role.ADMIN,
     "dashboard:app_delete": Role.ADMIN,
     "dashboard:org_overview": Role.VIEWER,
@@ -144,16 +146,28 @@ POST_ONLY = {
     "organizations:sso_domain_remove": ({}, "@acme.example no longer joins anyone"),
     "dashboard:credential_reveal": ({"credential": "{credential_id}"}, "Copy secret"),
     "dashboard:credentials_rotate": ({}, "New credentials issued."),
-    "dashboard:credential_revoke": ({"credential": "{credential_id}"}, "are revoked; clients using them get 401 now."),
-    "dashboard:app_state": ({"is_active": ""}, "my-cli is disabled; ingest answers 403 to its clients."),
     "dashboard:app_retention": ({"choice": "7"}, "my-cli now keeps events for 7 days (this app's own setting)."),
-    "dashboard:app_delete": ({"confirm": "my-cli"}, "my-cli and its 1 events are deleted."),
     "dashboard:share_link_revoke": ({"link": "{share_link_id}"}, "is revoked; it answers 404 from now on."),
     "alerts:rule_delete": ({}, "Alert rule “stopped” deleted; its history is kept."),
+    "dashboard:checklist_dismiss": ({}, "The setup checklist is hidden."),
     "alerts:channel_test": ({}, "Test notification stored"),
     "alerts:channel_enable": ({}, "Channel “hooks” is enabled again"),
     "alerts:channel_delete": ({}, "Channel “hooks” deleted with its pending notifications."),
 }
+
+
+# Dangerous actions: a GET shows their own confirmation page (its heading here, reached
+# with the query string), and a POST of the form does them. Also in POST_ONLY's shape.
+CONFIRMED = {
+    "dashboard:credential_revoke": (
+        "?credential={credential_id}", "Revoke credentials {token_prefix}…?",
+        {"credential": "{credential_id}", "confirmed": "yes"}, "are revoked; clients using them get 401 now.",
+    ),
+    "dashboard:app_state": ("", "Disable my-cli?", {"is_active": ""}, "my-cli is disabled; ingest answers 403 to its clients."),
+    "dashboard:app_delete": ("", "Delete my-cli?", {"confirm": "my-cli"}, "my-cli and its 1 events are deleted."),
+    "dashboard:org_state": ("", "Disable Alice Org?", {"is_active": ""}, "Alice Org is disabled: ingest for its apps now answers 403."),
+}  # fmt: skip
+POST_ONLY.update({name: (data, says) for name, (_, _, data, says) in CONFIRMED.items()})
 
 
 def named_patterns() -> list[tuple[str, list[str]]]:
@@ -204,6 +218,7 @@ def world(alice, bob, org, app, settings):
         "event_id": app.events.values_list("event_id", flat=True).first(),
         "token": invitation.token,
         "credential_id": app.credentials.get().pk,
+        "token_prefix": app.credentials.get().token_prefix,
         "command": "build",  # the command of tests.factories.make_event
     }
 
@@ -240,14 +255,21 @@ def test_every_page_is_classified():
     assert len(scoped) >= 20  # the walk really found the pages
     # Each is a page with a heading or an action with a form that works (both checked below).
     assert set(HEADINGS) | set(POST_ONLY) == scoped and not set(HEADINGS) & set(POST_ONLY)
+    assert set(CONFIRMED) <= set(POST_ONLY)
 
 
 @pytest.mark.parametrize("name", sorted(MIN_ROLE))
 def test_alice_the_owner_uses_every_page_and_action(name, world, login, alice):
     client = login(alice)
     url = url_for(name, world)
+    if name in CONFIRMED:
+        query, title = CONFIRMED[name][:2]
+        confirmation = client.get(url + query.format(**world))
+        assert confirmation.status_code == 200
+        assert heading(confirmation) == title.format(**world)
     if name in POST_ONLY:
-        assert client.get(url).status_code == 405
+        if name not in CONFIRMED:
+            assert client.get(url).status_code == 405
         data, says = form_for(name, world)
         response = client.post(url, data, follow=True)
         assert response.status_code == 200
@@ -310,7 +332,7 @@ def attempt(client, name: str, world: dict):
 def test_bob_the_viewer_gets_403_on_admin_and_owner_pages(name, world, login, bob, app):
     client = login(bob)
     url = url_for(name, world)
-    if name not in POST_ONLY:
+    if name not in POST_ONLY or name in CONFIRMED:
         assert_refused(client.get(url), url)
     assert_refused(attempt(client, name, world), url)
     app.refresh_from_db()

@@ -69,7 +69,7 @@ def test_a_new_person_signs_up_through_an_invitation(client, alice, org):
         f"/invite/{invitation.token}/",
         {"username": "dora", "password1": "a-long-test-password-1", "password2": "a-long-test-password-1"},
     )
-    assert response.url == f"/orgs/{org.public_id}/apps/"
+    assert response.url == f"/orgs/{org.public_id}/"  # a viewer lands on the analytics
     dora = get_user_model().objects.get(username="dora")
     assert Membership.objects.get(organization=org, user=dora).role == Role.VIEWER
     assert not dora.is_staff

@@ -44,7 +44,7 @@ def test_alice_renames_her_organization_and_sets_its_tier(login, alice, org):
     client = login(alice)
     assert client.get(f"/orgs/{org.public_id}/settings/").status_code == 200
     response = client.post(
-        f"/orgs/{org.public_id}/settings/", {"name": "Alice Labs", "tier": Tier.PRO, "is_active": "on"}
+        f"/orgs/{org.public_id}/settings/", {"name": "Alice Labs", "tier": Tier.PRO}
     )
     assert response.status_code == 302
     org.refresh_from_db()
@@ -61,7 +61,14 @@ def test_an_invalid_tier_is_a_form_error_not_a_500(login, alice, org):
 
 def test_disabling_the_organization_refuses_ingest_at_once(login, alice, org, app, signed_post):
     assert signed_post(app, make_batch(1)).status_code == 200  # the app is now in the ingest cache
-    login(alice).post(f"/orgs/{org.public_id}/settings/", {"name": org.name, "tier": org.tier})
+    client = login(alice)
+    # The rename form no longer disables: that has its own confirmation page.
+    client.post(f"/orgs/{org.public_id}/settings/", {"name": org.name, "tier": org.tier})
+    org.refresh_from_db()
+    assert org.is_active is True
+    confirmation = client.get(f"/orgs/{org.public_id}/settings/state/").content.decode()
+    assert "Ingest refuses every one of its 1 app at once" in confirmation
+    client.post(f"/orgs/{org.public_id}/settings/state/", {"is_active": ""})
     org.refresh_from_db()
     assert org.is_active is False
     refused = signed_post(app, make_batch(1))

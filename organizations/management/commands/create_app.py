@@ -1,8 +1,8 @@
 import json as jsonlib
 
-from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
+from organizations.endpoints import public_url
 from organizations.models import Organization
 from organizations.services import create_app, create_organization
 
@@ -25,7 +25,7 @@ class Command(BaseCommand):
             or create_organization(name=org.strip())
         )
         new_app, issued = create_app(organization=organization, name=name)
-        endpoint = settings.CLACKS_PUBLIC_URL
+        endpoint = public_url()  # CLACKS_PUBLIC_URL, else http://127.0.0.1:$PORT
         result = {
             "org_id": organization.public_id,
             "app_id": new_app.public_id,

@@ -8,6 +8,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
+from organizations.endpoints import public_url
 from organizations.models import App
 from telemetry.auth import sign
 
@@ -36,10 +37,13 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         parser.add_argument("app_id")
-        parser.add_argument("--url", default=settings.CLACKS_PUBLIC_URL, help="Server base URL (default: CLACKS_PUBLIC_URL).")
+        parser.add_argument(
+            "--url", default=None, help="Server base URL (default: CLACKS_PUBLIC_URL, else http://127.0.0.1:$PORT)."
+        )
         parser.add_argument("--secret", help="HMAC secret; default: the app's newest active secret from the database.")
 
-    def handle(self, *, app_id: str, url: str, secret: str | None, **options):
+    def handle(self, *, app_id: str, url: str | None, secret: str | None, **options):
+        url = url or public_url()
         app = App.objects.select_related("organization").filter(public_id=app_id).first()
         if app is None:
             raise CommandError(f"No app with id {app_id!r}.")
