@@ -123,6 +123,11 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "django_prometheus",
+    # Two-factor sign-in (TOTP devices; organizations.twofactor) and sign-in throttling
+    # shared by every worker through the database (docs/accounts.md).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
     "organizations",
     "telemetry",
     "dashboard",
@@ -145,10 +150,17 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # request.user.is_verified(); then two-factor verification and enrolment before any
+    # other page, and the session list's "last seen" (organizations.middleware).
+    "django_otp.middleware.OTPMiddleware",
+    "organizations.middleware.two_factor",
+    "organizations.middleware.session_activity",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Pages answer a friendly 503 while the database is away (the API shapes its own).
     "config.middleware.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Turns a locked-out sign-in into the sign-in page saying when to retry (organizations.lockout).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -248,10 +260,33 @@ SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 24 * 3600, minimum=60)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Strict"
-# Sign-in throttling: after this many failures for one username from one
-# address, that pair is refused for the lockout period (counted in the cache).
+# Sign-in throttling (django-axes, counted in the database so every worker and
+# instance shares it, with or without Redis): after this many failures for one
+# username from one address, that pair is refused until this many seconds after
+# its last counted failure. Failures during a lockout do not extend it.
 CLACKS_LOGIN_MAX_FAILURES = env_int("CLACKS_LOGIN_MAX_FAILURES", 5, minimum=1)
 CLACKS_LOGIN_LOCKOUT_SECONDS = env_int("CLACKS_LOGIN_LOCKOUT_SECONDS", 300, minimum=1)
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out pair is refused before its password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = "organizations.lockout.failure_limit"
+AXES_COOLOFF_TIME = "organizations.lockout.cool_off"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "organizations.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "organizations.lockout.lockout_response"
+# Successful sign-ins are in the session list (organizations.sessions), not in axes' log.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+# Password-reset links (made by an owner, or mailed when EMAIL_HOST is set) work
+# once and for this many seconds.
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 24 * 3600, minimum=60)
+# The issuer shown in authenticator apps next to the account name.
+OTP_TOTP_ISSUER = "Clacks"
 
 # --- Internationalisation -------------------------------------------------------
 
@@ -439,6 +474,8 @@ LOGGING = {
         "django.request": {"handlers": ["stdout"], "filters": ["tracebacks_only"], "propagate": False},
         # Its DEBUG lines carry query parameters: event payloads, token hashes.
         "django.db.backends": {"level": "INFO"},
+        # django-axes narrates every failed sign-in at INFO; its WARNINGs (failures, lockouts) stay.
+        "axes": {"level": "WARNING"},
     },
 }
 
