@@ -207,6 +207,10 @@ class RecoveryCodeDevice(ThrottlingMixin, Device):
     """A user's ten one-time recovery codes, as a django-otp device so a code
     verifies a sign-in like the authenticator does. Only hashes are stored."""
 
+    def get_throttle_factor(self) -> int:
+        # Each failure doubles the wait before the next try, starting at one second.
+        return 1
+
     def verify_token(self, token) -> bool:
         allowed, _ = self.verify_is_allowed()
         if not allowed:
