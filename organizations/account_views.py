@@ -180,7 +180,7 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        after_password_set(self.request, form.user)
+        after_password_set(form.user)
         return response
 
 

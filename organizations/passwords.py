@@ -69,7 +69,7 @@ def make_reset_link(membership: Membership, *, by) -> tuple[str, datetime]:
     return path, expires_at
 
 
-def after_password_set(request, user, *, how: str) -> None:
-    """A new password by reset link or email: every session of the user ends, and it is audited."""
+def after_password_set(user) -> None:
+    """A new password from a reset link: every session of the user ends, and it is audited."""
     end_other_sessions(user, keep=None)
-    audit_user_change(user, action="password.reset", actor=user, details={"by": how})
+    audit_user_change(user, action="password.reset", actor=user)

@@ -108,7 +108,8 @@ def active_sessions(user, *, current_key: str | None) -> list[SessionRow]:
     store = _store()
     rows, gone = [], []
     for entry in UserSession.objects.filter(user=user):
-        if entry.session_key != current_key and not store().exists(entry.session_key):
+        # load() is empty for a session that is gone or expired (whatever the engine).
+        if entry.session_key != current_key and not store(session_key=entry.session_key).load():
             gone.append(entry.pk)
             continue
         rows.append(
