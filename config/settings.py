@@ -463,15 +463,23 @@ LOGGING = {
     "disable_existing_loggers": False,
     # One JSON object per line on stdout (config/logs.py); gunicorn's own lines match.
     "formatters": {"json": {"()": "config.logs.JsonFormatter"}},
-    "filters": {"tracebacks_only": {"()": "config.logs.TracebacksOnly"}},
+    "filters": {
+        "tracebacks_only": {"()": "config.logs.TracebacksOnly"},
+        "no_traceback_below_error": {"()": "config.logs.NoTracebackBelowError"},
+    },
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         # Replaces Django's default console handler, which would print plain lines too.
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
         # The request log has a line for every answer; Django's repeats each 4xx
-        # and 5xx. Only its records of unhandled errors stay: they carry the traceback.
-        "django.request": {"handlers": ["stdout"], "filters": ["tracebacks_only"], "propagate": False},
+        # and 5xx. Only its records of raised exceptions stay: unhandled errors with their
+        # traceback; permission denials (403) as one WARNING line without it.
+        "django.request": {
+            "handlers": ["stdout"],
+            "filters": ["tracebacks_only", "no_traceback_below_error"],
+            "propagate": False,
+        },
         # Its DEBUG lines carry query parameters: event payloads, token hashes.
         "django.db.backends": {"level": "INFO"},
         # django-axes narrates every failed sign-in at INFO; its WARNINGs (failures, lockouts) stay.
