@@ -164,6 +164,7 @@ def session_end(request: HttpRequest, session_id: int) -> HttpResponse:
     if entry is None or entry.session_key == request.session.session_key:
         raise Http404("No such session.")
     sessions.end_session(entry)
+    twofactor.audit_user_change(request.user, action="sessions.end", details={"ended": 1})
     messages.success(request, "That session is signed out.")
     return redirect("organizations:sessions")
 

@@ -69,6 +69,19 @@ def make_reset_link(membership: Membership, *, by) -> tuple[str, datetime]:
     return path, expires_at
 
 
+def make_reset_link_for_user(user, *, by) -> tuple[str, datetime]:
+    """A superuser's reset link for any user (the Django admin's user list); audited in
+    each organization of the user."""
+    if not by.is_superuser:
+        raise ResetNotAllowed("Only a superuser can make a reset link here.")
+    path = reset_path(user)
+    expires_at = timezone.now() + timedelta(seconds=settings.PASSWORD_RESET_TIMEOUT)
+    audit_user_change(
+        user, action="member.password_reset_link", actor=by, details={"expires_at": expires_at.isoformat(timespec="seconds")}
+    )
+    return path, expires_at
+
+
 def after_password_set(user) -> None:
     """A new password from a reset link: every session of the user ends, and it is audited."""
     end_other_sessions(user, keep=None)

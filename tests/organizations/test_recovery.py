@@ -107,6 +107,20 @@ def test_an_owner_cannot_reset_a_member_who_belongs_to_an_organization_they_do_n
     assert "This link no longer works" not in Client().get(url, follow=True).content.decode()
 
 
+def test_a_superuser_makes_a_reset_link_in_the_django_admin(client, alice, bob, org):
+    root = make_user("root", is_superuser=True, is_staff=True)
+    client.force_login(root)
+    response = client.post(
+        "/admin/auth/user/", {"action": "password_reset_link", "_selected_action": [bob.pk]}, follow=True
+    )
+    page = response.content.decode()
+    match = re.search(r"send it yourself\): (http://testserver/accounts/password/reset/[\w-]+/[\w-]+/)", page)
+    assert match, page
+    entry = AuditEntry.objects.get(organization=org, action="member.password_reset_link")
+    assert (entry.actor, entry.target) == (root, "bob")
+    assert "Your password is set" in set_password(match[1]).content.decode()
+
+
 def test_an_owner_cannot_reset_a_superuser(client, alice, org):
     root = make_user("root", is_superuser=True, is_staff=True)
     make_member(org, root, role=Role.VIEWER)
