@@ -20,9 +20,9 @@ from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
 from organizations.models import Membership, Role
+from organizations.services import record_audit
 from organizations.sessions import end_other_sessions
 from organizations.twofactor import audit_user_change
-from organizations.services import record_audit
 
 
 class ResetNotAllowed(Exception):

@@ -30,7 +30,6 @@ from django.views.decorators.http import require_http_methods, require_POST
 from organizations import forms, lockout, passwords, services, sessions, twofactor
 from organizations.access import get_org_access
 from organizations.context_processors import LAST_ORG_SESSION_KEY
-from organizations.twofactor import audit_user_change
 from organizations.models import AuditEntry, Invitation, Membership, Organization, Role
 
 logger = logging.getLogger(__name__)
@@ -119,7 +118,7 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         # them also takes them off the session list. This one gets a new key: note it again.
         sessions.end_other_sessions(self.request.user, keep=self.request.session.session_key)
         sessions.record(self.request, self.request.user)
-        audit_user_change(self.request.user, action="password.change")
+        twofactor.audit_user_change(self.request.user, action="password.change")
         messages.success(self.request, "Your password is changed. Your other sessions are signed out.")
         return response
 
