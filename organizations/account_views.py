@@ -49,7 +49,9 @@ def two_factor(request: HttpRequest) -> HttpResponse:
         "codes_left": twofactor.recovery_codes_left(user) if enabled else 0,
         "new_codes": request.session.pop(NEW_CODES_SESSION_KEY, None),
         "confirm_form": forms.CodeForm(),
-        "code_form": forms.CodeForm(recovery=True),
+        # Two forms on one page: prefixes keep their fields' ids apart.
+        "regen_form": forms.CodeForm(recovery=True, prefix="regen"),
+        "disable_form": forms.CodeForm(recovery=True, prefix="disable"),
     }
     return render(request, "accounts/two_factor.html", context)
 
@@ -93,7 +95,7 @@ def two_factor_confirm(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def two_factor_recovery_codes(request: HttpRequest) -> HttpResponse:
-    form = forms.CodeForm(request.POST, recovery=True)
+    form = forms.CodeForm(request.POST, recovery=True, prefix="regen")
     if not (form.is_valid() and twofactor.verify(request.user, form.cleaned_data["code"])):
         messages.error(request, "That code is not right: no new recovery codes were made.")
         return redirect("organizations:two_factor")
@@ -105,7 +107,7 @@ def two_factor_recovery_codes(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def two_factor_disable(request: HttpRequest) -> HttpResponse:
-    form = forms.CodeForm(request.POST, recovery=True)
+    form = forms.CodeForm(request.POST, recovery=True, prefix="disable")
     if not (form.is_valid() and twofactor.verify(request.user, form.cleaned_data["code"])):
         messages.error(request, "That code is not right: two-factor sign-in is still on.")
         return redirect("organizations:two_factor")

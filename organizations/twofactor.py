@@ -87,7 +87,7 @@ def secret_of(device: TOTPDevice) -> str:
 
 def qr_svg(device: TOTPDevice) -> bytes:
     """The otpauth:// URL of the device as an SVG QR code (drawn here, no outside service)."""
-    image = qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=2)
+    image = qrcode.make(device.config_url, image_factory=qrcode.image.svg.SvgPathImage, box_size=8, border=4)
     return image.to_string(encoding="utf-8")
 
 

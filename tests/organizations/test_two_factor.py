@@ -141,7 +141,7 @@ def test_new_recovery_codes_replace_the_old_ones(client, alice, org):
     sign_in(client, "alice")
     secret, old = enrol(client)
     page = client.post(
-        "/accounts/two-factor/recovery-codes/", {"code": code_for(secret, steps_ahead=1)}, follow=True
+        "/accounts/two-factor/recovery-codes/", {"regen-code": code_for(secret, steps_ahead=1)}, follow=True
     ).content.decode()
     new = re.findall(r"\b[a-z2-9]{5}-[a-z2-9]{5}\b", page)
     assert len(set(new)) == 10 and not set(new) & set(old)
@@ -154,13 +154,13 @@ def test_new_recovery_codes_replace_the_old_ones(client, alice, org):
 def test_disabling_needs_a_code_or_a_recovery_code(client, alice, org):
     sign_in(client, "alice")
     _, codes = enrol(client)
-    refused = client.post("/accounts/two-factor/disable/", {"code": "abcde-fghjk"}, follow=True)
+    refused = client.post("/accounts/two-factor/disable/", {"disable-code": "abcde-fghjk"}, follow=True)
     assert "two-factor sign-in is still on" in refused.content.decode()
     assert twofactor.is_enabled(alice)
 
     RecoveryCodeDevice.objects.update(throttling_failure_count=0, throttling_failure_timestamp=None)  # a second later
 
-    done = client.post("/accounts/two-factor/disable/", {"code": codes[0]}, follow=True)
+    done = client.post("/accounts/two-factor/disable/", {"disable-code": codes[0]}, follow=True)
     assert "Two-factor sign-in is off." in done.content.decode()
     assert not twofactor.is_enabled(alice) and not RecoveryCode.objects.exists()
     assert AuditEntry.objects.filter(organization=org, action="two_factor.disable", target="alice").exists()
@@ -173,7 +173,7 @@ def test_disabling_needs_a_code_or_a_recovery_code(client, alice, org):
 def test_disabling_with_the_authenticator_code(client, alice, org):
     sign_in(client, "alice")
     secret, _ = enrol(client)
-    client.post("/accounts/two-factor/disable/", {"code": code_for(secret, steps_ahead=1)})
+    client.post("/accounts/two-factor/disable/", {"disable-code": code_for(secret, steps_ahead=1)})
     assert not twofactor.is_enabled(alice)
 
 
