@@ -10,6 +10,7 @@ from collections.abc import Callable
 from urllib.parse import urlencode
 
 from django.contrib import messages
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.urls import reverse
@@ -38,6 +39,12 @@ def _is_page_request(request: HttpRequest) -> bool:
     return not request.path_info.startswith("/v1/")
 
 
+# While the database is away these checks cannot run: the request goes on to the view,
+# which meets the same error and answers the friendly 503 (config.middleware's
+# DatabaseUnavailableMiddleware sees only errors raised in views).
+_DATABASE_AWAY = (OperationalError, InterfaceError)
+
+
 def two_factor(get_response: Callable[[HttpRequest], HttpResponse]):
     """A user with two-factor on must give a code before any other page (the Django
     admin included); a member of an organization that requires two-factor who has
@@ -47,17 +54,24 @@ def two_factor(get_response: Callable[[HttpRequest], HttpResponse]):
 
     def middleware(request: HttpRequest) -> HttpResponse:
         nonlocal verify_open, enrol_open
-        user = getattr(request, "user", None)
-        if user is None or not user.is_authenticated or user.is_verified() or not _is_page_request(request):
+        if not _is_page_request(request):
             return get_response(request)
         if verify_open is None:
             verify_open, enrol_open = _open_paths(_VERIFY_OPEN), _open_paths(_ENROL_OPEN)
-        if twofactor.is_enabled(user):
-            if request.path_info not in verify_open:
-                query = urlencode({"next": request.get_full_path()}) if request.method == "GET" else ""
-                url = reverse("organizations:two_factor_verify")
-                return redirect(f"{url}?{query}" if query else url)
-        elif twofactor.requires_enrolment(user) and request.path_info not in enrol_open:
+        try:
+            user = getattr(request, "user", None)
+            pending = user is not None and user.is_authenticated and not user.is_verified()
+            enabled = pending and twofactor.is_enabled(user)
+            must_enrol = (
+                pending and not enabled and request.path_info not in enrol_open and twofactor.requires_enrolment(user)
+            )
+        except _DATABASE_AWAY:
+            enabled = must_enrol = False
+        if enabled and request.path_info not in verify_open:
+            query = urlencode({"next": request.get_full_path()}) if request.method == "GET" else ""
+            url = reverse("organizations:two_factor_verify")
+            return redirect(f"{url}?{query}" if query else url)
+        if must_enrol:
             messages.info(request, "Your organization requires two-factor sign-in: set it up to continue.")
             return redirect("organizations:two_factor")
         return get_response(request)
@@ -69,9 +83,12 @@ def session_activity(get_response: Callable[[HttpRequest], HttpResponse]):
     """Keep "last seen" of the signed-in session for the session list (at most once a minute)."""
 
     def middleware(request: HttpRequest) -> HttpResponse:
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated and _is_page_request(request):
-            sessions.touch(request)
+        try:
+            user = getattr(request, "user", None)
+            if user is not None and user.is_authenticated and _is_page_request(request):
+                sessions.touch(request)
+        except _DATABASE_AWAY:
+            pass
         return get_response(request)
 
     return middleware
