@@ -13,7 +13,7 @@ from django.contrib import messages
 from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect
-from django.urls import reverse
+from django.urls import Resolver404, resolve, reverse
 
 from organizations import sessions, twofactor
 
@@ -30,8 +30,12 @@ _ENROL_OPEN = (
 )
 
 
-def _open_paths(names) -> frozenset[str]:
-    return frozenset(reverse(name) for name in names)
+def _view_name(request: HttpRequest) -> str:
+    """The URL name of the requested page ("organizations:logout"), or "" when none."""
+    try:
+        return resolve(request.path_info).view_name
+    except Resolver404:
+        return ""
 
 
 def _is_page_request(request: HttpRequest) -> bool:
@@ -49,29 +53,22 @@ def two_factor(get_response: Callable[[HttpRequest], HttpResponse]):
     """A user with two-factor on must give a code before any other page (the Django
     admin included); a member of an organization that requires two-factor who has
     none is led to enrol first (docs/accounts.md)."""
-    verify_open: frozenset[str] | None = None
-    enrol_open: frozenset[str] | None = None
 
     def middleware(request: HttpRequest) -> HttpResponse:
-        nonlocal verify_open, enrol_open
         if not _is_page_request(request):
             return get_response(request)
-        if verify_open is None:
-            verify_open, enrol_open = _open_paths(_VERIFY_OPEN), _open_paths(_ENROL_OPEN)
         try:
             user = getattr(request, "user", None)
             pending = user is not None and user.is_authenticated and not user.is_verified()
             enabled = pending and twofactor.is_enabled(user)
-            must_enrol = (
-                pending and not enabled and request.path_info not in enrol_open and twofactor.requires_enrolment(user)
-            )
+            must_enrol = pending and not enabled and twofactor.requires_enrolment(user)
         except _DATABASE_AWAY:
             enabled = must_enrol = False
-        if enabled and request.path_info not in verify_open:
+        if enabled and _view_name(request) not in _VERIFY_OPEN:
             query = urlencode({"next": request.get_full_path()}) if request.method == "GET" else ""
             url = reverse("organizations:two_factor_verify")
             return redirect(f"{url}?{query}" if query else url)
-        if must_enrol:
+        if must_enrol and _view_name(request) not in _ENROL_OPEN:
             messages.info(request, "Your organization requires two-factor sign-in: set it up to continue.")
             return redirect("organizations:two_factor")
         return get_response(request)
