@@ -41,7 +41,8 @@ def test_enrol_sign_in_with_a_code_then_with_a_recovery_code(open_page, alice, o
     page.get_by_role("button", name="Set up two-factor sign-in").click()
     qr = page.get_by_role("img", name="QR code for your authenticator app")
     expect(qr).to_be_visible()
-    assert qr.evaluate("img => img.complete && img.naturalWidth > 0")
+    # Loaded and drawn (naturalWidth stays 0 for an image that failed).
+    page.wait_for_function("() => { const img = document.querySelector('img.qr'); return img.complete && img.naturalWidth > 0; }")
     secret = page.locator("#totp-secret").inner_text().replace(" ", "")
     shoot(page, "two-factor-enrol")
     totp = pyotp.TOTP(secret)
