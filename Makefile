@@ -27,16 +27,21 @@ prepare: install
 migrate: prepare
 	$(BIN)/python manage.py migrate --noinput
 
-# Served as in production, on plain http at 127.0.0.1 (README, "Quick start"): debug off,
-# the development key of bin/prepare unless SECRET_KEY(_FILE) is set, static files
-# collected, cookies not limited to https, and gunicorn's scheduler on (config/gunicorn.py).
-# Each of these can be overridden from the environment.
+# Served as in production, on plain http at 127.0.0.1 (README, "Quick start"), with
+# gunicorn's scheduler on (config/gunicorn.py). DEBUG is off unless asked for
+# (`DEBUG=1 make serve`): a 404 or an error shows the project's own page, never a
+# route list or a traceback. Static files come from collectstatic through whitenoise;
+# the key is the one bin/prepare keeps under var/ unless SECRET_KEY or SECRET_KEY_FILE
+# is set; cookies go over this plain-HTTP loopback address, so they are not marked
+# Secure unless the environment says so.
+SERVE_ENV = DEBUG=$${DEBUG:-False} \
+	SECRET_KEY_FILE=$${SECRET_KEY_FILE:-$(if $(SECRET_KEY),,$(or $(CLACKS_VAR_DIR),var)/secret_key)} \
+	SESSION_COOKIE_SECURE=$${SESSION_COOKIE_SECURE:-False} CSRF_COOKIE_SECURE=$${CSRF_COOKIE_SECURE:-False}
+
 serve: migrate
-	@if [ -z "$$SECRET_KEY" ] && [ -z "$$SECRET_KEY_FILE" ]; then export SECRET_KEY_FILE="$${CLACKS_VAR_DIR:-var}/secret_key"; fi; \
-	export DEBUG="$${DEBUG:-False}" SESSION_COOKIE_SECURE="$${SESSION_COOKIE_SECURE:-False}" CSRF_COOKIE_SECURE="$${CSRF_COOKIE_SECURE:-False}"; \
-	$(BIN)/python manage.py collectstatic --noinput --verbosity 0 && \
-	echo "Clacks: open http://127.0.0.1:$(PORT)/ in a browser (DEBUG=$$DEBUG, background jobs: $${CLACKS_SCHEDULER:-on})" && \
-	exec $(BIN)/gunicorn --config config/gunicorn.py --bind 127.0.0.1:$(PORT) config.wsgi
+	$(SERVE_ENV) $(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	@echo "Clacks: open http://127.0.0.1:$(PORT)/ in a browser (DEBUG=$${DEBUG:-False}, background jobs: $${CLACKS_SCHEDULER:-on})"
+	$(SERVE_ENV) $(BIN)/gunicorn --config config/gunicorn.py --bind 127.0.0.1:$(PORT) config.wsgi
 
 # lint-imports checks the walls between the apps (pyproject.toml [tool.importlinter];
 # README, "Layout") before any test runs.

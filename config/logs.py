@@ -62,6 +62,18 @@ class TracebacksOnly(logging.Filter):
         return record.exc_info is not None
 
 
+class NoTracebackBelowError(logging.Filter):
+    """A 4xx answer raised as an exception (403 PermissionDenied, 400 BadRequest) is an
+    expected refusal: one WARNING line naming the path, without the traceback that
+    Django attaches to it. Errors (5xx) keep theirs."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.ERROR and record.exc_info:
+            record.exc_info = None
+            record.exc_text = None
+        return True
+
+
 # --- The request being served ------------------------------------------------------
 
 

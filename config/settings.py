@@ -124,6 +124,11 @@ INSTALLED_APPS = [
     "django.contrib.humanize",
     "rest_framework",
     "django_prometheus",
+    # Two-factor sign-in (TOTP devices; organizations.twofactor) and sign-in throttling
+    # shared by every worker through the database (docs/accounts.md).
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
     "organizations",
     "telemetry",
     "dashboard",
@@ -149,10 +154,17 @@ MIDDLEWARE = [
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
+    # request.user.is_verified(); then two-factor verification and enrolment before any
+    # other page, and the session list's "last seen" (organizations.middleware).
+    "django_otp.middleware.OTPMiddleware",
+    "organizations.middleware.two_factor",
+    "organizations.middleware.session_activity",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Pages answer a friendly 503 while the database is away (the API shapes its own).
     "config.middleware.DatabaseUnavailableMiddleware",
     "django_prometheus.middleware.PrometheusAfterMiddleware",
+    # Turns a locked-out sign-in into the sign-in page saying when to retry (organizations.lockout).
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -291,8 +303,10 @@ SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 24 * 3600, minimum=60)
 SESSION_COOKIE_HTTPONLY = True
 SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_SAMESITE = "Strict"
-# Sign-in throttling: after this many failures for one username from one
-# address, that pair is refused for the lockout period (counted in the cache).
+# Sign-in throttling (django-axes, counted in the database so every worker and
+# instance shares it, with or without Redis): after this many failures for one
+# username from one address, that pair is refused until this many seconds after
+# its last counted failure. Failures during a lockout do not extend it.
 CLACKS_LOGIN_MAX_FAILURES = env_int("CLACKS_LOGIN_MAX_FAILURES", 5, minimum=1)
 CLACKS_LOGIN_LOCKOUT_SECONDS = env_int("CLACKS_LOGIN_LOCKOUT_SECONDS", 300, minimum=1)
 # Share links (docs/sharing.md): requests one client may make to one link per
@@ -328,8 +342,31 @@ OIDC_BUTTON_LABEL = env_str("OIDC_BUTTON_LABEL", "Sign in with single sign-on")
 OIDC_SIGN_ALGO = env_str("OIDC_SIGN_ALGO", "RS256")
 if OIDC_SIGN_ALGO not in ("RS256", "RS384", "RS512", "ES256", "ES384", "ES512"):
     raise ImproperlyConfigured(f"OIDC_SIGN_ALGO={OIDC_SIGN_ALGO!r}: use RS256, RS384, RS512, ES256, ES384 or ES512")
-# Passwords first; the OpenID backend answers only the sign-in callback.
-AUTHENTICATION_BACKENDS = ["django.contrib.auth.backends.ModelBackend", "organizations.oidc.OidcBackend"]
+
+AUTHENTICATION_BACKENDS = [
+    # First, so a locked-out pair is refused before its password is checked.
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+    # Single sign-on answers only its callback; it never sees a password, so axes
+    # counts no single sign-on failures.
+    "organizations.oidc.OidcBackend",
+]
+AXES_HANDLER = "axes.handlers.database.AxesDatabaseHandler"
+AXES_FAILURE_LIMIT = "organizations.lockout.failure_limit"
+AXES_COOLOFF_TIME = "organizations.lockout.cool_off"
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_CLIENT_IP_CALLABLE = "organizations.lockout.client_ip"
+AXES_LOCKOUT_CALLABLE = "organizations.lockout.lockout_response"
+# Successful sign-ins are in the session list (organizations.sessions), not in axes' log.
+AXES_DISABLE_ACCESS_LOG = True
+AXES_VERBOSE = False
+# Password-reset links (made by an owner, or mailed when EMAIL_HOST is set) work
+# once and for this many seconds.
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT", 24 * 3600, minimum=60)
+# The issuer shown in authenticator apps next to the account name.
+OTP_TOTP_ISSUER = "Clacks"
 
 # --- Internationalisation -------------------------------------------------------
 
@@ -540,17 +577,27 @@ LOGGING = {
     "disable_existing_loggers": False,
     # One JSON object per line on stdout (config/logs.py); gunicorn's own lines match.
     "formatters": {"json": {"()": "config.logs.JsonFormatter"}},
-    "filters": {"tracebacks_only": {"()": "config.logs.TracebacksOnly"}},
+    "filters": {
+        "tracebacks_only": {"()": "config.logs.TracebacksOnly"},
+        "no_traceback_below_error": {"()": "config.logs.NoTracebackBelowError"},
+    },
     "handlers": {"stdout": {"class": "logging.StreamHandler", "formatter": "json", "stream": "ext://sys.stdout"}},
     "root": {"handlers": ["stdout"], "level": LOG_LEVEL},
     "loggers": {
         # Replaces Django's default console handler, which would print plain lines too.
         "django": {"handlers": ["stdout"], "level": LOG_LEVEL, "propagate": False},
         # The request log has a line for every answer; Django's repeats each 4xx
-        # and 5xx. Only its records of unhandled errors stay: they carry the traceback.
-        "django.request": {"handlers": ["stdout"], "filters": ["tracebacks_only"], "propagate": False},
+        # and 5xx. Only its records of raised exceptions stay: unhandled errors with their
+        # traceback; permission denials (403) as one WARNING line without it.
+        "django.request": {
+            "handlers": ["stdout"],
+            "filters": ["tracebacks_only", "no_traceback_below_error"],
+            "propagate": False,
+        },
         # Its DEBUG lines carry query parameters: event payloads, token hashes.
         "django.db.backends": {"level": "INFO"},
+        # django-axes narrates every failed sign-in at INFO; its WARNINGs (failures, lockouts) stay.
+        "axes": {"level": "WARNING"},
     },
 }
 

@@ -1,9 +1,37 @@
 """The Django admin for superusers. Secrets and token hashes are never shown or edited here."""
 
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.contrib.auth.admin import UserAdmin
 
 from organizations.models import App, AuditEntry, Credential, Invitation, Membership, Organization, SsoDomain, SsoIdentity
+from organizations.passwords import ResetNotAllowed, make_reset_link_for_user
 from organizations.services import forget_cached_app
+
+User = get_user_model()
+admin.site.unregister(User)
+
+
+@admin.register(User)
+class ClacksUserAdmin(UserAdmin):
+    """Django's user admin, plus a one-time password-reset link for a user who forgot theirs."""
+
+    actions = ["password_reset_link"]
+
+    @admin.action(description="Make a one-time password-reset link")
+    def password_reset_link(self, request, queryset):
+        for user in queryset[:10]:
+            try:
+                path, expires_at = make_reset_link_for_user(user, by=request.user)
+            except ResetNotAllowed as exc:
+                self.message_user(request, str(exc), messages.ERROR)
+                return
+            self.message_user(
+                request,
+                f"Reset link for {user.get_username()} (works once, until {expires_at:%Y-%m-%d %H:%M} UTC; "
+                f"send it yourself): {request.build_absolute_uri(path)}",
+                messages.SUCCESS,
+            )
 
 
 class MembershipInline(admin.TabularInline):

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import hashlib
-import math
-
 from django import forms
-from django.conf import settings
+from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, UserCreationForm
-from django.core.cache import cache
 
 from organizations.models import RETENTION_PRESETS, Credential, Role, Tier
 
@@ -56,63 +52,47 @@ class SignupForm(NoColon, UserCreationForm):
         fields = ("username", "email")
 
 
-def _client_ip(request) -> str:
-    # The direct peer. Behind a reverse proxy every client shares the proxy's
-    # address, which makes the limit stricter, never looser.
-    return (request.META.get("REMOTE_ADDR") or "unknown") if request is not None else "unknown"
-
-
-def login_throttle_key(username: str, ip: str) -> str:
-    digest = hashlib.sha256(f"{username.strip().lower()}\0{ip}".encode()).hexdigest()[:32]
-    return f"login-failures:{digest}"
-
-
-class ThrottledLoginForm(NoColon, AuthenticationForm):
-    """Django's login form, refusing a username+IP pair for a while after repeated failures.
-
-    Failures are counted in the cache with atomic add/incr, so concurrent attempts
-    cannot slip past the limit (with Redis the count is shared by every worker)."""
-
-    error_messages = {
-        **AuthenticationForm.error_messages,
-        "throttled": "Too many failed sign-in attempts. Wait %(minutes)s and try again.",
-    }
-
-    def clean(self):
-        username = self.cleaned_data.get("username") or ""
-        key = login_throttle_key(username, _client_ip(self.request))
-        limit = settings.CLACKS_LOGIN_MAX_FAILURES
-        lockout = settings.CLACKS_LOGIN_LOCKOUT_SECONDS
-        if (cache.get(key) or 0) >= limit:
-            raise self._throttled(lockout)
-        try:
-            return super().clean()
-        except forms.ValidationError:
-            # The window starts at the first failure and is not extended by later ones.
-            cache.add(key, 0, lockout)
-            try:
-                failures = cache.incr(key)
-            except ValueError:  # expired between add and incr
-                cache.add(key, 1, lockout)
-                failures = 1
-            if failures >= limit:
-                raise self._throttled(lockout) from None
-            raise
-        finally:
-            if self.user_cache is not None:
-                cache.delete(key)
-
-    def _throttled(self, seconds: int) -> forms.ValidationError:
-        minutes = max(1, math.ceil(seconds / 60))
-        return forms.ValidationError(
-            self.error_messages["throttled"],
-            code="throttled",
-            params={"minutes": f"{minutes} minute{'s' if minutes != 1 else ''}"},
-        )
+class LoginForm(NoColon, AuthenticationForm):
+    """Django's sign-in form. Throttling is django-axes' (organizations.lockout)."""
 
 
 class PasswordForm(NoColon, PasswordChangeForm):
     pass
+
+
+class SetPasswordForm(NoColon, auth_forms.SetPasswordForm):
+    pass
+
+
+class PasswordResetForm(NoColon, auth_forms.PasswordResetForm):
+    pass
+
+
+class CodeForm(NoColon, forms.Form):
+    """A code from the authenticator app, or (where `recovery` allows) a recovery code."""
+
+    code = forms.CharField(
+        label="Code",
+        max_length=32,
+        strip=True,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autocapitalize": "off", "spellcheck": "false"}),
+    )
+
+    def __init__(self, *args, recovery: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["code"].help_text = (
+            "The 6-digit code from your authenticator app, or one of your recovery codes."
+            if recovery
+            else "The 6-digit code your authenticator app shows."
+        )
+
+
+class RequireTwoFactorForm(NoColon, forms.Form):
+    require_two_factor = forms.BooleanField(
+        required=False,
+        label="Require two-factor sign-in",
+        help_text="Members without it are led to set it up at their next sign-in, before they see the organization.",
+    )
 
 
 # --- Organizations --------------------------------------------------------------------

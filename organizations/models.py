@@ -8,6 +8,7 @@ import secrets
 from django.conf import settings
 from django.db import models
 from django.utils import timezone
+from django_otp.models import Device, ThrottlingMixin
 
 from organizations.crypto import decrypt_secret
 
@@ -40,6 +41,9 @@ class Organization(models.Model):
     # Whether retention writes events to the archive before deleting them (docs/archive.md).
     archive_before_delete = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
+    # Members without two-factor sign-in are led to enrol at their next sign-in
+    # (organizations.middleware.two_factor).
+    require_two_factor = models.BooleanField(default=False)
 
     class Meta:
         ordering = ["name"]
@@ -263,3 +267,57 @@ class SsoDomainJoin(models.Model):
 
     def __str__(self) -> str:
         return f"{self.user} considered for {self.organization.public_id}"
+
+
+# --- Accounts: recovery codes and the session list ---------------------------------------
+
+
+def hash_recovery_code(code: str) -> str:
+    """Recovery codes are random (50 bits) and single-use, so a SHA-256 like API tokens'
+    suffices; spaces, dashes and case are ignored so a code can be typed as shown."""
+    normalized = "".join(code.split()).replace("-", "").lower()
+    return hashlib.sha256(normalized.encode()).hexdigest()
+
+
+class RecoveryCodeDevice(ThrottlingMixin, Device):
+    """A user's ten one-time recovery codes, as a django-otp device so a code
+    verifies a sign-in like the authenticator does. Only hashes are stored."""
+
+    def get_throttle_factor(self) -> int:
+        # Each failure doubles the wait before the next try, starting at one second.
+        return 1
+
+    def verify_token(self, token) -> bool:
+        allowed, _ = self.verify_is_allowed()
+        if not allowed:
+            return False
+        # Deleting the row is the "used" mark: two requests cannot both use one code.
+        used, _ = self.codes.filter(code_hash=hash_recovery_code(str(token))).delete()
+        if used:
+            self.throttle_reset()
+        else:
+            self.throttle_increment()
+        return bool(used)
+
+
+class RecoveryCode(models.Model):
+    device = models.ForeignKey(RecoveryCodeDevice, models.CASCADE, related_name="codes")
+    code_hash = models.CharField(max_length=64, db_index=True)
+
+
+class UserSession(models.Model):
+    """A signed-in session as the user's session list shows it (organizations.sessions).
+    The session itself is Django's; this row names its device, address and last use."""
+
+    session_key = models.CharField(max_length=40, unique=True)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, models.CASCADE, related_name="clacks_sessions")
+    user_agent = models.CharField(max_length=300, blank=True)
+    ip_address = models.GenericIPAddressField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_seen = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-last_seen"]
+
+    def __str__(self) -> str:
+        return f"session of {self.user} last seen {self.last_seen:%Y-%m-%d %H:%M}"

@@ -10,12 +10,15 @@ in dashboard.manage_views: this app imports no other.
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
 from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import PermissionDenied
 from django.core.paginator import Paginator
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -24,7 +27,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from organizations import forms, services
+from organizations import forms, lockout, passwords, services, sessions, twofactor
 from organizations.access import RoleTooLow, get_org_access
 from organizations.context_processors import LAST_ORG_SESSION_KEY
 from organizations.models import AuditEntry, Invitation, Membership, Organization, Role
@@ -82,13 +85,17 @@ def setup(request: HttpRequest) -> HttpResponse:
 
 class LoginView(auth_views.LoginView):
     template_name = "accounts/login.html"
-    form_class = forms.ThrottledLoginForm
+    form_class = forms.LoginForm
     redirect_authenticated_user = True
 
     def dispatch(self, request, *args, **kwargs):
         if _no_user_yet():
             return redirect("organizations:setup")
         return super().dispatch(request, *args, **kwargs)
+
+    def get_context_data(self, **kwargs):
+        # "Forgot your password?" mails a link only when the server can send mail.
+        return super().get_context_data(**kwargs, password_reset_by_email=bool(settings.EMAIL_HOST))
 
 
 class LogoutView(auth_views.LogoutView):
@@ -107,7 +114,12 @@ class PasswordChangeView(auth_views.PasswordChangeView):
 
     def form_valid(self, form):
         response = super().form_valid(form)
-        messages.success(self.request, "Your password is changed.")
+        # Django already refuses the other sessions (their password hash is stale); ending
+        # them also takes them off the session list. This one gets a new key: note it again.
+        sessions.end_other_sessions(self.request.user, keep=self.request.session.session_key)
+        sessions.record(self.request, self.request.user)
+        twofactor.audit_user_change(self.request.user, action="password.change")
+        messages.success(self.request, "Your password is changed. Your other sessions are signed out.")
         return response
 
 
@@ -148,18 +160,26 @@ def _invite_url(request: HttpRequest, invitation: Invitation) -> str:
 def members(request: HttpRequest, org_id: str) -> HttpResponse:
     access = get_org_access(request.user, org_id)
     organization = access.organization
-    memberships = organization.memberships.select_related("user").order_by("user__username")
+    memberships = list(organization.memberships.select_related("user").order_by("user__username"))
     owners = sum(1 for m in memberships if m.role == Role.OWNER)
+    with_two_factor = twofactor.users_with_two_factor([m.user_id for m in memberships])
+    manage = access.at_least(Role.OWNER)
+    locked = lockout.locked_usernames(m.user.get_username() for m in memberships) if manage else set()
     rows = [
         {
             "membership": m,
             "role_form": forms.RoleForm(initial={"role": m.role}, prefix=f"m{m.pk}"),
             "last_owner": m.role == Role.OWNER and owners == 1,
+            "two_factor": m.user_id in with_two_factor,
+            "locked": m.user.get_username() in locked,
         }
         for m in memberships
     ]
+    reset_link = request.session.pop("clacks_reset_link", None)
+    if reset_link:
+        reset_link["expires_at"] = datetime.fromisoformat(reset_link["expires_at"])
     invitations = []
-    if access.at_least(Role.OWNER):
+    if manage:
         now = timezone.now()
         pending = organization.invitations.filter(accepted_at__isnull=True).order_by("-created_at")
         invitations = [
@@ -174,9 +194,67 @@ def members(request: HttpRequest, org_id: str) -> HttpResponse:
             "rows": rows,
             "invitations": invitations,
             "invite_form": forms.InviteForm(),
+            "require_form": forms.RequireTwoFactorForm(initial={"require_two_factor": organization.require_two_factor}),
+            "may_reset": manage or request.user.is_superuser,
             "new_invitation": request.session.pop("clacks_new_invitation", None),
+            "reset_link": reset_link,
         },
     )
+
+
+@login_required
+@require_POST
+def require_two_factor(request: HttpRequest, org_id: str) -> HttpResponse:
+    access = get_org_access(request.user, org_id, min_role=Role.OWNER)
+    form = forms.RequireTwoFactorForm(request.POST)
+    if form.is_valid():
+        required = form.cleaned_data["require_two_factor"]
+        if twofactor.set_required(access.organization, required=required, by=request.user):
+            messages.success(
+                request,
+                "Two-factor sign-in is required: members without it set it up at their next sign-in."
+                if required
+                else "Two-factor sign-in is no longer required.",
+            )
+    return redirect("organizations:members", org_id=access.organization.public_id)
+
+
+@login_required
+@require_POST
+def member_unlock(request: HttpRequest, org_id: str, member_id: int) -> HttpResponse:
+    access = get_org_access(request.user, org_id, min_role=Role.OWNER)
+    membership = _membership(access, member_id)
+    if forms.ConfirmForm(request.POST).is_valid():
+        lockout.unlock(membership, by=request.user)
+        messages.success(request, f"{membership.user.get_username()} can sign in again.")
+    return redirect("organizations:members", org_id=access.organization.public_id)
+
+
+@login_required
+@require_POST
+def member_reset_link(request: HttpRequest, org_id: str, member_id: int) -> HttpResponse:
+    """A one-time password-reset link for a member, shown once to the owner (or a superuser)."""
+    access = get_org_access(request.user, org_id)
+    if not (access.at_least(Role.OWNER) or request.user.is_superuser):
+        raise PermissionDenied("Only owners can make password-reset links.")
+    membership = _membership(access, member_id)
+    if forms.ConfirmForm(request.POST).is_valid():
+        try:
+            path, expires_at = passwords.make_reset_link(membership, by=request.user)
+        except passwords.ResetNotAllowed as exc:
+            messages.error(request, str(exc))
+        else:
+            request.session["clacks_reset_link"] = {
+                "username": membership.user.get_username(),
+                "url": request.build_absolute_uri(path),
+                "expires_at": expires_at.isoformat(),
+            }
+            messages.success(
+                request,
+                f"Password-reset link for {membership.user.get_username()} created. "
+                "Send it to them yourself: it works once.",
+            )
+    return redirect("organizations:members", org_id=access.organization.public_id)
 
 
 @login_required
