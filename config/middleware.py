@@ -26,9 +26,11 @@ request_logger = logging.getLogger("clacks.request")
 # so a client cannot put arbitrary text into headers and log lines.
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:/+=-]{1,128}\Z")
 
-# A share link's token is a bearer secret (docs/sharing.md): request log lines keep
-# its first 6 characters, which the app's Share tab lists, and no more.
-_SHARE_TOKEN = re.compile(r"^/s/([^/]{0,6})[^/]*")
+# Paths that carry a bearer secret: a share link's token (docs/sharing.md), an
+# invitation's and a password-reset link's (docs/accounts.md). Request log lines
+# keep the first 6 characters of the token, which the pages that list them show,
+# and no more.
+_PATH_SECRET = re.compile(r"^(/s/|/invite/|/accounts/password/reset/[^/]*/)([^/]{0,6})[^/]*")
 
 
 # Answered before host validation and the HTTPS redirect: load balancers,
@@ -67,7 +69,7 @@ def request_log(get_response: Callable[[HttpRequest], HttpResponse]):
         status = response.status_code
         fields.update(
             method=request.method,
-            path=_SHARE_TOKEN.sub(r"/s/\1…", request.path[:1000]),
+            path=_PATH_SECRET.sub(r"\1\2…", request.path[:1000]),
             status=status,
             duration_ms=round((time.perf_counter() - started) * 1000, 2),
             db_ms=round(fields["db_ms"], 2),

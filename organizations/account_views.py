@@ -181,6 +181,10 @@ class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
     form_class = forms.SetPasswordForm
     success_url = reverse_lazy("organizations:password_reset_complete")
 
+    def get_context_data(self, **kwargs):
+        # A used or expired link offers a mailed one when the server can send mail.
+        return super().get_context_data(**kwargs, password_reset_by_email=bool(settings.EMAIL_HOST))
+
     def form_valid(self, form):
         response = super().form_valid(form)
         after_password_set(form.user)

@@ -121,3 +121,16 @@ def test_an_error_with_a_traceback_is_still_one_json_line():
     line = orjson.loads(text)
     assert line["level"] == "ERROR"
     assert "ValueError: boom" in line["exc_info"]
+
+
+@pytest.mark.django_db
+def test_tokens_in_invitation_and_password_reset_links_are_cut_in_the_log(client, json_log):
+    invitation = "inv_Zq9x7LmN2pQ4rS6tU8vW0yA1bC3dE5fG"
+    reset = "cv1abc-9f8e7d6c5b4a39281706f5e4d3c2b1a0"
+    client.get(f"/invite/{invitation}/")
+    client.get(f"/accounts/password/reset/MQ/{reset}/")
+
+    first, second = json_log.requests()
+    assert first["path"] == f"/invite/{invitation[:6]}…/"
+    assert second["path"] == f"/accounts/password/reset/MQ/{reset[:6]}…/"
+    assert invitation not in json_log.text and reset not in json_log.text
