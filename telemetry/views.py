@@ -7,6 +7,7 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.db import DatabaseError, connection
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, JsonResponse
@@ -233,8 +234,15 @@ def health(request: HttpRequest) -> JsonResponse:
 
 
 def _public_url(request: HttpRequest) -> dict:
+    configured = bool(endpoints.configured_public_url())
+    try:
+        request.get_host()
+    except DisallowedHost:
+        # Probes answer any Host (config/middleware.py, PROBE_PATHS); one ALLOWED_HOSTS
+        # does not list is neither echoed nor compared.
+        return {"url": endpoints.public_url(), "configured": configured}
     mismatch = endpoints.public_url_mismatch(request)
-    answer = {"url": endpoints.public_url(request), "configured": bool(endpoints.configured_public_url())}
+    answer = {"url": endpoints.public_url(request), "configured": configured}
     if mismatch is not None:
         answer["warning"] = (
             f"CLACKS_PUBLIC_URL is {mismatch.configured} but this request reached {mismatch.reached}; "
