@@ -47,11 +47,16 @@ def _analytics(app_ids: list[int], state: filter_bar.PageState) -> dict:
     days cached); with one, dashboard.filtered_stats (segmented rollups, UserDay)."""
     period, filters = state.period, state.filters
     reads = filtered_stats.Reads(app_ids, filters) if filters.active else None
+    # The previous period of equal length, drawn as a faint line behind the bars. Without
+    # a filter its figures were read with this period's (stats.RangeFigures): no query.
+    before = replace(period, start=period.previous.start, end=period.previous.end)
     if filters.active:
         buckets = filtered_stats.events_over_time(app_ids, period=period, filters=filters, reads=reads)
+        previous = filtered_stats.events_over_time(app_ids, period=before, filters=filters, reads=reads)
         summary = filtered_stats.summary(app_ids, period=period, filters=filters, reads=reads)
     else:
         buckets = stats.events_over_time(app_ids, period=period)
+        previous = stats.events_over_time(app_ids, period=before)
         summary = stats.summary(app_ids, period=period)
     context = {
         **filter_bar.context(app_ids, state),
@@ -61,7 +66,7 @@ def _analytics(app_ids: list[int], state: filter_bar.PageState) -> dict:
         "wider_query": state.preset_query("90d"),
         "summary": summary,
         "session_limit": filtered_stats.SESSION_SCAN_LIMIT,
-        "chart": bar_chart(buckets, hourly=period.hourly),
+        "chart": bar_chart(buckets, hourly=period.hourly, previous=previous),
         "ever_had_events": summary.events.current > 0 or stats.has_events(app_ids),
     }
     if summary.events.current:

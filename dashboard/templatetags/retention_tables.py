@@ -67,7 +67,7 @@ def new_returning_rows(buckets: list[NewReturning]) -> SafeString:
 def cohort_rows(cohorts: list[Cohort], unit: str) -> SafeString:
     """One row per cohort: its first-seen period, size, and a shaded cell per later period.
 
-    A cell's shade is its share (CSS --share); * marks a period not over yet;
+    A cell's shade is its share in tenths (CSS shade-0 … shade-10); * marks a period not over yet;
     a period not begun is blank, never 0 %."""
     rows = []
     for cohort in cohorts:
@@ -86,7 +86,7 @@ def cohort_rows(cohorts: list[Cohort], unit: str) -> SafeString:
                 title = f"{cell.users:,} of {cohort.size:,} users" + (", so far" if cell.partial else "")
                 mark = "*" if cell.partial else ""
                 cells.append(
-                    f'<td class="{classes}" style="--share: {cell.share:.4f}" title="{title}">{percent(cell.share, 0)}{mark}</td>'
+                    f'<td class="{classes} shade-{min(10, max(0, round(cell.share / 10)))}" title="{title}">{percent(cell.share, 0)}{mark}</td>'
                 )
         rows.append(
             f'<tr><th scope="row">{label}{" *" if cohort.partial else ""}</th><td class="num">{cohort.size:,}</td>{"".join(cells)}</tr>'
