@@ -13,6 +13,7 @@ urlpatterns = [
     path("accounts/login/", views.LoginView.as_view(), name="login"),
     path("accounts/logout/", views.LogoutView.as_view(), name="logout"),
     path("accounts/password/", views.PasswordChangeView.as_view(), name="password_change"),
+    path("accounts/profile/", views.profile, name="profile"),
     path("invite/<str:token>/", views.invite_accept, name="invite_accept"),
     path("orgs/", views.org_list, name="org_list"),
     path(org + "members/", views.members, name="members"),

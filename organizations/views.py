@@ -24,7 +24,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from organizations import forms, services
+from organizations import forms, services, timezones
 from organizations.access import get_org_access
 from organizations.context_processors import LAST_ORG_SESSION_KEY
 from organizations.models import AuditEntry, Invitation, Membership, Organization, Role
@@ -109,6 +109,28 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         response = super().form_valid(form)
         messages.success(self.request, "Your password is changed.")
         return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile(request: HttpRequest) -> HttpResponse:
+    """The person's own settings: the time zone every page shows times in (docs/time.md)."""
+    browser_zone = request.COOKIES.get(timezones.COOKIE, "")
+    browser_zone = browser_zone if timezones.zone_named(browser_zone) else ""
+    current = timezones.profile_time_zone(request.user)
+    form = forms.TimeZoneForm(_posted(request), initial={"time_zone": current}, browser_zone=browser_zone)
+    if request.method == "POST" and form.is_valid():
+        name = form.cleaned_data["time_zone"]
+        timezones.set_profile_time_zone(request.user, name=name)
+        request.session[timezones.SESSION_KEY] = name
+        messages.success(request, f"Times are now shown in {name}." if name else "Times now follow your browser's time zone.")
+        return redirect("organizations:profile")
+    return render(
+        request,
+        "accounts/profile.html",
+        {"form": form, "now": timezone.now(), "zone_words": timezones.describe(timezone.now()),
+         "zone_source": getattr(request, "time_zone_source", "default")},
+    )
 
 
 # --- Organizations ---------------------------------------------------------------------------
