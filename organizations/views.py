@@ -10,6 +10,7 @@ in dashboard.manage_views: this app imports no other.
 from __future__ import annotations
 
 import logging
+from urllib.parse import urlencode
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model, login
@@ -24,6 +25,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
+from organizations import audit as audit_log
 from organizations import forms, services, timezones
 from organizations.access import get_org_access
 from organizations.context_processors import LAST_ORG_SESSION_KEY
@@ -324,9 +326,26 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
 @login_required
 def audit(request: HttpRequest, org_id: str) -> HttpResponse:
     access = get_org_access(request.user, org_id, min_role=Role.ADMIN)
-    entries = AuditEntry.objects.filter(organization=access.organization).select_related("actor")
+    organization = access.organization
+    kind, person = request.GET.get("action", ""), request.GET.get("person", "")
+    entries = audit_log.filter_entries(organization, kind=kind, person=person)
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
-    return render(request, "organizations/audit.html", {"organization": access.organization, "access": access, "page": page})
+    filters = urlencode([(name, value) for name, value in (("action", kind), ("person", person)) if value])
+    return render(
+        request,
+        "organizations/audit.html",
+        {
+            "organization": organization,
+            "access": access,
+            "page": page,
+            "lines": audit_log.lines(organization, page.object_list),
+            "kinds": [(value, label) for value, (label, _) in audit_log.KINDS.items()],
+            "people": audit_log.people(organization),
+            "kind": kind,
+            "person": person,
+            "filters": filters,
+        },
+    )
 
 
 # --- Apps ------------------------------------------------------------------------------------
