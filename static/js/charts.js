@@ -56,9 +56,10 @@
     });
   }
 
-  function start() {
-    document.querySelectorAll("[data-chart]").forEach(setup);
+  function start(root) {
+    (root || document).querySelectorAll("[data-chart]").forEach(setup);
   }
-  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  window.clacksChartsSetup = start;  // the live view (live.js) calls it on the charts it swaps in
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", function () { start(); });
   else start();
 })();
