@@ -139,6 +139,9 @@ MIDDLEWARE = [
     # (load balancers call instances by address over HTTP); uncounted by django-prometheus.
     "config.middleware.probes",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
+    # Pages compressed for browsers that ask (static files are compressed by whitenoise
+    # at collectstatic); Django pads each body against BREACH (docs/accessibility.md, Lighthouse).
+    "django.middleware.gzip.GZipMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
