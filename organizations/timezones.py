@@ -13,6 +13,7 @@ import zoneinfo
 from collections.abc import Callable
 from datetime import datetime, tzinfo
 
+from django.db import InterfaceError, OperationalError
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
@@ -68,13 +69,14 @@ def time_zone_middleware(get_response: Callable[[HttpRequest], HttpResponse]):
 
     def middleware(request: HttpRequest) -> HttpResponse:
         zone, source = None, "default"
-        user = getattr(request, "user", None)
-        if user is not None and user.is_authenticated:
-            name = request.session.get(SESSION_KEY)
-            if name is None:
-                name = request.session[SESSION_KEY] = profile_time_zone(user)
-            zone = zone_named(name)
-            source = "profile" if zone else source
+        try:
+            name = _profile_zone_name(request)
+        except (OperationalError, InterfaceError):
+            # The database is away: leave it to the view to meet the same error, which
+            # config.middleware.DatabaseUnavailableMiddleware turns into the friendly 503.
+            name = ""
+        zone = zone_named(name)
+        source = "profile" if zone else source
         if zone is None:
             zone = zone_named(request.COOKIES.get(COOKIE))
             source = "browser" if zone else source
@@ -89,3 +91,14 @@ def time_zone_middleware(get_response: Callable[[HttpRequest], HttpResponse]):
             timezone.deactivate()
 
     return middleware
+
+
+def _profile_zone_name(request: HttpRequest) -> str:
+    """The signed-in user's chosen zone name ("" for none), kept in their session."""
+    user = getattr(request, "user", None)
+    if user is None or not user.is_authenticated:
+        return ""
+    name = request.session.get(SESSION_KEY)
+    if name is None:
+        name = request.session[SESSION_KEY] = profile_time_zone(user)
+    return name

@@ -16,7 +16,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from dashboard.activity import Cohort, DayActivity, NewReturning
-from dashboard.activity_charts import StackedChart
+from dashboard.activity_charts import LineChart, StackedChart
 from dashboard.templatetags.analytics import percent
 
 register = template.Library()
@@ -31,11 +31,23 @@ def stacked_bars(chart: StackedChart) -> SafeString:
     """New (bottom) and returning (top) bars, each with its hit area and tooltip."""
     return mark_safe(
         "".join(
-            f'<g class="chart-bucket"><title>{escape(bar.label)}: {bar.new:,} new, {bar.returning:,} returning</title>'
+            f'<g class="chart-bucket" data-tip="{escape(bar.label)}: {bar.new:,} new, {bar.returning:,} returning">'
             f'<rect class="chart-hit" x="{i}" y="0" width="1" height="{chart.height}"></rect>'
             f'<rect class="bar-returning" x="{bar.x:.3f}" y="{bar.returning_y:.3f}" width="{bar.width:.3f}" height="{bar.returning_height:.3f}"></rect>'
             f'<rect class="bar-new" x="{bar.x:.3f}" y="{bar.new_y:.3f}" width="{bar.width:.3f}" height="{bar.new_height:.3f}"></rect></g>'
             for i, bar in enumerate(chart.bars)
+        )
+    )
+
+
+@register.simple_tag
+def line_hits(chart: LineChart) -> SafeString:
+    """One hit area per day over the lines, carrying its figures for static/js/charts.js."""
+    return mark_safe(
+        "".join(
+            f'<g class="chart-bucket" data-tip="{escape(tip)}"><rect class="chart-hit" x="{i}" y="0" width="1"'
+            f' height="{chart.height}"></rect></g>'
+            for i, tip in enumerate(chart.tips)
         )
     )
 
