@@ -86,3 +86,18 @@ def test_event_times_follow_the_zone(client, alice, org, app):
     client.post("/accounts/profile/", {"time_zone": "Asia/Kolkata"})
     page = client.get(f"/orgs/{org.public_id}/apps/{app.public_id}/events/").content.decode()
     assert "10 Mar 2026, 18:00 IST" in page
+
+
+@pytest.mark.django_db
+def test_the_explorer_reads_its_since_and_until_in_the_viewer_zone_and_says_so(client, alice, org, app):
+    from tests.alerts.conftest import store
+
+    store(app, at=MOMENT - timedelta(minutes=30))  # 12:00 UTC, 21:00 in Tokyo
+    store(app, at=MOMENT + timedelta(minutes=30))  # 13:00 UTC, 22:00 in Tokyo
+    client.login(username="alice", password=PASSWORD)
+    client.post("/accounts/profile/", {"time_zone": "Asia/Tokyo"})
+    page = client.get(
+        f"/orgs/{org.public_id}/apps/{app.public_id}/events/", {"since": "2026-03-10T21:30"}
+    ).content.decode()
+    assert "Since (Asia/Tokyo)" in page and "Until (Asia/Tokyo)" in page
+    assert "10 Mar 2026, 22:00 JST" in page and "10 Mar 2026, 21:00 JST" not in page
