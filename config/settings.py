@@ -140,7 +140,7 @@ MIDDLEWARE = [
     "config.middleware.probes",
     "django_prometheus.middleware.PrometheusBeforeMiddleware",
     # Pages compressed for browsers that ask (static files are compressed by whitenoise
-    # at collectstatic); Django pads each body against BREACH (docs/accessibility.md, Lighthouse).
+    # at collectstatic); Django pads each body against BREACH. bench/lighthouse.py checks the gain.
     "django.middleware.gzip.GZipMiddleware",
     "django.middleware.security.SecurityMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
