@@ -116,7 +116,7 @@ def pages(ids: dict) -> list[tuple[str, str, bool]]:
         ("funnels", f"{a}funnels/", True),
         ("properties", f"{a}properties/", True),
         ("alerts", f"{a}alerts/", True),
-        ("not found", "/orgs/org_nobody/", True),
+        # Not the 404 page: Lighthouse refuses to score an answer that is not a 200.
     ]
 
 
