@@ -208,7 +208,7 @@ def _line(organization: Organization, entry: AuditEntry, apps: dict[str, App]) -
             f"({entry.target.removeprefix('user ')})", f": {details.get('events', 0):,} events", None,
         ),
         "funnel.create": lambda: about_app(f"created the funnel “{details.get('funnel', '')}” in ", "", _funnels(org_id, app)),
-        "funnel.update": lambda: about_app("changed a funnel in ", "", _funnels(org_id, app)),
+        "funnel.update": lambda: about_app(f"changed the funnel “{_funnel_name(details)}” of ", "", _funnels(org_id, app)),
         "funnel.delete": lambda: about_app(f"deleted the funnel “{details.get('funnel', '')}” of ", "", _funnels(org_id, app)),
         "alert_rule.create": lambda: _rule(entry, actor, "created the alert rule ", org_id, app),
         "alert_rule.update": lambda: _rule(entry, actor, "changed the alert rule ", org_id, app),
@@ -223,6 +223,14 @@ def _line(organization: Organization, entry: AuditEntry, apps: dict[str, App]) -
     # An action this page has no words for yet: its code and raw details, readable.
     extra = [(str(key).replace("_", " "), _plain(value)) for key, value in sorted(details.items())]
     return Line(entry, actor, f"did “{action.replace('.', ' ').replace('_', ' ')}” on ", entry.target or "the organization", "", None, extra)
+
+
+def _funnel_name(details: dict) -> str:
+    """The funnel's name after the change (an update records only what changed)."""
+    name = details.get("name")
+    if isinstance(name, dict):
+        return str(name.get("to", ""))
+    return str(details.get("funnel") or "")
 
 
 def _funnels(org_id: str, app: App | None) -> str | None:
