@@ -9,7 +9,7 @@ export PORT
 STAMP := $(VENV)/.installed
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/clacks
 
-.PHONY: install prepare serve test test-sqlite test-postgres migrate bench clean browser-deps backup restore-check test-pgbouncer test-replica topology-deps
+.PHONY: install prepare serve test test-sqlite test-postgres migrate bench clean browser-deps backup restore-check test-pgbouncer test-replica topology-deps lighthouse
 
 install: $(STAMP)
 
@@ -90,9 +90,18 @@ backup: install
 restore-check: install
 	$(BIN)/python bin/dbbackup check
 
-# tests/browser drives Debian's Chromium through Playwright; install it when missing.
+# tests/browser drives Debian's Chromium through Playwright; install it when missing,
+# and axe-core from npm (tests/browser/package.json), which the tests inject into every page.
 browser-deps:
 	test -x /usr/bin/chromium || { apt-get update -q && apt-get install -y -q chromium; }
+	command -v npm >/dev/null || { apt-get update -q && apt-get install -y -q npm; }
+	test -f tests/browser/node_modules/axe-core/axe.min.js || (cd tests/browser && npm ci --no-audit --no-fund)
+
+# Lighthouse scores of every page, mobile preset, 10 k seeded events (bench/lighthouse.py).
+LIGHTHOUSE_PORT ?= 8643
+lighthouse: prepare browser-deps
+	test -x bench/lighthouse/node_modules/.bin/lighthouse || (cd bench/lighthouse && npm ci --no-audit --no-fund)
+	$(BIN)/python bench/lighthouse.py --port $(LIGHTHOUSE_PORT)
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .hypothesis
+	rm -rf $(VENV) staticfiles .pytest_cache .hypothesis tests/browser/node_modules bench/lighthouse/node_modules

@@ -34,6 +34,8 @@ class LineChart:
     y_ticks: list[Tick]
     x_labels: list[AxisLabel]
     description: str
+    # Each day's figures in words, shown on hover and keyboard focus (static/js/charts.js).
+    tips: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -107,6 +109,11 @@ def active_users_chart(days: list[DayActivity]) -> LineChart:
         y_ticks=ticks,
         x_labels=_x_labels([day.day for day in days], n) if n else [],
         description=description,
+        tips=tuple(
+            f"{day_label(day.day)} (UTC{', so far' if day.partial else ''}): {day.dau:,} daily, {day.wau:,} weekly,"
+            f" {day.mau:,} monthly active users"
+            for day in days
+        ),
     )
 
 

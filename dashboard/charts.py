@@ -27,6 +27,15 @@ class Bar:
     height: float
     count: int
     label: str  # the bucket in words, e.g. "10 Mar 2026, 14:00–15:00 UTC"
+    previous: int | None = None  # the same bucket of the period before, when compared
+
+    @property
+    def tip(self) -> str:
+        """The exact figure that static/js/charts.js shows on hover and keyboard focus."""
+        text = f"{self.label}: {self.count:,} event{'' if self.count == 1 else 's'}"
+        if self.previous is not None:
+            text += f" (previous period: {self.previous:,})"
+        return text
 
 
 @dataclass(frozen=True)
@@ -62,6 +71,8 @@ class BarChart:
     x_labels: list[AxisLabel]
     total: int
     peak: Bar | None
+    # The previous period's counts as a faint polyline over the bars ("x,y x,y ..."), or "".
+    previous_points: str = ""
 
     @property
     def description(self) -> str:
@@ -73,6 +84,15 @@ class BarChart:
         if self.peak is not None and self.peak.count:
             text += f" Highest: {self.peak.count:,} in {self.peak.label}."
         return text
+
+
+def compact(value: float) -> str:
+    """An axis figure short enough for any magnitude: 950, 1.2k, 25k, 3.4M, 1.2B."""
+    for size, suffix in ((1_000_000_000, "B"), (1_000_000, "M"), (1_000, "k")):
+        if abs(value) >= size:
+            text = f"{value / size:.1f}".removesuffix(".0")
+            return f"{text}{suffix}"
+    return f"{value:g}" if isinstance(value, float) else str(value)
 
 
 def nice_ceiling(value: int) -> tuple[int, int]:
@@ -101,9 +121,13 @@ def axis_label(start: datetime, *, hourly: bool, first: bool) -> str:
     return day
 
 
-def bar_chart(buckets: list[Bucket], *, hourly: bool) -> BarChart:
+def bar_chart(buckets: list[Bucket], *, hourly: bool, previous: list[Bucket] | None = None) -> BarChart:
+    """Bars of `buckets`; with `previous` (the period before, bucket for bucket),
+    a faint line of its counts and both figures in each bar's tip."""
     n = len(buckets)
-    top = max((b.count for b in buckets), default=0)
+    if previous is not None and len(previous) != n:
+        previous = None  # a period that crosses a change of bucket size: nothing to line up
+    top = max([b.count for b in buckets] + [b.count for b in previous or []], default=0)
     axis_max, step = nice_ceiling(top)
     bars = []
     for i, bucket in enumerate(buckets):
@@ -116,7 +140,13 @@ def bar_chart(buckets: list[Bucket], *, hourly: bool) -> BarChart:
                 height=height,
                 count=bucket.count,
                 label=bucket_label(bucket.start, hourly=hourly),
+                previous=previous[i].count if previous is not None else None,
             )
+        )
+    points = ""
+    if previous is not None and n:
+        points = " ".join(
+            f"{i + 0.5:.3f},{PLOT_HEIGHT - b.count * PLOT_HEIGHT / axis_max:.3f}" for i, b in enumerate(previous)
         )
     ticks = [Tick(value=v, percent=v * 100 / axis_max) for v in range(0, axis_max + 1, step)]
     every = max(1, math.ceil(n / MAX_X_LABELS))
@@ -144,6 +174,7 @@ def bar_chart(buckets: list[Bucket], *, hourly: bool) -> BarChart:
         x_labels=labels,
         total=sum(b.count for b in buckets),
         peak=peak,
+        previous_points=points,
     )
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from django import forms
+from django.utils import timezone
 
 from dashboard import stats
 from telemetry.periods import UTC
@@ -88,6 +89,14 @@ class EventFilterForm(forms.Form):
         input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M", "%Y-%m-%d"],
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
     )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Django reads a naive date and time in the active zone, the viewer's (docs/time.md),
+        # which is also the zone of the event times listed under the form: say which.
+        zone = timezone.get_current_timezone_name()
+        self.fields["since"].label = f"Since ({zone})"
+        self.fields["until"].label = f"Until ({zone})"
 
     def clean(self):
         cleaned = super().clean()

@@ -27,6 +27,7 @@ urlpatterns = [
     path(app, views.app_overview, name="app_overview"),
     path(app + "checklist/dismiss/", views.checklist_dismiss, name="checklist_dismiss"),
     path(app + "events/", views.app_events, name="app_events"),
+    path(app + "live/", views.app_live, name="app_live"),
     path(app + "releases/", release_views.releases_page, name="releases"),
     path(app + "events/<uuid:event_id>/", views.event_detail, name="event_detail"),
     path(app + "platforms/", platform_views.platforms_page, name="platforms"),

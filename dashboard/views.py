@@ -14,7 +14,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_POST, require_safe
 
-from dashboard import checklist, filter_bar, filtered_stats, health, stats
+from dashboard import checklist, filter_bar, filtered_stats, health, live, stats
 from dashboard.charts import bar_chart
 from dashboard.forms import CUSTOM, EventFilterForm
 from organizations.access import get_app_access, get_org_access
@@ -49,21 +49,15 @@ def _analytics(app_ids: list[int], state: filter_bar.PageState) -> dict:
     days cached); with one, dashboard.filtered_stats (segmented rollups, UserDay)."""
     period, filters = state.period, state.filters
     reads = filtered_stats.Reads(app_ids, filters) if filters.active else None
-    if filters.active:
-        buckets = filtered_stats.events_over_time(app_ids, period=period, filters=filters, reads=reads)
-        summary = filtered_stats.summary(app_ids, period=period, filters=filters, reads=reads)
-    else:
-        buckets = stats.events_over_time(app_ids, period=period)
-        summary = stats.summary(app_ids, period=period)
+    figures = _figures(app_ids, state, reads)
+    summary = figures["summary"]
     context = {
         **filter_bar.context(app_ids, state),
+        **figures,
         "range_label": _range_label(state),
         "span_label": state.span_label,
         "previous_label": f"the previous {_length_words(period)}",
         "wider_query": state.preset_query("90d"),
-        "summary": summary,
-        "session_limit": filtered_stats.SESSION_SCAN_LIMIT,
-        "chart": bar_chart(buckets, hourly=period.hourly),
         "ever_had_events": summary.events.current > 0 or stats.has_events(app_ids),
     }
     if summary.events.current:
@@ -83,6 +77,28 @@ def _analytics(app_ids: list[int], state: filter_bar.PageState) -> dict:
     elif context["ever_had_events"]:
         context["last_event_at"] = stats.last_event_at(app_ids)
     return context
+
+
+def _figures(app_ids: list[int], state: filter_bar.PageState, reads) -> dict:
+    """The totals and the chart of the range: what the live view refreshes (app_live)."""
+    period, filters = state.period, state.filters
+    # The previous period of equal length, drawn as a faint line behind the bars. Without
+    # a filter its figures were read with this period's (stats.RangeFigures): no query.
+    before = replace(period, start=period.previous.start, end=period.previous.end)
+    if filters.active:
+        buckets = filtered_stats.events_over_time(app_ids, period=period, filters=filters, reads=reads)
+        previous = filtered_stats.events_over_time(app_ids, period=before, filters=filters, reads=reads)
+        summary = filtered_stats.summary(app_ids, period=period, filters=filters, reads=reads)
+    else:
+        buckets = stats.events_over_time(app_ids, period=period)
+        previous = stats.events_over_time(app_ids, period=before)
+        summary = stats.summary(app_ids, period=period)
+    return {
+        "summary": summary,
+        "session_limit": filtered_stats.SESSION_SCAN_LIMIT,
+        "chart": bar_chart(buckets, hourly=period.hourly, previous=previous),
+        "recent": live.recent_events(app_ids),
+    }
 
 
 @login_required
@@ -132,6 +148,31 @@ def checklist_dismiss(request: HttpRequest, org_id: str, app_id: str) -> HttpRes
     checklist.dismiss(app)
     messages.info(request, "The setup checklist is hidden.")
     return redirect("dashboard:app_overview", org_id=org_id, app_id=app_id)
+
+
+@login_required
+@require_safe
+def app_live(request: HttpRequest, org_id: str, app_id: str) -> HttpResponse:
+    """The overview's figures alone, for its live view (static/js/live.js) to swap in."""
+    app, access = get_app_access(request.user, org_id, app_id)
+    state = filter_bar.page_state(request, [app.pk])
+    reads = filtered_stats.Reads([app.pk], state.filters) if state.filters.active else None
+    context = {
+        **_figures([app.pk], state, reads),
+        "period": state.period,
+        "previous_label": f"the previous {_length_words(state.period)}",
+        "app": app,
+        "organization": access.organization,
+    }
+    if context["summary"].events.current:
+        if state.filters.active:
+            context["commands"] = filtered_stats.command_stats([app.pk], period=state.period, filters=state.filters, reads=reads)
+        else:
+            context["commands"] = stats.command_stats([app.pk], period=state.period)
+    context["ever_had_events"] = context["summary"].events.current > 0 or stats.has_events([app.pk])
+    response = render(request, "dashboard/_live_figures.html", context)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @login_required

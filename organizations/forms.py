@@ -7,6 +7,7 @@ from django.contrib.auth import forms as auth_forms
 from django.contrib.auth.forms import AuthenticationForm, PasswordChangeForm, UserCreationForm
 
 from organizations.models import RETENTION_PRESETS, Credential, Role, Tier
+from organizations.timezones import zone_names
 
 MAX_RETENTION_DAYS = 36500  # a hundred years; anything longer is "keep forever"
 
@@ -243,3 +244,18 @@ class CredentialForm(NoColon, forms.Form):
         self.fields["credential"].queryset = Credential.objects.active().filter(app=app).select_related("app__organization")
 
 
+
+
+class TimeZoneForm(NoColon, forms.Form):
+    """The profile's time zone: an IANA name, or "" to follow the browser (organizations.timezones)."""
+
+    time_zone = forms.ChoiceField(
+        label="Time zone",
+        required=False,
+        help_text="Every time on the pages is shown in it, with its abbreviation; hover a time for UTC.",
+    )
+
+    def __init__(self, *args, browser_zone: str = "", **kwargs):
+        super().__init__(*args, **kwargs)
+        browser = f"Follow my browser ({browser_zone})" if browser_zone else "Follow my browser"
+        self.fields["time_zone"].choices = [("", browser)] + [(name, name.replace("_", " ")) for name in zone_names()]

@@ -321,3 +321,14 @@ class UserSession(models.Model):
 
     def __str__(self) -> str:
         return f"session of {self.user} last seen {self.last_seen:%Y-%m-%d %H:%M}"
+
+
+class Profile(models.Model):
+    """A person's own preferences, one row per user once they save one (organizations.timezones)."""
+
+    user = models.OneToOneField(settings.AUTH_USER_MODEL, models.CASCADE, related_name="clacks_profile")
+    # An IANA zone name ("Europe/Paris"); "" follows the browser's zone (docs/time.md).
+    time_zone = models.CharField(max_length=64, blank=True)
+
+    def __str__(self) -> str:
+        return f"profile of {self.user}"

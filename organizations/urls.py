@@ -38,6 +38,7 @@ urlpatterns = [
         account_views.PasswordResetCompleteView.as_view(),
         name="password_reset_complete",
     ),
+    path("accounts/profile/", views.profile, name="profile"),
     path("invite/<str:token>/", views.invite_accept, name="invite_accept"),
     path("orgs/", views.org_list, name="org_list"),
     path(org + "members/", views.members, name="members"),

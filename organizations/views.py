@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from urllib.parse import urlencode
 
 from django.conf import settings
 from django.contrib import messages
@@ -27,7 +28,8 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from organizations import forms, lockout, passwords, services, sessions, twofactor
+from organizations import audit as audit_log
+from organizations import forms, lockout, passwords, services, sessions, timezones, twofactor
 from organizations.access import RoleTooLow, get_org_access
 from organizations.context_processors import LAST_ORG_SESSION_KEY
 from organizations.models import AuditEntry, Invitation, Membership, Organization, Role
@@ -121,6 +123,28 @@ class PasswordChangeView(auth_views.PasswordChangeView):
         twofactor.audit_user_change(self.request.user, action="password.change")
         messages.success(self.request, "Your password is changed. Your other sessions are signed out.")
         return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def profile(request: HttpRequest) -> HttpResponse:
+    """The person's own settings: the time zone every page shows times in (docs/time.md)."""
+    browser_zone = request.COOKIES.get(timezones.COOKIE, "")
+    browser_zone = browser_zone if timezones.zone_named(browser_zone) else ""
+    current = timezones.profile_time_zone(request.user)
+    form = forms.TimeZoneForm(_posted(request), initial={"time_zone": current}, browser_zone=browser_zone)
+    if request.method == "POST" and form.is_valid():
+        name = form.cleaned_data["time_zone"]
+        timezones.set_profile_time_zone(request.user, name=name)
+        request.session[timezones.SESSION_KEY] = name
+        messages.success(request, f"Times are now shown in {name}." if name else "Times now follow your browser's time zone.")
+        return redirect("organizations:profile")
+    return render(
+        request,
+        "accounts/profile.html",
+        {"form": form, "now": timezone.now(), "zone_words": timezones.describe(timezone.now()),
+         "zone_source": getattr(request, "time_zone_source", "default")},
+    )
 
 
 # --- Organizations ---------------------------------------------------------------------------
@@ -383,9 +407,26 @@ def invite_accept(request: HttpRequest, token: str) -> HttpResponse:
 @login_required
 def audit(request: HttpRequest, org_id: str) -> HttpResponse:
     access = get_org_access(request.user, org_id, min_role=Role.ADMIN)
-    entries = AuditEntry.objects.filter(organization=access.organization).select_related("actor")
+    organization = access.organization
+    kind, person = request.GET.get("action", ""), request.GET.get("person", "")
+    entries = audit_log.filter_entries(organization, kind=kind, person=person)
     page = Paginator(entries, 50).get_page(request.GET.get("page"))
-    return render(request, "organizations/audit.html", {"organization": access.organization, "access": access, "page": page})
+    filters = urlencode([(name, value) for name, value in (("action", kind), ("person", person)) if value])
+    return render(
+        request,
+        "organizations/audit.html",
+        {
+            "organization": organization,
+            "access": access,
+            "page": page,
+            "lines": audit_log.lines(organization, page.object_list),
+            "kinds": [(value, label) for value, (label, _) in audit_log.KINDS.items()],
+            "people": audit_log.people(organization),
+            "kind": kind,
+            "person": person,
+            "filters": filters,
+        },
+    )
 
 
 # --- Apps ------------------------------------------------------------------------------------

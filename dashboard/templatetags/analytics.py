@@ -6,6 +6,7 @@ from django import template
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from dashboard import charts
 from dashboard.charts import BarChart, StackedChart
 
 register = template.Library()
@@ -51,12 +52,19 @@ def duration(ms: float | None) -> str:
 # Labels are escaped; everything else is a number formatted here.
 
 
+@register.filter
+def compact(value) -> str:
+    """An axis figure at any magnitude: 950, 1.2k, 3.4M (dashboard.charts.compact)."""
+    return charts.compact(value)
+
+
 @register.simple_tag
 def chart_bars(chart: BarChart) -> SafeString:
-    """The bars of the chart's SVG, each with its hit area and tooltip."""
+    """The bars of the chart's SVG, each with its hit area; static/js/charts.js shows
+    `data-tip` on hover and keyboard focus (the table below the chart has every figure)."""
     return mark_safe(
         "".join(
-            f'<g class="chart-bucket"><title>{escape(bar.label)}: {bar.count:,} event{"" if bar.count == 1 else "s"}</title>'
+            f'<g class="chart-bucket" data-tip="{escape(bar.tip)}">'
             f'<rect class="chart-hit" x="{i}" y="0" width="1" height="{chart.height}"></rect>'
             f'<rect class="chart-bar" x="{bar.x:.3f}" y="{bar.y:.3f}" width="{bar.width:.3f}" height="{bar.height:.3f}"></rect></g>'
             for i, bar in enumerate(chart.bars)
@@ -64,11 +72,42 @@ def chart_bars(chart: BarChart) -> SafeString:
     )
 
 
+ODD = ' class="odd"'  # every other x label, hidden on a phone (dashboard.css)
+
+
+@register.simple_tag
+def chart_x_labels(chart) -> SafeString:
+    """The x axis as SVG text placed in percent of the plot's width: attributes, not
+    inline styles, which the Content-Security-Policy forbids (docs/csp.md)."""
+    anchors = {"edge-start": "start", "edge-end": "end", "": "middle"}
+    return mark_safe(
+        "".join(
+            f'<text x="{label.percent:.3f}%" y="1em" text-anchor="{anchors[label.edge]}"'
+            f'{ODD if i % 2 else ""}>{escape(label.text)}</text>'
+            for i, label in enumerate(chart.x_labels)
+        )
+    )
+
+
+@register.simple_tag
+def share_bar(share: float) -> SafeString:
+    """A bar behind a table cell's text, `share` percent wide (an SVG attribute, not a style)."""
+    width = min(max(float(share or 0), 0.0), 100.0)
+    return mark_safe(
+        f'<svg class="share-bar" aria-hidden="true" focusable="false"><rect width="{width:.2f}%" height="100%" rx="4"></rect></svg>'
+    )
+
+
 @register.simple_tag
 def chart_rows(chart: BarChart) -> SafeString:
     """The chart's numbers as rows of its table."""
     return mark_safe(
-        "".join(f'<tr><th scope="row">{escape(bar.label)}</th><td class="num">{bar.count:,}</td></tr>' for bar in chart.bars)
+        "".join(
+            f'<tr><th scope="row">{escape(bar.label)}</th><td class="num">{bar.count:,}</td>'
+            + (f'<td class="num">{bar.previous:,}</td>' if bar.previous is not None else "")
+            + "</tr>"
+            for bar in chart.bars
+        )
     )
 
 
@@ -105,7 +144,7 @@ def stacked_bars(chart: StackedChart) -> SafeString:
             for piece in column.pieces
         )
         out.append(
-            f'<g class="chart-bucket"><title>{"&#10;".join(lines)}</title>'
+            f'<g class="chart-bucket" data-tip="{"; ".join(lines)}">'
             f'<rect class="chart-hit" x="{i}" y="0" width="1" height="{chart.height}"></rect>{pieces}</g>'
         )
     return mark_safe("".join(out))

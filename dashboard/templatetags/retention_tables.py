@@ -16,7 +16,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
 from dashboard.activity import Cohort, DayActivity, NewReturning
-from dashboard.activity_charts import StackedChart
+from dashboard.activity_charts import LineChart, StackedChart
 from dashboard.templatetags.analytics import percent
 
 register = template.Library()
@@ -31,11 +31,23 @@ def stacked_bars(chart: StackedChart) -> SafeString:
     """New (bottom) and returning (top) bars, each with its hit area and tooltip."""
     return mark_safe(
         "".join(
-            f'<g class="chart-bucket"><title>{escape(bar.label)}: {bar.new:,} new, {bar.returning:,} returning</title>'
+            f'<g class="chart-bucket" data-tip="{escape(bar.label)}: {bar.new:,} new, {bar.returning:,} returning">'
             f'<rect class="chart-hit" x="{i}" y="0" width="1" height="{chart.height}"></rect>'
             f'<rect class="bar-returning" x="{bar.x:.3f}" y="{bar.returning_y:.3f}" width="{bar.width:.3f}" height="{bar.returning_height:.3f}"></rect>'
             f'<rect class="bar-new" x="{bar.x:.3f}" y="{bar.new_y:.3f}" width="{bar.width:.3f}" height="{bar.new_height:.3f}"></rect></g>'
             for i, bar in enumerate(chart.bars)
+        )
+    )
+
+
+@register.simple_tag
+def line_hits(chart: LineChart) -> SafeString:
+    """One hit area per day over the lines, carrying its figures for static/js/charts.js."""
+    return mark_safe(
+        "".join(
+            f'<g class="chart-bucket" data-tip="{escape(tip)}"><rect class="chart-hit" x="{i}" y="0" width="1"'
+            f' height="{chart.height}"></rect></g>'
+            for i, tip in enumerate(chart.tips)
         )
     )
 
@@ -67,7 +79,7 @@ def new_returning_rows(buckets: list[NewReturning]) -> SafeString:
 def cohort_rows(cohorts: list[Cohort], unit: str) -> SafeString:
     """One row per cohort: its first-seen period, size, and a shaded cell per later period.
 
-    A cell's shade is its share (CSS --share); * marks a period not over yet;
+    A cell's shade is its share in tenths (CSS shade-0 … shade-10); * marks a period not over yet;
     a period not begun is blank, never 0 %."""
     rows = []
     for cohort in cohorts:
@@ -86,7 +98,7 @@ def cohort_rows(cohorts: list[Cohort], unit: str) -> SafeString:
                 title = f"{cell.users:,} of {cohort.size:,} users" + (", so far" if cell.partial else "")
                 mark = "*" if cell.partial else ""
                 cells.append(
-                    f'<td class="{classes}" style="--share: {cell.share:.4f}" title="{title}">{percent(cell.share, 0)}{mark}</td>'
+                    f'<td class="{classes} shade-{min(10, max(0, round(cell.share / 10)))}" title="{title}">{percent(cell.share, 0)}{mark}</td>'
                 )
         rows.append(
             f'<tr><th scope="row">{label}{" *" if cohort.partial else ""}</th><td class="num">{cohort.size:,}</td>{"".join(cells)}</tr>'

@@ -1,10 +1,11 @@
-"""Formatting for templates: times in UTC that localtime.js shows in the viewer's zone."""
+"""Formatting for templates: times in the viewer's zone (organizations.timezones), UTC on hover."""
 
 from __future__ import annotations
 
 from datetime import datetime, timezone
 
 from django import template
+from django.utils import timezone as django_timezone
 from django.utils.html import format_html
 
 register = template.Library()
@@ -12,20 +13,24 @@ register = template.Library()
 
 @register.filter
 def timetag(value: datetime | None, style: str = "datetime"):
-    """`<time>` with the UTC instant in `datetime` and `title`; static/js/localtime.js
-    rewrites the text to the browser's time zone, and the title keeps UTC on hover.
+    """`<time>` in the viewer's time zone with its abbreviation ("10 Mar 2026, 13:30 CET"),
+    formatted here rather than by a script; `datetime` holds the UTC instant and the
+    title shows it in UTC on hover (docs/time.md).
 
     `style` is "datetime" (default) or "date"."""
     if not value:
         return ""
     utc = value.astimezone(timezone.utc)
+    local = django_timezone.localtime(value)
     iso = utc.isoformat(timespec="seconds").replace("+00:00", "Z")
-    text = utc.strftime("%Y-%m-%d") if style == "date" else utc.strftime("%Y-%m-%d %H:%M UTC")
+    if style == "date":
+        text = f"{local.day} {local:%b %Y}"
+    else:
+        text = f"{local.day} {local:%b %Y}, {local:%H:%M} {local:%Z}"
     return format_html(
-        '<time datetime="{}" title="{} UTC" data-style="{}">{}</time>',
+        '<time datetime="{}" title="{} UTC">{}</time>',
         iso,
         utc.strftime("%Y-%m-%d %H:%M:%S"),
-        style,
         text,
     )
 

@@ -30,7 +30,8 @@
     if (!button) return;
     var source = document.querySelector(button.dataset.copy);
     if (!source) return;
-    var label = button.dataset.label || button.textContent;
+    // The label may hold a visually hidden part that names what is copied: keep its markup.
+    var label = button.dataset.label || button.innerHTML;
     button.dataset.label = label;
     var status = document.getElementById("copy-status");
     copy(source.textContent.trim()).then(function () {
@@ -40,7 +41,7 @@
       button.textContent = "Select and copy";
       if (status) status.textContent = "Copying was refused by the browser; select the text and copy it.";
     }).then(function () {
-      setTimeout(function () { button.textContent = label; }, 2000);
+      setTimeout(function () { button.innerHTML = label; }, 2000);
     });
   });
 })();

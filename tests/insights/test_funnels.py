@@ -512,7 +512,8 @@ def test_an_admin_creates_edits_and_deletes_with_an_audit_trail(app, alice):
     assert funnel_entries[0][2] == {"funnel": "Ship it", "steps": "command_execution: init, then command_execution: deploy; within 1 day"}
     assert funnel_entries[1][2]["name"] == {"from": "Ship it", "to": "Ship it fast"}
     audit = client.get(reverse("organizations:audit", kwargs={"org_id": app.organization.public_id}))
-    assert "funnel.delete" in audit.text and "Ship it fast" in audit.text
+    assert "alice changed the funnel “Ship it fast” of" in audit.text
+    assert "alice deleted the funnel “Ship it fast” of" in audit.text
 
 
 def test_writes_need_post_and_a_csrf_token(app, alice, funnel):

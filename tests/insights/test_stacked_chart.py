@@ -37,8 +37,8 @@ def test_tooltips_and_rows_list_the_series_top_first_with_the_total():
         days(2), [("Older versions (3)", [4, 0]), ("1.0.0", [1, 2]), ("<b>2.0</b>", [5, 0])], title="Users", unit="users", rest=0
     )
     assert [series.css for series in chart.legend] == ["stack-0", "stack-1", "stack-rest"]
-    groups = re.findall(r'<g class="chart-bucket"><title>(.*?)</title>', stacked_bars(chart))
-    assert groups[0] == "1 Mar 2026 (UTC)&#10;&lt;b&gt;2.0&lt;/b&gt;: 5&#10;1.0.0: 1&#10;Older versions (3): 4&#10;Total: 10 users"
+    groups = re.findall(r'<g class="chart-bucket" data-tip="(.*?)">', stacked_bars(chart))
+    assert groups[0] == "1 Mar 2026 (UTC); &lt;b&gt;2.0&lt;/b&gt;: 5; 1.0.0: 1; Older versions (3): 4; Total: 10 users"
     rows = re.findall(r"<tr>(.*?)</tr>", stacked_rows(chart))
     assert re.findall(r'<td class="num">(.*?)</td>', rows[1]) == ["0", "2", "0", "2"]
     assert "Highest: 10 users on 1 Mar 2026 (UTC)" in chart.description
