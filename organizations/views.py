@@ -485,7 +485,7 @@ ROLE_WORDS = {Role.VIEWER: "a viewer", Role.ADMIN: "an admin", Role.OWNER: "an o
 def permission_denied(request: HttpRequest, exception=None) -> HttpResponse:
     """The 403 page (config.urls handler403). Inside an organization it keeps the page's
     navigation and names the owners to ask for a higher role."""
-    context: dict = {}
+    context: dict = {"organization": None}
     if isinstance(exception, RoleTooLow):
         access = exception.access
         owners = (

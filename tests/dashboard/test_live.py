@@ -26,7 +26,7 @@ def test_recent_events_count_the_last_30_minutes_and_not_the_future(app):
 def test_the_fragment_has_the_figures_and_the_counter(client, alice, org, app):
     now = timezone.now()
     store(app, at=now - timedelta(minutes=2), n=5)
-    client.login(username="alice", password=PASSWORD)
+    client.force_login(alice)
     url = f"/orgs/{org.public_id}/apps/{app.public_id}/live/?range=24h"
     response = client.get(url)
     body = response.content.decode()
@@ -39,7 +39,7 @@ def test_the_fragment_has_the_figures_and_the_counter(client, alice, org, app):
 
 def test_the_overview_wires_the_live_view(client, alice, org, app):
     store(app, at=timezone.now() - timedelta(hours=3))
-    client.login(username="alice", password=PASSWORD)
+    client.force_login(alice)
     body = client.get(f"/orgs/{org.public_id}/apps/{app.public_id}/?range=7d").content.decode()
     assert f'data-live-url="/orgs/{org.public_id}/apps/{app.public_id}/live/?range=7d"' in body
     assert 'class="button small live-toggle" aria-pressed="false" hidden' in body
@@ -48,7 +48,7 @@ def test_the_overview_wires_the_live_view(client, alice, org, app):
 
 
 def test_before_the_first_event_the_page_waits_for_it(client, alice, org, app):
-    client.login(username="alice", password=PASSWORD)
+    client.force_login(alice)
     body = client.get(f"/orgs/{org.public_id}/apps/{app.public_id}/").content.decode()
     assert 'data-empty="1"' in body and "No events yet" in body
     fragment = client.get(f"/orgs/{org.public_id}/apps/{app.public_id}/live/").content.decode()
@@ -56,7 +56,7 @@ def test_before_the_first_event_the_page_waits_for_it(client, alice, org, app):
 
 
 def test_the_fragment_keeps_tenants_apart(client, charlie, org, app):
-    client.login(username="charlie", password=PASSWORD)
+    client.force_login(charlie)
     assert client.get(f"/orgs/{org.public_id}/apps/{app.public_id}/live/").status_code == 404
     client.logout()
     response = client.get(f"/orgs/{org.public_id}/apps/{app.public_id}/live/")

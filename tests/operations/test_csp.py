@@ -46,7 +46,7 @@ def test_every_page_has_the_policy(client, url):
 
 @pytest.mark.django_db
 def test_a_signed_in_page_and_the_500_page_have_it_too(settings, client, alice, org):
-    client.login(username="alice", password="correct horse battery staple")
+    client.force_login(alice)
     assert directives(client.get(f"/orgs/{org.public_id}/"))["script-src"] == "'self'"
     settings.ROOT_URLCONF = __name__
     client.raise_request_exception = False

@@ -12,7 +12,7 @@ from django.core.exceptions import PermissionDenied
 from django.urls import path
 
 from config import urls as project_urls
-from config.urls import handler500  # noqa: F401 -- this module stands in as the URLconf
+from config.urls import handler403, handler500  # noqa: F401 -- this module stands in as the URLconf
 
 
 def denied(request):

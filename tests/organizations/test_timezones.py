@@ -44,7 +44,7 @@ def zone_shown(client, path: str) -> str:
 
 @pytest.mark.django_db
 def test_the_profile_zone_wins_over_the_browser_cookie_and_is_saved(client, alice, org):
-    client.login(username="alice", password=PASSWORD)
+    client.force_login(alice)
     assert zone_shown(client, "/accounts/profile/") == "UTC"
     client.cookies[COOKIE] = "Asia/Tokyo"
     assert zone_shown(client, "/accounts/profile/") == "Asia/Tokyo"
@@ -62,7 +62,7 @@ def test_the_profile_zone_wins_over_the_browser_cookie_and_is_saved(client, alic
 
 @pytest.mark.django_db
 def test_a_bad_zone_is_a_form_error_and_a_bad_cookie_is_ignored(client, alice):
-    client.login(username="alice", password=PASSWORD)
+    client.force_login(alice)
     client.cookies[COOKIE] = "<script>"
     assert zone_shown(client, "/accounts/profile/") == "UTC"
     response = client.post("/accounts/profile/", {"time_zone": "Mars/Olympus"})
@@ -82,7 +82,7 @@ def test_event_times_follow_the_zone(client, alice, org, app):
     from tests.alerts.conftest import store
 
     store(app, at=MOMENT - timedelta(days=0))
-    client.login(username="alice", password=PASSWORD)
+    client.force_login(alice)
     client.post("/accounts/profile/", {"time_zone": "Asia/Kolkata"})
     page = client.get(f"/orgs/{org.public_id}/apps/{app.public_id}/events/").content.decode()
     assert "10 Mar 2026, 18:00 IST" in page
@@ -94,7 +94,7 @@ def test_the_explorer_reads_its_since_and_until_in_the_viewer_zone_and_says_so(c
 
     store(app, at=MOMENT - timedelta(minutes=30))  # 12:00 UTC, 21:00 in Tokyo
     store(app, at=MOMENT + timedelta(minutes=30))  # 13:00 UTC, 22:00 in Tokyo
-    client.login(username="alice", password=PASSWORD)
+    client.force_login(alice)
     client.post("/accounts/profile/", {"time_zone": "Asia/Tokyo"})
     page = client.get(
         f"/orgs/{org.public_id}/apps/{app.public_id}/events/", {"since": "2026-03-10T21:30"}
