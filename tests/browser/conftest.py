@@ -126,3 +126,13 @@ def assert_accessible(page: Page) -> None:
     """No axe-core violation of any impact on the page (issue 14, item 10)."""
     violations = axe_violations(page)
     assert violations == [], f"{path_of(page)} ({page.viewport_size['width']} px):\n" + "\n".join(violations)
+
+
+def open_account_menu(page: Page) -> None:
+    """Unfold the header's account menu (its links and Sign out), where it is folded away."""
+    menu = page.locator("details.account-menu")
+    if menu.count() and menu.get_attribute("open") is None:
+        site_menu = page.locator("details.site-menu")
+        if not menu.locator("summary").is_visible() and site_menu.get_attribute("open") is None:
+            site_menu.locator("summary").click()
+        menu.locator("summary").click()

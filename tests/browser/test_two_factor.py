@@ -12,7 +12,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from organizations.models import AuditEntry, RecoveryCode
-from tests.browser.conftest import path_of, shoot
+from tests.browser.conftest import open_account_menu, path_of, shoot
 from tests.factories import PASSWORD
 from tests.organizations.test_two_factor import next_code
 
@@ -27,6 +27,7 @@ def sign_in(page: Page, username: str = "alice", password: str = PASSWORD) -> No
 
 
 def sign_out(page: Page) -> None:
+    open_account_menu(page)
     page.get_by_role("button", name="Sign out").first.click()
     expect(page.get_by_role("heading", name="Sign in")).to_be_visible()
 
@@ -37,6 +38,7 @@ def test_enrol_sign_in_with_a_code_then_with_a_recovery_code(open_page, alice, o
     expect(page.get_by_role("heading", name="Alice Org")).to_be_visible()
 
     # Enrol: the QR code is drawn by the server, the key is shown to type in.
+    open_account_menu(page)
     page.get_by_role("link", name="Two-factor").click()
     page.get_by_role("button", name="Set up two-factor sign-in").click()
     qr = page.get_by_role("img", name="QR code for your authenticator app")
@@ -109,6 +111,7 @@ def test_the_session_list_and_signing_out_everywhere_else(open_page, alice, org)
     laptop, phone = open_page(), open_page()
     sign_in(laptop)
     sign_in(phone)
+    open_account_menu(laptop)
     laptop.get_by_role("link", name="Sessions").click()
     expect(laptop.get_by_role("heading", name="Your sessions")).to_be_visible()
     expect(laptop.locator("tbody tr")).to_have_count(2)
