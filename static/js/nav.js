@@ -68,7 +68,8 @@
     var table = box.querySelector("table");
     if (table) {
       var named = text(table.querySelector("caption")) || table.getAttribute("aria-label");
-      if (named) return named;
+      // "(table)": the section around it may carry the caption's words as its own name.
+      if (named) return named + " (table)";
     }
     // Otherwise the heading the box sits under: the nearest one before it in its section.
     for (var node = box; node && node !== document.body; node = node.parentElement) {

@@ -50,6 +50,30 @@ NOT_PAGES = {
     "channel_delete": "POST only",
     "checklist_dismiss": "POST only",
     "home": "redirects to the organization's analytics",
+    "session_end": "POST only",
+    "session_end_others": "POST only",
+    "member_unlock": "POST only",
+    "member_reset_link": "POST only",
+    "require_two_factor": "POST only",
+    "sso_domain_remove": "POST only",
+    "share_link_revoke": "POST only",
+    "key_revoke": "POST only",
+    "two_factor_start": "POST only",
+    "two_factor_confirm": "POST only",
+    "two_factor_disable": "POST only",
+    "two_factor_recovery_codes": "POST only",
+    "two_factor_verify": "asks for a code only while a sign-in waits for one (tests/browser/test_two_factor.py)",
+    "two_factor_qr": "an SVG image, while enrolment is under way",
+    "oidc_login": "redirects to the identity provider; 404 while single sign-on is off (tests/browser/test_sso.py)",
+    "oidc_callback": "the identity provider's redirect back (tests/browser/test_sso.py)",
+    "sso_domains": "404 while single sign-on is off (tests/browser/test_sso.py)",
+    "password_reset": "404 while no SMTP server is set (tests/organizations/test_recovery.py)",
+    "password_reset_sent": "404 while no SMTP server is set (tests/organizations/test_recovery.py)",
+    "password_reset_confirm": "needs a live reset token (tests/browser/test_two_factor.py, tests/organizations/test_recovery.py)",
+    "password_reset_complete": "shown after a reset (tests/organizations/test_recovery.py)",
+    "app_live": "an HTML fragment the overview swaps in (tests/dashboard/test_live.py)",
+    "shared_page": "public page behind a share link's token (tests/browser/test_share_links.py)",
+    "shared_badge": "SVG image behind a share link's token",
 }
 
 
@@ -62,7 +86,8 @@ def routes() -> dict[str, tuple[str, list[str]]]:
             if isinstance(entry, URLResolver):
                 if entry.app_name != "admin":
                     walk(entry.url_patterns, entry.namespace or namespace)
-            elif isinstance(entry, URLPattern) and entry.name:
+            elif isinstance(entry, URLPattern) and entry.name and not str(entry.pattern).startswith(("api/v1/", "^api/v1/")):
+                # (the REST API answers JSON; its Swagger page is the sidecar's, tests/api)
                 full = f"{namespace}:{entry.name}" if namespace else entry.name
                 found[entry.name] = (full, list(entry.pattern.regex.groupindex))
 
