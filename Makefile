@@ -4,9 +4,10 @@ VENV := .venv
 BIN := $(VENV)/bin
 PORT ?= 8000
 STAMP := $(VENV)/.installed
+CHECKOV := .venv-checkov/bin/checkov
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/clacks
 
-.PHONY: install prepare serve test test-sqlite test-postgres migrate bench clean browser-deps backup restore-check
+.PHONY: install prepare serve test test-sqlite test-postgres test-image migrate bench clean browser-deps backup restore-check
 
 install: $(STAMP)
 
@@ -29,16 +30,31 @@ serve: migrate
 
 # lint-imports checks the walls between the apps (pyproject.toml [tool.importlinter];
 # README, "Layout") before any test runs.
-test: prepare browser-deps
+test: prepare browser-deps $(CHECKOV)
 	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(MAKE) test-sqlite
 	$(MAKE) test-postgres
+	$(MAKE) test-image
 
-test-sqlite: prepare
+# checkov checks docker/kubernetes/ in the tests (tests/operations/test_kubernetes.py).
+# It lives in a virtualenv of its own: its pins (packaging<24, boto3, networkx<2.7)
+# conflict with the test extra's pytest.
+$(CHECKOV):
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet "checkov>=3.2,<4"
+
+# docker/Dockerfile built and run with podman against TEST_DATABASE_URL's server
+# (bin/test-image; README, Operations, "The image, tested"). It installs podman
+# when missing; if it cannot, it says so in a banner and passes, unless
+# CLACKS_REQUIRE_IMAGE_TEST=1.
+test-image: prepare
+	BIN=$(BIN) TEST_DATABASE_URL=$(TEST_DATABASE_URL) bin/test-image
+
+test-sqlite: prepare $(CHECKOV)
 	DATABASE_URL= $(BIN)/pytest
 
-test-postgres: prepare
+test-postgres: prepare $(CHECKOV)
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest
 
 # HTTP ingest against PostgreSQL's COPY rate in one run (README, Performance).
@@ -62,4 +78,4 @@ browser-deps:
 	test -x /usr/bin/chromium || { apt-get update -q && apt-get install -y -q chromium; }
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .hypothesis
+	rm -rf $(VENV) .venv-checkov staticfiles .pytest_cache .hypothesis
