@@ -26,6 +26,7 @@ logger = logging.getLogger("clacks.migrate")
 
 # Any constant shared by every instance; "clacks migrate" in ASCII, cut to 63 bits.
 LOCK_KEY = 0x636C61636B73206D
+POLL_SECONDS = 1.0
 
 
 def pending_migrations(alias: str = DEFAULT_DB_ALIAS) -> int:
@@ -52,19 +53,35 @@ class Command(BaseCommand):
         holder = connections.create_connection(database)
         try:
             holder.set_autocommit(False)
-            with holder.cursor() as cursor:
-                # Waiting for another instance's migrations may take longer than any query may.
-                cursor.execute("SET LOCAL statement_timeout = 0")
-                started = time.monotonic()
-                cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [LOCK_KEY])
-                if not cursor.fetchone()[0]:
-                    logger.info("another instance is applying migrations; waiting for the migration lock")
-                    cursor.execute("SELECT pg_advisory_xact_lock(%s)", [LOCK_KEY])
-                waited = time.monotonic() - started
+            waited = self.take_lock(holder)
             self.migrate(database, verbosity, waited=waited)
         finally:
             holder.rollback()  # ends the transaction, and so releases the lock
             holder.close()
+
+    def take_lock(self, holder) -> float:
+        """Take the lock in `holder`'s open transaction; the seconds it took.
+
+        A waiting instance asks again every second rather than blocking in
+        pg_advisory_xact_lock: a statement waiting inside PostgreSQL holds a
+        snapshot, and CREATE INDEX CONCURRENTLY in the other instance's migrations
+        waits for every older snapshot to go, so both would wait for ever. The
+        holder, idle in its transaction between statements, holds none."""
+        started = time.monotonic()
+        logged = False
+        while True:
+            with holder.cursor() as cursor:
+                # The key written in: a statement without parameters goes by the simple
+                # query protocol, which leaves no snapshot behind (a bound one may keep its
+                # portal's, which CREATE INDEX CONCURRENTLY would wait for too).
+                cursor.execute(f"SELECT pg_try_advisory_xact_lock({LOCK_KEY:d})")
+                if cursor.fetchone()[0]:
+                    return time.monotonic() - started
+            holder.rollback()  # no transaction, no snapshot while waiting
+            if not logged:
+                logger.info("another instance is applying migrations; waiting for the migration lock")
+                logged = True
+            time.sleep(POLL_SECONDS)
 
     def migrate(self, database: str, verbosity: int, *, waited: float) -> None:
         pending = pending_migrations(database)
