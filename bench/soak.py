@@ -102,8 +102,14 @@ def database_figures(app_public_id: str) -> dict:
                    "last_duration_s": duration.total_seconds() if duration else None}
             for name, runs, failures, error, duration in cursor.fetchall()
         }
+    from django.utils import timezone
+
+    from telemetry import storage
+
+    pending, oldest = storage.unfolded_deltas()  # the fold's backlog at this moment
     connection.close()  # the load generator forks: keep no connection across it
-    return {"size_bytes": size, "jobs": jobs}
+    lag = max((timezone.now() - oldest).total_seconds(), 0.0) if oldest else 0.0
+    return {"size_bytes": size, "jobs": jobs, "fold_backlog_rows": pending, "fold_lag_s": lag}
 
 
 def count_events(app_public_id: str) -> int:
@@ -198,7 +204,7 @@ def main(argv: list[str] | None = None) -> None:
         print(f"start: workers {sorted(round(v) for v in processes['workers'].values())} MB,"
               f" database {before['size_bytes'] / 1e6:,.1f} MB", flush=True)
         header = (f"{'min':>3} {'events/s':>9} {'p50':>6} {'p95':>6} {'p99':>6} {'max':>6} {'not 200':>7}"
-                  f" {'workers MB':>11} {'sched MB':>8} {'db MB':>8} {'B/event':>7} {'job runs (failures)':<}")
+                  f" {'workers MB':>11} {'sched MB':>8} {'db MB':>8} {'B/event':>7} {'fold s':>6} {'job runs (failures)':<}")
         print(header, flush=True)
         previous, stored = before, 0
         for minute in range(1, args.minutes + 1):
@@ -224,6 +230,8 @@ def main(argv: list[str] | None = None) -> None:
                 "scheduler_rss_mb": sum(processes["scheduler"].values()),
                 "db_bytes": figures["size_bytes"],
                 "db_growth_bytes": grown,
+                "fold_lag_s": figures["fold_lag_s"],
+                "fold_backlog_rows": figures["fold_backlog_rows"],
                 "accepted_events": result["accepted_events"],
                 "job_runs": runs,
                 "error_lines": errors,
@@ -237,7 +245,7 @@ def main(argv: list[str] | None = None) -> None:
                 f"{minute:>3} {result['events_per_s']:>9,.0f} {lat['p50']:>6.0f} {lat['p95']:>6.0f} {lat['p99']:>6.0f}"
                 f" {lat['max']:>6.0f} {row['not_200'] + len(errors):>7} {sum(workers):>6.0f}/{max(workers, default=0):>4.0f}"
                 f" {row['scheduler_rss_mb']:>8.0f} {figures['size_bytes'] / 1e6:>8,.1f}"
-                f" {grown / max(result['accepted_events'], 1):>7.0f} {job_text}",
+                f" {grown / max(result['accepted_events'], 1):>7.0f} {figures['fold_lag_s']:>6.1f} {job_text}",
                 flush=True,
             )
         stored_after = count_events(credentials["app_id"])
@@ -288,6 +296,7 @@ def summarize(minutes: list[dict], *, before: dict, after: dict, stored: int, ac
         "events_stored": stored,
         "bytes_per_event": growth / stored if stored else 0.0,
         "bytes_per_event_halves": [per_event(minutes[:half]), per_event(minutes[half:])],
+        "fold_lag_s_max": max(row["fold_lag_s"] for row in minutes),
         "not_200": sum(row["not_200"] for row in minutes),
         "statuses": _merge(row["statuses"] for row in minutes),
         "error_lines": [line for row in minutes for line in row["error_lines"]],
@@ -315,6 +324,7 @@ def print_summary(s: dict) -> None:
     print(f"  database     +{s['db_growth_bytes'] / 1e6:,.1f} MB for {s['events_stored']:,} events stored"
           f" ({s['events_accepted']:,} accepted): {s['bytes_per_event']:.0f} B/event"
           f" ({halves[0]:.0f} in the first half, {halves[1]:.0f} in the second)")
+    print(f"  fold lag     at most {s['fold_lag_s_max']:.1f} s at the minute marks (oldest unfolded delta)")
     print(f"  answers      {s['statuses']}; {len(s['error_lines'])} ERROR lines in the server's log")
     for line in s["error_lines"][:5]:
         print(f"    {line}")
