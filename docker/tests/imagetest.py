@@ -99,8 +99,10 @@ class Container:
 
 # How Kubernetes runs it (docker/kubernetes/): read-only root, writable emptyDirs at
 # /tmp and the state folder, as the image's user.
-# (Kubernetes gives the emptyDir the pod's fsGroup; podman's tmpfs takes no owner, so any user may write.)
-READ_ONLY = ["--read-only", "--tmpfs", "/tmp", "--tmpfs", "/var/lib/clacks:rw,mode=1777", "--user", "10001:10001"]
+# The state folder is a new named volume, which takes the image folder's owner as
+# Kubernetes gives the emptyDir the pod's fsGroup (podman's tmpfs options take no owner).
+READ_ONLY = ["--read-only", "--tmpfs", "/tmp", "--volume", f"clacks-test-{RUN}-readonly:/var/lib/clacks",
+             "--user", "10001:10001"]
 
 
 def run(command: list[str], env: dict[str, str], *, port: int | None = None, volumes: list[str] = (),

@@ -7,6 +7,7 @@ and serves its static files as a non-root user.
 
 from __future__ import annotations
 
+import json
 import re
 from concurrent.futures import ThreadPoolExecutor
 
@@ -47,6 +48,7 @@ def pair(database):
     finally:
         for name in names:
             podman.Container(name, None).remove()
+        podman.podman("volume", "rm", "--force", f"clacks-test-{podman.RUN}-readonly", check=False)
 
 
 def test_both_containers_pass_their_healthcheck_and_are_ready(pair):
@@ -89,6 +91,8 @@ def test_it_runs_as_an_unprivileged_user(pair):
 def test_static_files_are_served_from_the_collected_manifest(pair):
     port = pair[0].port
     page = servers.request(port, "GET", "/accounts/login/")
+    if page.status == 302:  # a new installation sends everyone to its first-run page
+        page = servers.request(port, "GET", page.headers["location"])
     assert page.status == 200, page.status
     stylesheets = re.findall(r'href="(/static/[^"]+\.css)"', page.body.decode())
     assert stylesheets, page.body[:500]
@@ -111,11 +115,24 @@ def test_the_read_only_container_serves_and_writes_only_its_scratch_folders(pair
     assert metrics.status == 200 and b"django_http_requests" in metrics.body
 
 
+def issued_app(stdout: str) -> dict:
+    """create_app --json's object, among the JSON log lines the container also printed."""
+    starts = [index for index, char in enumerate(stdout) if char == "{" and (index == 0 or stdout[index - 1] == "\n")]
+    for start in starts:
+        try:
+            data = json.JSONDecoder().raw_decode(stdout[start:])[0]
+        except ValueError:
+            continue
+        if isinstance(data, dict) and "secret" in data:
+            return data
+    raise AssertionError(f"no app in the output:\n{stdout}")
+
+
 def test_a_signed_batch_is_stored(pair, database):
     env = podman.base_env(database)
     made = podman.run_once(["manage", "create_app", "--org", "Image", "--app", "image-cli", "--json"], env)
     assert made.returncode == 0, made.stderr
-    [data] = [orjson.loads(line) for line in made.stdout.splitlines() if line.startswith("{") and '"secret"' in line]
+    data = issued_app(made.stdout)
     app = servers.IssuedApp(data["org_id"], data["app_id"], data["secret"], data["token"])
 
     answer = servers.signed_post(pair[0].port, app, orjson.dumps(make_batch(3)))
