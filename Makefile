@@ -7,9 +7,10 @@ PORT ?= 8000
 # port: without CLACKS_PUBLIC_URL, commands print http://127.0.0.1:$(PORT) (organizations/endpoints.py).
 export PORT
 STAMP := $(VENV)/.installed
+CHECKOV := .venv-checkov/bin/checkov
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/clacks
 
-.PHONY: install prepare serve test test-sqlite test-postgres migrate bench clean browser-deps backup restore-check test-pgbouncer test-replica topology-deps lighthouse
+.PHONY: install prepare serve test test-sqlite test-postgres migrate bench clean browser-deps backup restore-check test-pgbouncer test-replica topology-deps lighthouse test-image
 
 install: $(STAMP)
 
@@ -45,7 +46,7 @@ serve: migrate
 
 # lint-imports checks the walls between the apps (pyproject.toml [tool.importlinter];
 # README, "Layout") before any test runs.
-test: prepare browser-deps
+test: prepare browser-deps $(CHECKOV)
 	$(BIN)/lint-imports
 	$(BIN)/python manage.py makemigrations --check --dry-run
 	$(MAKE) test-sqlite
@@ -53,10 +54,24 @@ test: prepare browser-deps
 	$(MAKE) test-pgbouncer
 	$(MAKE) test-replica
 
-test-sqlite: prepare
+# checkov checks docker/kubernetes/ in the tests (tests/operations/test_kubernetes.py).
+# It lives in a virtualenv of its own: its pins (packaging<24, boto3, networkx<2.7)
+# conflict with the test extra's pytest.
+$(CHECKOV):
+	$(PYTHON) -m venv .venv-checkov
+	.venv-checkov/bin/python -m pip install --quiet "checkov>=3.2,<4"
+
+# docker/Dockerfile built and run with podman against TEST_DATABASE_URL's server
+# (bin/test-image; README, Operations, "The image, tested"). It installs podman
+# when missing; if it cannot, it says so in a banner and passes, unless
+# CLACKS_REQUIRE_IMAGE_TEST=1.
+test-image: prepare
+	BIN=$(BIN) TEST_DATABASE_URL=$(TEST_DATABASE_URL) bin/test-image
+
+test-sqlite: prepare $(CHECKOV)
 	DATABASE_URL= $(BIN)/pytest
 
-test-postgres: prepare
+test-postgres: prepare $(CHECKOV)
 	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/pytest
 
 # The ingest contract, limits, the dashboard and the jobs through PgBouncer in transaction
@@ -104,4 +119,4 @@ lighthouse: prepare browser-deps
 	$(BIN)/python bench/lighthouse.py --port $(LIGHTHOUSE_PORT)
 
 clean:
-	rm -rf $(VENV) staticfiles .pytest_cache .hypothesis tests/browser/node_modules bench/lighthouse/node_modules
+	rm -rf $(VENV) .venv-checkov staticfiles .pytest_cache .hypothesis tests/browser/node_modules bench/lighthouse/node_modules

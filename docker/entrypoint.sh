@@ -3,6 +3,8 @@
 #
 #   serve (default)            wait for the database, migrate once (unless
 #                              CLACKS_MIGRATE_ON_START=False), then exec gunicorn
+#   migrate                    wait for the database, migrate once, exit (a
+#                              Kubernetes Job before a rollout)
 #   every SECONDS "CMD ARGS"…  run these manage.py commands in turn, sleep, repeat
 #                              (the background jobs now run inside `serve`; this
 #                              stays for compose files that still use it)
@@ -39,6 +41,15 @@ wait_for_database() {
     done
 }
 
+migrate() {
+    log INFO "applying migrations"
+    # Without the statement timeout: an index build may take longer than any request.
+    # migrate_locked: instances starting together apply them once (a PostgreSQL
+    # advisory lock held in a transaction; telemetry/management/commands/migrate_locked.py).
+    CLACKS_DB_STATEMENT_TIMEOUT_MS=0 python manage.py migrate_locked --verbosity 0
+    log INFO "migrations applied"
+}
+
 # Only gunicorn's workers write metrics files (config/gunicorn.py); a command run
 # with the variable set would leave files behind and add its counts to the server's.
 metrics_dir=${PROMETHEUS_MULTIPROC_DIR:-}
@@ -50,7 +61,7 @@ command=${1:-serve}
 # The state folder (CLACKS_VAR_DIR), and a development key if DEBUG is on without
 # SECRET_KEY: importing the settings creates nothing (bin/prepare).
 case "$command" in
-    serve|every|manage|dbbackup)
+    serve|migrate|every|manage|dbbackup)
         python bin/prepare || { log ERROR "bin/prepare failed"; exit 1; }
         ;;
 esac
@@ -59,16 +70,17 @@ case "$command" in
     serve)
         wait_for_database
         if [ "${CLACKS_MIGRATE_ON_START:-True}" = "True" ]; then
-            log INFO "applying migrations"
-            # Without the statement timeout: an index build may take longer than any request.
-            CLACKS_DB_STATEMENT_TIMEOUT_MS=0 python manage.py migrate --noinput --verbosity 0
-            log INFO "migrations applied"
+            migrate
         fi
         log INFO "starting gunicorn"
         if [ -n "$metrics_dir" ]; then
             export PROMETHEUS_MULTIPROC_DIR="$metrics_dir"
         fi
         exec gunicorn --config config/gunicorn.py config.wsgi
+        ;;
+    migrate)
+        wait_for_database
+        migrate
         ;;
     every)
         interval=${1:?every SECONDS "command args" ...}

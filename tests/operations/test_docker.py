@@ -235,14 +235,15 @@ def test_the_dockerfile_is_multi_stage_slim_non_root_with_a_live_healthcheck():
     froms = [arg for op, arg in instructions if op == "FROM"]
     args = dict(arg.split("=", 1) for op, arg in instructions if op == "ARG" and "=" in arg)
 
-    assert len(froms) == 2 and froms[0].endswith("AS build") and "--from=build" in " ".join(
-        arg for op, arg in instructions if op == "COPY"
-    )
+    copies = " ".join(arg for op, arg in instructions if op == "COPY")
+    assert len(froms) == 3 and froms[0].endswith("AS build") and froms[-1].endswith("AS runtime")
+    assert "--from=build" in copies and "--from=static" in copies
     assert "-slim" in args["PYTHON_IMAGE"]
     [user] = [arg for op, arg in instructions if op == "USER"]
     assert user not in ("root", "0")
     [healthcheck] = [arg for op, arg in instructions if op == "HEALTHCHECK"]
-    assert "http://127.0.0.1:8000/live" in healthcheck
+    assert "/app/docker/healthcheck.py" in healthcheck  # GET /live on GUNICORN_BIND's port
+    assert "/live" in (DOCKER / "healthcheck.py").read_text()
     assert [arg for op, arg in instructions if op == "ENTRYPOINT"] == ['["/app/docker/entrypoint.sh"]']
     [collect] = [arg for op, arg in instructions if op == "RUN" and "collectstatic" in arg]
     assert "SECRET_KEY=" in collect
