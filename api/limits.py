@@ -12,11 +12,11 @@ import time
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import connection
 from redis.exceptions import RedisError
 
 from api.errors import ApiError
 from api.models import ApiRequestCounter
+from telemetry import limits
 
 WINDOW_SECONDS = 60
 
@@ -75,16 +75,4 @@ def _count_redis(key_pk: int, window_start: int) -> int:
 
 def _count_database(key_pk: int, window_start: int) -> tuple[int, int]:
     """(count, window start) after one upsert; the key's row starts over when a newer minute arrives."""
-    table = ApiRequestCounter._meta.db_table
-    newer = f"{table}.window_start < excluded.window_start"
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"INSERT INTO {table} (key_id, window_start, count) VALUES (%s, %s, 1) "
-            f"ON CONFLICT (key_id) DO UPDATE SET "
-            f"count = CASE WHEN {newer} THEN 1 ELSE {table}.count + 1 END, "
-            f"window_start = CASE WHEN {newer} THEN excluded.window_start ELSE {table}.window_start END "
-            f"RETURNING count, window_start",
-            [key_pk, window_start],
-        )
-        count, start = cursor.fetchone()
-    return int(count), int(start)
+    return limits.count_in_table_window(ApiRequestCounter._meta.db_table, "key_id", key_pk, window_start)

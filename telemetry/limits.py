@@ -172,19 +172,22 @@ def _count_request_redis(app_pk: int, window_start: int) -> int:
 
 
 def _count_request_database(app_pk: int, window_start: int) -> tuple[int, int]:
-    """(count, window start) after one upsert. The app's single row starts over when
-    a newer minute arrives; a request stamped with an older minute (another
+    return count_in_table_window(RequestCounter._meta.db_table, "app_id", app_pk, window_start)
+
+
+def count_in_table_window(table: str, key_column: str, key: int, window_start: int) -> tuple[int, int]:
+    """(count, window start) after one upsert on `table`'s row for `key`. The row starts
+    over when a newer minute arrives; a request stamped with an older minute (another
     instance's clock a little behind) counts in the row's current one."""
-    table = RequestCounter._meta.db_table
     newer = f"{table}.window_start < excluded.window_start"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"INSERT INTO {table} (app_id, window_start, count) VALUES (%s, %s, 1) "
-            f"ON CONFLICT (app_id) DO UPDATE SET "
+            f"INSERT INTO {table} ({key_column}, window_start, count) VALUES (%s, %s, 1) "
+            f"ON CONFLICT ({key_column}) DO UPDATE SET "
             f"count = CASE WHEN {newer} THEN 1 ELSE {table}.count + 1 END, "
             f"window_start = CASE WHEN {newer} THEN excluded.window_start ELSE {table}.window_start END "
             f"RETURNING count, window_start",
-            [app_pk, window_start],
+            [key, window_start],
         )
         count, start = cursor.fetchone()
     return int(count), int(start)
