@@ -86,10 +86,12 @@ def seed(events: int) -> dict:
 
 def session_cookie() -> str:
     from django.conf import settings
+    from django.contrib.auth import get_user_model
     from django.test import Client
 
     client = Client()
-    assert client.login(username=USERNAME, password=PASSWORD)
+    # Signed in directly: the sign-in form's throttling (django-axes) wants a request.
+    client.force_login(get_user_model().objects.get(username=USERNAME))
     return f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
 
 
