@@ -90,8 +90,12 @@ def setup_django() -> None:
     os.environ.setdefault("CLACKS_MANIFEST_STATIC", "False")  # no collectstatic needed to render pages
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings")
     import django
+    from django.apps import apps
 
-    django.setup()
+    # Once per process: a second django.setup() would configure logging again and
+    # attach the django.request filters twice (tests call these mains in-process).
+    if not apps.ready:
+        django.setup()
 
 
 def turn_clock_back(hours: float) -> None:
