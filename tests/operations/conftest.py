@@ -35,21 +35,14 @@ def json_log():
     handler.setFormatter(JsonFormatter())
     # "django" does not propagate to the root (settings.LOGGING), so listen there too.
     loggers = [logging.getLogger(), logging.getLogger("django"), logging.getLogger("django.request")]
-    levels = [(logger.level, logger.disabled) for logger in loggers]
-    # As a freshly configured process has them, whatever a test in this process did
-    # before (a library's logging setup may disable loggers or levels process-wide).
-    disabled_below = logging.root.manager.disable
-    logging.disable(logging.NOTSET)
+    levels = [logger.level for logger in loggers]
     for logger in loggers:
         logger.addHandler(handler)
         logger.setLevel(logging.DEBUG)
-        logger.disabled = False
     yield captured
-    for logger, (level, disabled) in zip(loggers, levels):
+    for logger, level in zip(loggers, levels):
         logger.removeHandler(handler)
         logger.setLevel(level)
-        logger.disabled = disabled
-    logging.disable(disabled_below)
 
 
 @pytest.fixture(scope="session")
