@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 CHECKOV := .venv-checkov/bin/checkov
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/clacks
 
-.PHONY: install prepare serve test test-sqlite test-postgres migrate bench clean browser-deps backup restore-check test-pgbouncer test-replica topology-deps lighthouse test-image
+.PHONY: install prepare serve test test-sqlite test-postgres migrate bench clean browser-deps backup restore-check test-pgbouncer test-replica test-events-database topology-deps lighthouse test-image
 
 install: $(STAMP)
 
@@ -26,7 +26,7 @@ prepare: install
 	$(BIN)/python bin/prepare
 
 migrate: prepare
-	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py migrate_locked
 
 # Served as in production, on plain http at 127.0.0.1 (README, "Quick start"), with
 # gunicorn's scheduler on (config/gunicorn.py). DEBUG is off unless asked for
@@ -53,6 +53,7 @@ test: prepare browser-deps $(CHECKOV)
 	$(MAKE) test-postgres
 	$(MAKE) test-pgbouncer
 	$(MAKE) test-replica
+	$(MAKE) test-events-database
 
 # checkov checks docker/kubernetes/ in the tests (tests/operations/test_kubernetes.py).
 # It lives in a virtualenv of its own: its pins (packaging<24, boto3, networkx<2.7)
@@ -85,6 +86,17 @@ test-pgbouncer: prepare topology-deps
 
 test-replica: prepare topology-deps
 	$(BIN)/python -m pytest -p tests.topology --topology=replica tests/replica
+
+# Events in a database of their own (EVENTS_DATABASE_URL: TEST_DATABASE_URL's name
+# with "_events"): the contract, limits, the dashboard, the API, erasure, app
+# deletion and the jobs (README, "Events on a server of their own").
+EVENTS_DATABASE_TESTS ?= tests/events_database tests/telemetry/test_ingest.py tests/telemetry/test_idempotency.py \
+	tests/telemetry/test_batch_endpoint.py tests/telemetry/test_signature.py tests/limits \
+	tests/dashboard/test_pages.py tests/insights tests/api tests/lifecycle tests/organizations/test_apps.py \
+	tests/telemetry/test_scheduler.py
+test-events-database: prepare
+	DATABASE_URL=$(TEST_DATABASE_URL) $(BIN)/python -m pytest -p tests.topology --topology=events $(EVENTS_DATABASE_TESTS) \
+		--ignore=tests/limits/test_two_instances.py
 
 topology-deps:
 	command -v pgbouncer >/dev/null || { apt-get update -q && apt-get install -y -q pgbouncer; }

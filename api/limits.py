@@ -75,4 +75,4 @@ def _count_redis(key_pk: int, window_start: int) -> int:
 
 def _count_database(key_pk: int, window_start: int) -> tuple[int, int]:
     """(count, window start) after one upsert; the key's row starts over when a newer minute arrives."""
-    return limits.count_in_table_window(ApiRequestCounter._meta.db_table, "key_id", key_pk, window_start)
+    return limits.count_in_table_window(ApiRequestCounter, "key_id", key_pk, window_start)

@@ -528,7 +528,7 @@ def _copy_text_in_worker(unit):
 
 
 def write_postgresql(plan: SeedPlan, *, jobs: int, progress) -> int:
-    from django.db import connection
+    from telemetry.databases import events_connection as connection
 
     from telemetry.models import Event
 
@@ -557,7 +557,8 @@ def write_postgresql(plan: SeedPlan, *, jobs: int, progress) -> int:
 
 def write_generic(plan: SeedPlan, *, progress) -> int:
     """SQLite (or any other backend): executemany, values adapted as Django stores them."""
-    from django.db import connection, transaction
+    from telemetry.databases import events_atomic
+    from telemetry.databases import events_connection as connection
 
     from telemetry.models import Event
 
@@ -578,7 +579,7 @@ def write_generic(plan: SeedPlan, *, progress) -> int:
             values[3] = ops.adapt_datetimefield_value(datetime.fromisoformat(values[3]))
             values[16] = values[16] == "t"
             params.append(values)
-        with transaction.atomic(), connection.cursor() as cursor:
+        with events_atomic(), connection.cursor() as cursor:
             cursor.executemany(sql, params)
         written += count
         progress(written)
@@ -611,7 +612,7 @@ def after_seed(*, apps: list, progress) -> None:
     """Rebuild whatever is derived from raw events, run what the scheduler would
     within the hour, then refresh planner statistics."""
     from django.core.management import call_command, get_commands
-    from django.db import connection
+    from telemetry.databases import events_connection as connection
 
     if "rebuild_rollups" in get_commands():
         started = time.monotonic()
@@ -651,7 +652,7 @@ def after_seed(*, apps: list, progress) -> None:
 
 def demo_apps(*, total: int, replace: bool) -> list[AppPlan]:
     """The demo organization's apps, created if needed, with their share of `total` events."""
-    from django.db import connection
+    from telemetry.databases import events_connection as connection
 
     from organizations.models import App, Organization
     from organizations.services import create_app, create_organization
@@ -681,7 +682,7 @@ def seed_events(
     progress=print,
 ) -> dict:
     """Write `events` demo events over the `days` before `end` (default now); returns figures."""
-    from django.db import connection
+    from telemetry.databases import events_connection as connection
 
     end = end or datetime.now(timezone.utc)
     plan = SeedPlan(apps=demo_apps(total=events, replace=replace), days=days, end=end, seed=seed)
@@ -722,7 +723,7 @@ def main(argv: list[str] | None = None) -> None:
     import django
 
     django.setup()
-    from django.db import connection
+    from telemetry.databases import events_connection as connection
 
     print(f"seeding {args.events:,} events over {args.days} days into {connection.vendor} ({connection.settings_dict['NAME']})")
     result = seed_events(events=args.events, days=args.days, seed=args.seed, replace=args.replace, jobs=args.jobs)

@@ -258,8 +258,21 @@ def database_config(name: str, url: str) -> dict:
 
 
 DATABASES = {"default": database_config("DATABASE_URL", DATABASE_URL)}
-# A streaming replica of DATABASE_URL's server: GET and HEAD requests read event
-# data from it while it is up and less than CLACKS_REPLICA_MAX_LAG seconds behind
+DATABASE_ROUTERS: list[str] = []
+# Events on a PostgreSQL server of their own: the telemetry app's tables (events,
+# what is derived from them, the nonce store, counters, plans, the scheduler's
+# jobs) there; accounts, organizations, apps and settings on DATABASE_URL's
+# (telemetry.databases; docs/events-database.md). Unset: one database for all.
+EVENTS_DATABASE_URL = env_str("EVENTS_DATABASE_URL")
+if EVENTS_DATABASE_URL:
+    DATABASES["events"] = database_config("EVENTS_DATABASE_URL", EVENTS_DATABASE_URL)
+    if not all(DATABASES[alias]["ENGINE"] == "config.db.postgresql" for alias in ("default", "events")):
+        raise ImproperlyConfigured("EVENTS_DATABASE_URL: events on a server of their own need PostgreSQL for both URLs")
+    # No foreign keys there: the apps they would point at are on the other server.
+    DATABASES["events"]["CLACKS_NO_FOREIGN_KEYS"] = True
+    DATABASE_ROUTERS.append("telemetry.databases.EventsRouter")
+# A streaming replica of the server holding the events (EVENTS_DATABASE_URL's when
+# set, else DATABASE_URL's): GET and HEAD requests read event data from it while it is up and less than CLACKS_REPLICA_MAX_LAG seconds behind
 # (checked at most every CLACKS_REPLICA_CHECK_SECONDS); all else uses the primary.
 DATABASE_REPLICA_URL = env_str("DATABASE_REPLICA_URL")
 CLACKS_REPLICA_MAX_LAG = env_int("CLACKS_REPLICA_MAX_LAG", 30, minimum=0)
@@ -269,8 +282,9 @@ if DATABASE_REPLICA_URL:
     if DATABASES["replica"]["ENGINE"] != DATABASES["default"]["ENGINE"] or "sqlite" in DATABASES["default"]["ENGINE"]:
         raise ImproperlyConfigured("DATABASE_REPLICA_URL: a replica needs PostgreSQL for both URLs")
     # Tests create no database on the replica: it follows the primary's test database.
-    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
-    DATABASE_ROUTERS = ["telemetry.replicas.ReplicaRouter"]
+    DATABASES["replica"]["TEST"] = {"MIRROR": "events" if EVENTS_DATABASE_URL else "default"}
+    # First: it sends event reads to the replica, or passes them on.
+    DATABASE_ROUTERS.insert(0, "telemetry.replicas.ReplicaRouter")
     # GET and HEAD requests may read event data from it (telemetry.replicas).
     MIDDLEWARE.insert(MIDDLEWARE.index("config.middleware.DatabaseUnavailableMiddleware"), "telemetry.replicas.middleware")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

@@ -949,8 +949,28 @@ def app_activity(apps: Sequence[App], *, period: Period) -> list[AppActivity]:
 
 def last_event_per_app(app_ids: Sequence[int]) -> dict[int, datetime | None]:
     """When each app's newest event happened, read from the end of each app's index range (one query)."""
-    newest = Event.objects.filter(app_id=OuterRef("pk")).order_by("-timestamp").values("timestamp")[:1]
-    return dict(App.objects.filter(pk__in=list(app_ids)).annotate(last=Subquery(newest)).values_list("pk", "last"))
+    return _newest_event_per_app(app_ids, "timestamp")
+
+
+def _newest_event_per_app(app_ids: Sequence[int], column: str) -> dict[int, datetime | None]:
+    """`column` of each app's newest event by timestamp (None without events), in one
+    query reading the end of each app's (app, timestamp) index range.
+
+    On PostgreSQL the apps' ids are a list, not a join with the apps' table: the
+    events may be on a server of their own (docs/events-database.md), which only
+    PostgreSQL supports."""
+    ids = sorted(set(app_ids))
+    reading = replicas.read_connection(Event)
+    if reading.vendor == "postgresql":
+        with reading.cursor() as cursor:
+            cursor.execute(
+                f'SELECT app.id, (SELECT e."{column}" FROM {Event._meta.db_table} e WHERE e.app_id = app.id '
+                f'ORDER BY e."timestamp" DESC LIMIT 1) FROM unnest(%s::bigint[]) AS app(id)',
+                [ids],
+            )
+            return dict(cursor.fetchall())
+    newest = Event.objects.filter(app_id=OuterRef("pk")).order_by("-timestamp").values(column)[:1]
+    return dict(App.objects.filter(pk__in=ids).annotate(last=Subquery(newest)).values_list("pk", "last"))
 
 
 def last_event_at(app_ids: Sequence[int]) -> datetime | None:
@@ -973,9 +993,7 @@ def last_received_at(app_ids: Sequence[int]) -> dict[int, datetime]:
     """When each app's newest event (by timestamp) arrived; apps without events are left out.
 
     One query, reading the end of each app's (app, timestamp) index range."""
-    newest = Event.objects.filter(app_id=OuterRef("pk")).order_by("-timestamp").values("received_at")[:1]
-    rows = App.objects.filter(pk__in=list(app_ids)).annotate(last=Subquery(newest)).values_list("pk", "last")
-    return {pk: last for pk, last in rows if last is not None}
+    return {pk: last for pk, last in _newest_event_per_app(app_ids, "received_at").items() if last is not None}
 
 
 # --- The recent-events explorer ---------------------------------------------------------

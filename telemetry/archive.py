@@ -35,11 +35,11 @@ import orjson
 import pyarrow as pa
 import pyarrow.parquet as pq
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from organizations.models import App
 from telemetry import storage
+from telemetry.databases import events_connection
 from telemetry.lifecycle import keyset_pages
 from telemetry.models import Event
 from telemetry.periods import DAY, UTC, start_of_day
@@ -345,17 +345,17 @@ def _verify(store: Store, key: str, *, sha256: str, rows: int, size: int, workdi
 def _app_lock(app: App) -> Iterator[bool]:
     """On PostgreSQL, one archiving run per app at a time (a session advisory lock; yields
     False when another run holds it). SQLite's callers run one purge at a time (docs/archive.md)."""
-    if connection.vendor != "postgresql":
+    if events_connection.vendor != "postgresql":
         yield True
         return
-    with connection.cursor() as cursor:
+    with events_connection.cursor() as cursor:
         cursor.execute("SELECT pg_try_advisory_lock(hashtext('clacks-archive'), %s)", [app.pk])
         locked = cursor.fetchone()[0]
     try:
         yield locked
     finally:
         if locked:
-            with connection.cursor() as cursor:
+            with events_connection.cursor() as cursor:
                 cursor.execute("SELECT pg_advisory_unlock(hashtext('clacks-archive'), %s)", [app.pk])
 
 

@@ -20,11 +20,11 @@ from datetime import datetime, timedelta, timezone as dt_timezone
 from django.conf import settings
 from django.core.cache import cache
 from django.core.exceptions import RequestDataTooBig
-from django.db import connection
 
 from organizations.crypto import SecretsUnreadable, decrypt_secret
 from organizations.models import App, Credential, Organization, hash_token
 from organizations.services import app_cache_key
+from telemetry.databases import events_connection
 from telemetry.errors import IngestError, secrets_unreadable, too_large
 
 logger = logging.getLogger(__name__)
@@ -195,8 +195,8 @@ def _remember_nonce_in_database(app_pk: int, nonce: str, *, expires_at: int, now
     table = UsedNonce._meta.db_table
     expires = datetime.fromtimestamp(expires_at, tz=dt_timezone.utc)
     current = datetime.fromtimestamp(now, tz=dt_timezone.utc)
-    adapt = connection.ops.adapt_datetimefield_value
-    with connection.cursor() as cursor:
+    adapt = events_connection.ops.adapt_datetimefield_value
+    with events_connection.cursor() as cursor:
         # One statement: a new nonce inserts, a live one conflicts, and an
         # expired record of the same nonce is taken over rather than refused.
         cursor.execute(

@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 import orjson
-from django.db import connection, transaction
 from django.db.models import Count, Func, Q, TextField
 from django.db.models.functions import Cast
 
 from organizations.models import App, Organization
 from organizations.services import record_audit
 from telemetry import storage
+from telemetry.databases import events_atomic, events_connection
 from telemetry.periods import UTC, InvalidRange, TimeRange
 from telemetry.ingest import parse_rfc3339
 from telemetry.models import Event, EventQuerySet
@@ -160,7 +160,7 @@ def export_events(
     JSON Lines, one chunk per page of rows; `on_page(n)` follows each page."""
     events = events_in_range(app, time_range).annotate(data_text=Cast("data", output_field=TextField()))
     key, event_id, received = "timestamp", "event_id", "received_at"
-    if connection.vendor == "postgresql":
+    if events_connection.vendor == "postgresql":
         events = events.annotate(
             timestamp_text=_UtcText("timestamp"),
             received_text=_UtcText("received_at"),
@@ -319,7 +319,7 @@ def delete_events(events: EventQuerySet, *, batch_size: int = DELETE_BATCH_SIZE)
     # reads the (app, user_id, timestamp) index), while each transaction stays small.
     for page in keyset_pages(events, fields=("app_id",), page_size=batch_size * DELETE_BATCHES_PER_SCAN):
         for start in range(0, len(page), batch_size):
-            with transaction.atomic():
+            with events_atomic():
                 deleted += _delete_batch(page[start : start + batch_size])
     return deleted
 
@@ -368,13 +368,16 @@ def clean_user_id(user_id: str) -> str:
 def count_user_events(organization: Organization, *, user_id: str) -> ErasureResult:
     """How many events each app of the organization holds for the user (a dry run)."""
     user_id = clean_user_id(user_id)
+    # The apps first, then their events by id: the two may live on different
+    # servers (telemetry.databases), so no join between them.
+    public_ids = dict(organization.apps.values_list("pk", "public_id"))
     rows = (
-        Event.objects.filter(app__organization=organization, user_id=user_id)
-        .values_list("app_id", "app__public_id")
+        Event.objects.filter(app_id__in=public_ids, user_id=user_id)
+        .values_list("app_id")
         .annotate(n=Count("pk"))
         .order_by("app_id")  # the order erase_user goes through the apps
     )
-    return ErasureResult(per_app={public_id: n for _, public_id, n in rows}, dry_run=True)
+    return ErasureResult(per_app={public_ids[app_id]: n for app_id, n in rows}, dry_run=True)
 
 
 def user_id_digest(organization: Organization, user_id: str) -> str:

@@ -26,11 +26,12 @@ from dataclasses import dataclass
 from datetime import date, datetime, timezone as dt_timezone
 
 from django.conf import settings
-from django.db import DatabaseError, connection, transaction
+from django.db import DatabaseError, connections, router
 from django.db.models import F
 from redis.exceptions import RedisError
 
 from organizations.models import Organization, Tier
+from telemetry.databases import events_atomic, events_connection
 from telemetry.errors import IngestError, storage_unavailable
 from telemetry.models import MonthlyUsage, Plan, RequestCounter
 
@@ -172,15 +173,17 @@ def _count_request_redis(app_pk: int, window_start: int) -> int:
 
 
 def _count_request_database(app_pk: int, window_start: int) -> tuple[int, int]:
-    return count_in_table_window(RequestCounter._meta.db_table, "app_id", app_pk, window_start)
+    return count_in_table_window(RequestCounter, "app_id", app_pk, window_start)
 
 
-def count_in_table_window(table: str, key_column: str, key: int, window_start: int) -> tuple[int, int]:
-    """(count, window start) after one upsert on `table`'s row for `key`. The row starts
+def count_in_table_window(model, key_column: str, key: int, window_start: int) -> tuple[int, int]:
+    """(count, window start) after one upsert on `model`'s row for `key`, in the database
+    that holds its table. The row starts
     over when a newer minute arrives; a request stamped with an older minute (another
     instance's clock a little behind) counts in the row's current one."""
+    table = model._meta.db_table
     newer = f"{table}.window_start < excluded.window_start"
-    with connection.cursor() as cursor:
+    with connections[router.db_for_write(model)].cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} ({key_column}, window_start, count) VALUES (%s, %s, 1) "
             f"ON CONFLICT ({key_column}) DO UPDATE SET "
@@ -314,13 +317,13 @@ def _reserve_database(org_pk: int, month: date, *, events: int, quota: int) -> b
     """One upsert: it adds the batch only while the count is under the quota, under
     the row's lock, and returns no row when it refuses."""
     table = MonthlyUsage._meta.db_table
-    with _counter_transaction(), connection.cursor() as cursor:
+    with _counter_transaction(), events_connection.cursor() as cursor:
         cursor.execute(
             f"INSERT INTO {table} (organization_id, month, events) VALUES (%s, %s, %s) "
             f"ON CONFLICT (organization_id, month) DO UPDATE SET events = {table}.events + excluded.events "
             f"WHERE {table}.events < %s "
             f"RETURNING events",
-            [org_pk, connection.ops.adapt_datefield_value(month), events, quota],
+            [org_pk, events_connection.ops.adapt_datefield_value(month), events, quota],
         )
         return cursor.fetchone() is not None
 
@@ -332,9 +335,9 @@ def _counter_transaction() -> Iterator[None]:
     A crash may forget the last fraction of a second of quota counts (the events
     themselves are committed durably by ingest); in exchange a batch does not
     wait for a disk sync of its counter, which costs more than the statement."""
-    with transaction.atomic():
-        if connection.vendor == "postgresql":
-            with connection.cursor() as cursor:
+    with events_atomic():
+        if events_connection.vendor == "postgresql":
+            with events_connection.cursor() as cursor:
                 cursor.execute("SET LOCAL synchronous_commit TO OFF")
         yield
 

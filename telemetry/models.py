@@ -8,6 +8,7 @@ from django.db.models.functions import Now
 from django.utils import timezone
 
 from organizations.models import App, Organization, Tier
+from telemetry.databases import cascade_on_same_server
 
 
 class EventQuerySet(models.QuerySet["Event"]):
@@ -20,7 +21,7 @@ class Event(models.Model):
     (docs/protocol.md, Event fields); telemetry.ingest rejects longer values per event
     rather than letting the database refuse the whole batch."""
 
-    app = models.ForeignKey(App, models.CASCADE, related_name="events")
+    app = models.ForeignKey(App, cascade_on_same_server, related_name="events")
     event_id = models.UUIDField()
     timestamp = models.DateTimeField()
     received_at = models.DateTimeField(default=timezone.now)
@@ -163,7 +164,7 @@ class MonthlyUsage(models.Model):
     REDIS_URL is not set. It is what the monthly quota is checked against, and
     it does not go down when events are later deleted: they were ingested."""
 
-    organization = models.ForeignKey(Organization, models.CASCADE, related_name="+")
+    organization = models.ForeignKey(Organization, cascade_on_same_server, related_name="+")
     month = models.DateField(help_text="First day of the month.")
     events = models.BigIntegerField(default=0)
 
@@ -194,7 +195,7 @@ class RollupCounts(models.Model):
     fields (succeeded, failed, timed, duration sum) count command events only."""
 
     # No index of its own: each rollup's unique key leads with the app.
-    app = models.ForeignKey(App, models.CASCADE, related_name="+", db_index=False)
+    app = models.ForeignKey(App, cascade_on_same_server, related_name="+", db_index=False)
     # One of ROLLUP_DIMENSIONS.
     dimension = models.CharField(max_length=16)
     # Plain values are at most 200 characters, segmented ones at most 400 (telemetry.rollups.PART_LENGTHS).
@@ -237,7 +238,7 @@ class DailyActor(models.Model):
     here rather than from raw events."""
 
     # No index of its own: the unique key below leads with the app.
-    app = models.ForeignKey(App, models.CASCADE, related_name="+", db_index=False)
+    app = models.ForeignKey(App, cascade_on_same_server, related_name="+", db_index=False)
     day = models.DateField()
     kind = models.CharField(max_length=1)
     actor = models.CharField(max_length=200)
@@ -260,7 +261,7 @@ class UserDay(models.Model):
     here, filtered by the filter bar's fields. Column names follow Event's."""
 
     # No index of its own: the unique key below leads with the app.
-    app = models.ForeignKey(App, models.CASCADE, related_name="+", db_index=False)
+    app = models.ForeignKey(App, cascade_on_same_server, related_name="+", db_index=False)
     day = models.DateField()
     user_id = models.CharField(max_length=200)
     service_version = models.CharField(max_length=100)
@@ -297,7 +298,7 @@ class DailySketch(models.Model):
     number has changed, and is deleted with the events it summarises."""
 
     # No index of its own: the unique key below leads with the app.
-    app = models.ForeignKey(App, models.CASCADE, related_name="+", db_index=False)
+    app = models.ForeignKey(App, cascade_on_same_server, related_name="+", db_index=False)
     day = models.DateField()
     kind = models.CharField(max_length=1)
     actors = models.PositiveIntegerField(help_text="DailyActor rows summarised: the exact count that day.")
@@ -345,7 +346,7 @@ class EventKey(models.Model):
     # No database foreign key (a check per stored event for nothing) and no index of
     # its own (the primary key leads with the app). telemetry.storage deletes an
     # app's keys with its events; CASCADE covers deletions through the ORM.
-    app = models.ForeignKey(App, models.CASCADE, related_name="+", db_constraint=False, db_index=False)
+    app = models.ForeignKey(App, cascade_on_same_server, related_name="+", db_constraint=False, db_index=False)
     event_id = models.UUIDField()
     timestamp = models.DateTimeField()
 
@@ -439,7 +440,7 @@ class PropertyBlock(models.Model):
     DAY, HOUR = "d", "h"
 
     # No index of its own: the unique key below leads with the app.
-    app = models.ForeignKey(App, models.CASCADE, related_name="+", db_index=False)
+    app = models.ForeignKey(App, cascade_on_same_server, related_name="+", db_index=False)
     span = models.CharField(max_length=1)
     start = models.DateTimeField()
     events = models.BigIntegerField(help_text="Events of the span summarised (every type).")
@@ -465,7 +466,7 @@ class PropertyScope(models.Model):
     so dashboard.filters.Filters.q(ci_as_text=True) selects them)."""
 
     # No index of its own: the child tables' indexes lead with the app.
-    app = models.ForeignKey(App, models.CASCADE, related_name="+", db_index=False)
+    app = models.ForeignKey(App, cascade_on_same_server, related_name="+", db_index=False)
     # DO_NOTHING: telemetry.storage deletes a block's rows itself, through their
     # (app, block) indexes, before the block (an ORM cascade would look them up by block alone).
     block = models.ForeignKey(PropertyBlock, models.DO_NOTHING, related_name="+", db_index=False)

@@ -21,9 +21,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 
 from django.conf import settings
-from django.db import connection
 
 from telemetry import storage
+from telemetry.databases import events_connection
 from telemetry.periods import UTC
 
 logger = logging.getLogger(__name__)
@@ -63,9 +63,9 @@ def partition_name(start: date) -> str:
 
 
 def is_partitioned() -> bool:
-    if connection.vendor != "postgresql":
+    if events_connection.vendor != "postgresql":
         return False
-    with connection.cursor() as cursor:
+    with events_connection.cursor() as cursor:
         cursor.execute("SELECT relkind FROM pg_class WHERE oid = to_regclass(%s)", [TABLE])
         row = cursor.fetchone()
     return bool(row) and row[0] == "p"
@@ -75,7 +75,7 @@ def existing_partitions() -> list[Partition]:
     """The range partitions of the events table, oldest first (the DEFAULT one excluded)."""
     if not is_partitioned():
         return []
-    with connection.cursor() as cursor:
+    with events_connection.cursor() as cursor:
         cursor.execute(
             "SELECT c.relname, pg_get_expr(c.relpartbound, c.oid) FROM pg_inherits i "
             "JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = %s::regclass",
@@ -177,7 +177,7 @@ def partition_events_table(schema_editor, *, ahead: int = 3) -> None:
     execute(f"INSERT INTO {TABLE}_partitioned SELECT * FROM {TABLE}")
     execute(f"DROP TABLE {TABLE}")
     execute(f"ALTER TABLE {TABLE}_partitioned RENAME TO {TABLE}")
-    _add_keys(execute, unique=("app_id", "event_id", '"timestamp"'), primary=("id", '"timestamp"'))
+    _add_keys(schema_editor, unique=("app_id", "event_id", '"timestamp"'), primary=("id", '"timestamp"'))
     execute(
         f"SELECT setval(pg_get_serial_sequence('{TABLE}', 'id'), coalesce((SELECT max(id) FROM {TABLE}), 0) + 1, false)"
     )
@@ -190,19 +190,21 @@ def unpartition_events_table(schema_editor) -> None:
     execute(f"INSERT INTO {TABLE}_plain SELECT * FROM {TABLE}")
     execute(f"DROP TABLE {TABLE}")
     execute(f"ALTER TABLE {TABLE}_plain RENAME TO {TABLE}")
-    _add_keys(execute, unique=("app_id", "event_id"), primary=("id",))
+    _add_keys(schema_editor, unique=("app_id", "event_id"), primary=("id",))
     execute(f"CREATE INDEX {TABLE}_app_id ON {TABLE} (app_id)")
     execute(
         f"SELECT setval(pg_get_serial_sequence('{TABLE}', 'id'), coalesce((SELECT max(id) FROM {TABLE}), 0) + 1, false)"
     )
 
 
-def _add_keys(execute, *, unique: tuple[str, ...], primary: tuple[str, ...]) -> None:
+def _add_keys(schema_editor, *, unique: tuple[str, ...], primary: tuple[str, ...]) -> None:
+    execute = schema_editor.execute
     execute(f"ALTER TABLE {TABLE} ADD PRIMARY KEY ({', '.join(primary)})")
     # Names as in telemetry.models.Event.Meta, so the schema reads the same.
     execute(f"ALTER TABLE {TABLE} ADD CONSTRAINT event_once_per_app UNIQUE ({', '.join(unique)})")
     execute(f'CREATE INDEX event_app_time ON {TABLE} (app_id, "timestamp")')
-    execute(
-        f"ALTER TABLE {TABLE} ADD CONSTRAINT {TABLE}_app_id_fk FOREIGN KEY (app_id) "
-        f"REFERENCES organizations_app (id) DEFERRABLE INITIALLY DEFERRED"
-    )
+    if schema_editor.connection.features.supports_foreign_keys:  # not on an events server (telemetry.databases)
+        execute(
+            f"ALTER TABLE {TABLE} ADD CONSTRAINT {TABLE}_app_id_fk FOREIGN KEY (app_id) "
+            f"REFERENCES organizations_app (id) DEFERRABLE INITIALLY DEFERRED"
+        )

@@ -28,8 +28,10 @@ from contextvars import ContextVar
 from dataclasses import dataclass
 
 from django.conf import settings
-from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections, router
+from django.db import DatabaseError, connections, router
 from django.http import HttpRequest, HttpResponse
+
+from telemetry.databases import EVENTS
 
 REPLICA = "replica"
 # App labels whose tables are read from the replica (event data, derived tables).
@@ -59,7 +61,7 @@ class ReplicaState:
         return self.status == "up"
 
     def as_json(self) -> dict:
-        body: dict = {"status": self.status, "reads_from": REPLICA if self.usable else "default"}
+        body: dict = {"status": self.status, "reads_from": REPLICA if self.usable else EVENTS}
         if self.lag_seconds is not None:
             body["lag_seconds"] = round(self.lag_seconds, 3)
         body["max_lag_seconds"] = settings.CLACKS_REPLICA_MAX_LAG
@@ -151,7 +153,9 @@ def middleware(get_response: Callable[[HttpRequest], HttpResponse]) -> Callable[
         reads = _RequestReads()
         token = _request_reads.set(reads)
         try:
-            with connections[DEFAULT_DB_ALIAS].execute_wrapper(reads.watch):
+            # Raw SQL writing event data runs on the events' primary (which is
+            # DATABASE_URL's server unless EVENTS_DATABASE_URL is set).
+            with connections[EVENTS].execute_wrapper(reads.watch):
                 return get_response(request)
         finally:
             _request_reads.reset(token)

@@ -11,12 +11,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from django.db import connection, transaction
 from django.db.models import Sum
 from django.utils import timezone
 
 from organizations.models import App, Organization
 from telemetry import archive, storage
+from telemetry.databases import events_atomic, events_connection
 from telemetry.periods import UTC
 from telemetry.models import Event, HourlyCounts
 
@@ -93,7 +93,7 @@ def _next_batch(app: App, cutoff: datetime, batch_size: int) -> list[int]:
     other has not locked, so no row is counted twice and neither waits. SQLite
     has no row locks; its single write lock serialises the purges instead."""
     rows = Event.objects.filter(app=app, timestamp__lt=cutoff).order_by("timestamp").values_list("pk", flat=True)
-    if connection.features.has_select_for_update_skip_locked:
+    if events_connection.features.has_select_for_update_skip_locked:
         rows = rows.select_for_update(skip_locked=True)
     return list(rows[:batch_size])
 
@@ -122,7 +122,7 @@ def prune_app(
         deleted, batches = run.deleted, run.batches
     elif cutoff is not None:
         while True:
-            with transaction.atomic():
+            with events_atomic():
                 ids = _next_batch(app, cutoff, batch_size)
                 if not ids:
                     break

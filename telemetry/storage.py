@@ -37,10 +37,11 @@ from dataclasses import dataclass
 from datetime import date, datetime
 
 import orjson
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError
 from django.db.models import Q, Sum
 
 from telemetry import rollups
+from telemetry.databases import events_atomic, events_connection
 from telemetry.models import (
     ROLLUP_DIMENSIONS,
     DailyActor,
@@ -113,13 +114,13 @@ def store_batch(app_pk: int, rows: list[dict], *, received_at: datetime) -> int:
         return 0
     # A fixed order, so two batches sharing ids lock their keys in the same order.
     rows = [unique[event_id] for event_id in sorted(unique)]
-    if connection.vendor != "postgresql":
-        with transaction.atomic():
+    if events_connection.vendor != "postgresql":
+        with events_atomic():
             return _store_sqlite(app_pk, rows, received_at)
     # One statement, which autocommit already makes atomic: a transaction around
     # it would add a BEGIN and a COMMIT round trip. Inside a caller's
     # transaction, the savepoint keeps a failure from spoiling it.
-    with transaction.atomic() if connection.in_atomic_block else nullcontext():
+    with events_atomic() if events_connection.in_atomic_block else nullcontext():
         return _store_postgresql(app_pk, rows, received_at)
 
 
@@ -196,7 +197,7 @@ def _store_postgresql(app_pk: int, rows: list[dict], received_at: datetime) -> i
     payload = orjson.dumps(
         [{name: orjson.Fragment(row["data"]) if name == "data" else row[name] for name in COLUMNS} for row in rows]
     )
-    with connection.cursor() as cursor:
+    with events_connection.cursor() as cursor:
         cursor.execute(_STORE_SQL_POSTGRESQL, {"app": app_pk, "received": received_at, "rows": payload.decode()})
         return cursor.fetchone()[0]
 
@@ -207,9 +208,9 @@ def _store_sqlite(app_pk: int, rows: list[dict], received_at: datetime) -> int:
     # transaction is SQLite's fast path (docs/performance.md). Values are adapted
     # the way Django stores them, so the ORM reads them back: a UUID as 32 hex
     # digits, which a validated (lower-case, hyphenated) id gives without parsing.
-    ops = connection.ops
+    ops = events_connection.ops
     keys = [row["event_id"].replace("-", "") for row in rows]
-    with connection.cursor() as cursor:
+    with events_connection.cursor() as cursor:
         cursor.execute(
             f"SELECT event_id FROM {KEY_TABLE} WHERE app_id = %s AND event_id IN ({', '.join(['%s'] * len(keys))})",
             [app_pk, *keys],
@@ -265,8 +266,8 @@ def _user_day(timestamp: datetime, *columns) -> tuple:
 def _insert_user_days(app_pk: int, user_days: set) -> None:
     if not user_days:
         return
-    adapt = connection.ops.adapt_datefield_value
-    with connection.cursor() as cursor:
+    adapt = events_connection.ops.adapt_datefield_value
+    with events_connection.cursor() as cursor:
         cursor.executemany(
             f"INSERT INTO {USER_DAY_TABLE} (app_id, day, {', '.join(USER_DAY_COLUMNS)}, ci) "
             f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s) ON CONFLICT DO NOTHING",
@@ -277,8 +278,8 @@ def _insert_user_days(app_pk: int, user_days: set) -> None:
 def _append_deltas(app_pk: int, deltas: dict[tuple, rollups.Counts]) -> None:
     if not deltas:
         return
-    adapt = connection.ops.adapt_datetimefield_value
-    with connection.cursor() as cursor:
+    adapt = events_connection.ops.adapt_datetimefield_value
+    with events_connection.cursor() as cursor:
         cursor.executemany(
             f"INSERT INTO {DELTA_TABLE} (app_id, hour, dimension, value, {_COUNTS}) "
             f"VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s)",
@@ -289,8 +290,8 @@ def _append_deltas(app_pk: int, deltas: dict[tuple, rollups.Counts]) -> None:
 def _insert_actors(app_pk: int, actors: set) -> None:
     if not actors:
         return
-    adapt = connection.ops.adapt_datefield_value
-    with connection.cursor() as cursor:
+    adapt = events_connection.ops.adapt_datefield_value
+    with events_connection.cursor() as cursor:
         cursor.executemany(
             f"INSERT INTO {ACTOR_TABLE} (app_id, day, kind, actor) VALUES (%s, %s, %s, %s) ON CONFLICT DO NOTHING",
             [(app_pk, adapt(day), kind, actor) for kind, day, actor in sorted(actors)],
@@ -319,8 +320,8 @@ def fold_rollup_deltas(*, chunk: int = FOLD_CHUNK, max_chunks: int = 100) -> Fol
     runs one writer at a time. Reads see the same sums before and after."""
     folded, oldest = 0, None
     for _ in range(max_chunks):
-        with transaction.atomic():
-            if connection.vendor == "postgresql":
+        with events_atomic():
+            if events_connection.vendor == "postgresql":
                 moved, first = _fold_chunk_postgresql(chunk)
             else:
                 moved, first = _fold_chunk_sqlite(chunk)
@@ -359,7 +360,7 @@ def _fold_chunk_postgresql(chunk: int) -> tuple[int, datetime | None]:
     upserted AS ({_UPSERT_ROLLUPS.format(source="moved")} RETURNING r.id, r.events)
     SELECT (SELECT count(*) FROM moved), (SELECT min(created_at) FROM moved),
            (SELECT coalesce(array_agg(id), '{{}}') FROM upserted WHERE events = 0)"""
-    with connection.cursor() as cursor:
+    with events_connection.cursor() as cursor:
         cursor.execute(sql, {"chunk": chunk})
         moved, oldest, empty = cursor.fetchone()
         if empty:
@@ -371,7 +372,7 @@ def _fold_chunk_postgresql(chunk: int) -> tuple[int, datetime | None]:
 def _fold_chunk_sqlite(chunk: int) -> tuple[int, datetime | None]:
     # SQLite has one writer at a time and this transaction holds the lock from
     # its start, so the rows up to `last` cannot change under it.
-    with connection.cursor() as cursor:
+    with events_connection.cursor() as cursor:
         cursor.execute(
             f"SELECT count(*), max(id), min(created_at) FROM "
             f"(SELECT id, created_at FROM {DELTA_TABLE} ORDER BY id LIMIT %s)",
@@ -401,7 +402,7 @@ def _as_datetime(value) -> datetime | None:
 
 def unfolded_deltas() -> tuple[int, datetime | None]:
     """How many delta rows wait to be folded, and when the oldest was appended."""
-    with connection.cursor() as cursor:
+    with events_connection.cursor() as cursor:
         cursor.execute(f"SELECT count(*), min(created_at) FROM {DELTA_TABLE}")
         count, oldest = cursor.fetchone()
     return count, _as_datetime(oldest)
@@ -418,7 +419,7 @@ def delete_events(app_pk: int, event_pks: list[int]) -> int:
     the rollups stay exact. Callers pass bounded batches of primary keys."""
     if not event_pks:
         return 0
-    with transaction.atomic():
+    with events_atomic():
         events = list(
             Event.objects.filter(app_id=app_pk, pk__in=event_pks).values_list(
                 "pk", "event_id", "timestamp", "event_type", "category", "os", "os_version", "arch",
@@ -505,7 +506,7 @@ def delete_app_events(app_pk: int, *, batch_size: int = 5000) -> int:
     (and its locks) for minutes. Disable the app first so nothing arrives meanwhile."""
     deleted = 0
     while True:
-        with transaction.atomic(), connection.cursor() as cursor:
+        with events_atomic(), events_connection.cursor() as cursor:
             cursor.execute(
                 f"DELETE FROM {EVENT_TABLE} WHERE id IN (SELECT id FROM {EVENT_TABLE} WHERE app_id = %s LIMIT %s)",
                 [app_pk, batch_size],
@@ -514,7 +515,7 @@ def delete_app_events(app_pk: int, *, batch_size: int = 5000) -> int:
         deleted += count
         if count < batch_size:
             break
-    with transaction.atomic():
+    with events_atomic():
         for model in (EventKey, RollupDelta, HourlyRollup, DailyActor, UserDay, DailySketch, DailyRollup):
             model.objects.filter(app_id=app_pk).delete()
         forget_property_blocks(app_pk)
@@ -529,13 +530,13 @@ def rebuild_derived(app_pk: int, *, chunk_size: int = 5000) -> None:
     hourly rollups of every dimension, daily actors and user days), replacing what is there, and drop the
     caches built on them. For events loaded around ingest (a bulk seed, a
     restore) and for checking the incremental path."""
-    with transaction.atomic():
+    with events_atomic():
         for model in (EventKey, RollupDelta, HourlyRollup, DailyActor, UserDay):
             model.objects.filter(app_id=app_pk).delete()
         forget_sketches(app_pk)
         forget_daily_rollups(app_pk)
         forget_property_blocks(app_pk)
-        with connection.cursor() as cursor:
+        with events_connection.cursor() as cursor:
             # The first of an id's events keeps the key, as ingest would have had it.
             cursor.execute(
                 f'INSERT INTO {KEY_TABLE} (app_id, event_id, "timestamp") '
@@ -543,9 +544,9 @@ def rebuild_derived(app_pk: int, *, chunk_size: int = 5000) -> None:
                 f"ON CONFLICT DO NOTHING",
                 [app_pk],
             )
-        if connection.vendor == "postgresql":
+        if events_connection.vendor == "postgresql":
             source = f"(SELECT * FROM {EVENT_TABLE} WHERE app_id = %(app)s)"
-            with connection.cursor() as cursor:
+            with events_connection.cursor() as cursor:
                 cursor.execute(
                     f"WITH {rollups.facts_sql(source)}, deltas AS ({_delta_insert_sql()}) SELECT 1", {"app": app_pk}
                 )
@@ -579,9 +580,9 @@ def vacuum_rollup_deltas() -> None:
     rebuild pushes every rollup row of an app through it once; until autovacuum
     gets there, each read of the (nearly empty) table walks those dead entries,
     tens of milliseconds a page at 10 M events (docs/storage.md)."""
-    if connection.vendor != "postgresql" or connection.in_atomic_block:
+    if events_connection.vendor != "postgresql" or events_connection.in_atomic_block:
         return
-    with connection.cursor() as cursor:
+    with events_connection.cursor() as cursor:
         cursor.execute(f"VACUUM (ANALYZE) {DELTA_TABLE}")
 
 
@@ -589,7 +590,7 @@ def vacuum_rollup_deltas() -> None:
 
 
 def _day_sql() -> str:
-    if connection.vendor == "postgresql":
+    if events_connection.vendor == "postgresql":
         return "(hour AT TIME ZONE 'UTC')::date"
     return "date(hour)"  # SQLite keeps UTC datetimes as ISO text
 
@@ -601,8 +602,8 @@ def replace_daily_rollups(stale: dict[int, Iterable[date]]) -> None:
     stale = {app_id: sorted(set(days)) for app_id, days in stale.items() if days}
     if not stale:
         return
-    adapt_day = connection.ops.adapt_datefield_value
-    adapt_moment = connection.ops.adapt_datetimefield_value
+    adapt_day = events_connection.ops.adapt_datefield_value
+    adapt_moment = events_connection.ops.adapt_datetimefield_value
     dimension_list = ", ".join(["%s"] * len(ROLLUP_DIMENSIONS))
     # Per app: its hour range, then the exact days; `dimension IN (every dimension)`
     # lets PostgreSQL walk rollup_key (app, dimension, hour) one dimension at a time.
@@ -626,9 +627,9 @@ def replace_daily_rollups(stale: dict[int, Iterable[date]]) -> None:
     doomed = Q()
     for app_id, days in stale.items():
         doomed |= Q(app_id=app_id, day__in=days)
-    with transaction.atomic():
+    with events_atomic():
         DailyRollup.objects.filter(doomed).delete()
-        with connection.cursor() as cursor:
+        with events_connection.cursor() as cursor:
             cursor.execute(sql, params)
 
 
@@ -668,10 +669,10 @@ def replace_property_block(app_pk: int, *, span: str, start: datetime, built_at:
     HOUR) starting at `start`, replacing the one there, in one transaction;
     False when a concurrent build of the same block stored its own first
     (both summarised the same events, or the newer one is found stale)."""
-    with transaction.atomic():
+    with events_atomic():
         _delete_property_blocks(PropertyBlock.objects.filter(app_id=app_pk, span=span, start=start))
         try:
-            with transaction.atomic():
+            with events_atomic():
                 block = PropertyBlock.objects.create(
                     app_id=app_pk, span=span, start=start, built_at=built_at, events=summary.events,
                     folded_events=summary.folded_events, other_type_events=summary.other_type_events,
@@ -770,7 +771,7 @@ def create_partition(*, name: str, start: date, end: date, default_partition: st
     """Create the events partition [start, end) and move into it the events of
     that range that arrived before it existed (they sat in the DEFAULT partition)."""
     lower, upper = f"{start.isoformat()} 00:00:00+00", f"{end.isoformat()} 00:00:00+00"
-    with transaction.atomic(), connection.cursor() as cursor:
+    with events_atomic(), events_connection.cursor() as cursor:
         # Ingest waits for the moment this takes: rows must not reach the DEFAULT
         # partition for this range between the move and the attach.
         cursor.execute(f"LOCK TABLE {EVENT_TABLE} IN SHARE ROW EXCLUSIVE MODE")
@@ -792,7 +793,7 @@ def drop_partition(*, name: str, start: date, end: date, may_drop: Callable[[set
     Ingest waits while this runs, so no event can land in the partition
     between the decision and the drop."""
     start_at, end_at = start_of_day(start), start_of_day(end)
-    with transaction.atomic(), connection.cursor() as cursor:
+    with events_atomic(), events_connection.cursor() as cursor:
         cursor.execute(f"LOCK TABLE {EVENT_TABLE} IN SHARE ROW EXCLUSIVE MODE")
         app_ids = set(
             HourlyCounts.objects.filter(dimension="total", hour__gte=start_at, hour__lt=end_at)

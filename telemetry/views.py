@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import DisallowedHost
-from django.db import DatabaseError, connection
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connections
 from django.db.migrations.executor import MigrationExecutor
 from django.http import HttpRequest, JsonResponse
 from django.utils import timezone
@@ -20,7 +20,7 @@ from rest_framework.views import APIView
 
 from config import logs
 from organizations import endpoints
-from telemetry import auth, ingest, limits, metrics, replicas, scheduler, storage
+from telemetry import auth, databases, ingest, limits, metrics, replicas, scheduler, storage
 from telemetry.errors import IngestError, as_ingest_error
 
 logger = logging.getLogger(__name__)
@@ -118,13 +118,13 @@ class BatchView(IngestView):
 # --- Probes -------------------------------------------------------------------------
 
 
-def _pending_migrations() -> int:
-    executor = MigrationExecutor(connection)
+def _pending_migrations(alias: str) -> int:
+    executor = MigrationExecutor(connections[alias])
     return len(executor.migration_plan(executor.loader.graph.leaf_nodes()))
 
 
-def _connection_settings() -> dict:
-    config = settings.DATABASES["default"]
+def _connection_settings(alias: str) -> dict:
+    config = settings.DATABASES[alias]
     return {
         "conn_max_age": config.get("CONN_MAX_AGE"),
         "conn_health_checks": config.get("CONN_HEALTH_CHECKS"),
@@ -133,27 +133,28 @@ def _connection_settings() -> dict:
     }
 
 
-def _database_check() -> dict:
+def _database_check(alias: str = DEFAULT_DB_ALIAS) -> dict:
+    connection = connections[alias]
     started = time.perf_counter()
     try:
         with connection.cursor() as cursor:
             cursor.execute("SELECT 1")
             cursor.fetchone()
         latency_ms = round((time.perf_counter() - started) * 1000, 2)
-        pending = _pending_migrations()
+        pending = _pending_migrations(alias)
     except DatabaseError as exc:
         return {
             "status": "down",
             "vendor": connection.vendor,
             "error": exc.__class__.__name__,
-            "connection": _connection_settings(),
+            "connection": _connection_settings(alias),
         }
     return {
         "status": "up",
         "vendor": connection.vendor,
         "latency_ms": latency_ms,  # one SELECT 1 round trip, connecting included if it had to
         "pending_migrations": pending,
-        "connection": _connection_settings(),
+        "connection": _connection_settings(alias),
     }
 
 
@@ -206,9 +207,17 @@ def _rollup_backlog() -> dict | None:
     return {"pending_deltas": pending, "oldest_delta_seconds": round(max(age, 0.0), 1)}
 
 
+def _database_checks() -> dict:
+    """DATABASE_URL's database, and EVENTS_DATABASE_URL's when events have their own."""
+    checks = {"database": _database_check()}
+    if databases.split():
+        checks["events_database"] = _database_check(databases.EVENTS)
+    return checks
+
+
 @require_GET
 def health(request: HttpRequest) -> JsonResponse:
-    checks = {"database": _database_check()}
+    checks = _database_checks()
     redis = _redis_check()
     if redis is not None:
         checks["redis"] = redis
@@ -258,15 +267,15 @@ def live(request: HttpRequest) -> JsonResponse:
 
 @require_GET
 def ready(request: HttpRequest) -> JsonResponse:
-    # Ingest refuses every request while either store is away: so should this.
-    database = _database_check()
-    if database["status"] != "up":
-        return JsonResponse({"status": "not_ready", "reason": "database unreachable"}, status=503)
+    # Ingest refuses every request while any store is away: so should this.
+    checks = _database_checks()
+    for name, check in checks.items():
+        if check["status"] != "up":
+            return JsonResponse({"status": "not_ready", "reason": f"{name.replace('_', ' ')} unreachable"}, status=503)
     redis = _redis_check()
     if redis is not None and redis["status"] != "up":
         return JsonResponse({"status": "not_ready", "reason": "redis unreachable"}, status=503)
-    if database["pending_migrations"]:
-        return JsonResponse(
-            {"status": "not_ready", "reason": f"{database['pending_migrations']} migrations pending"}, status=503
-        )
+    pending = sum(check["pending_migrations"] for check in checks.values())
+    if pending:
+        return JsonResponse({"status": "not_ready", "reason": f"{pending} migrations pending"}, status=503)
     return JsonResponse({"status": "ready"})

@@ -1,11 +1,13 @@
 """Run tests against the database layouts operators use: PostgreSQL behind PgBouncer
-in transaction pooling mode, or a primary with a streaming replica.
+in transaction pooling mode, a primary with a streaming replica, or events on a
+database of their own.
 
 A pytest plugin, loaded only by the Makefile's targets (`make test-pgbouncer`,
-`make test-replica`):
+`make test-replica`, `make test-events-database`):
 
     python -m pytest -p tests.topology --topology=pgbouncer tests/...
     python -m pytest -p tests.topology --topology=replica tests/replica
+    python -m pytest -p tests.topology --topology=events tests/...
 
 It starts the servers before pytest-django reads the settings, points
 DATABASE_URL (and DATABASE_REPLICA_URL) at them, and stops them when the run
@@ -20,6 +22,12 @@ and initdb both refuse root).
   it with `pg_basebackup -R`, streaming (docs/replicas.md). The machine's
   shared server allows no replication connections, and a private cluster
   can be paused, lagged and stopped by the tests without touching anyone else.
+- events: EVENTS_DATABASE_URL names a second database, DATABASE_URL's name with
+  "_events" added, on the same server (docs/events-database.md). PostgreSQL runs
+  no query across two databases, so a join between an event table and an
+  account table fails here as it would between two servers. Every test that
+  uses the database gets both (pytest-django lets a test reach only the
+  databases its marker names).
 """
 
 from __future__ import annotations
@@ -44,8 +52,11 @@ def pytest_addoption(parser):
     parser.addoption(
         "--topology",
         dest="clacks_topology",
-        choices=["pgbouncer", "replica"],
-        help="run against PostgreSQL behind PgBouncer, or with a streaming replica (tests/topology.py)",
+        choices=["pgbouncer", "replica", "events"],
+        help=(
+            "run against PostgreSQL behind PgBouncer, with a streaming replica, or with events "
+            "on a database of their own (tests/topology.py)"
+        ),
     )
 
 
@@ -230,6 +241,11 @@ def pytest_load_initial_conftests(early_config, parser, args):
         os.environ["DATABASE_URL"] = with_port(url, bouncer.port)
         os.environ["CLACKS_DB_POOLER"] = "pgbouncer"
         os.environ["TOPOLOGY_PGBOUNCER_PORT"] = str(bouncer.port)
+    elif topology == "events":
+        if not url.startswith(("postgres://", "postgresql://")):
+            raise pytest.UsageError("--topology=events needs DATABASE_URL=postgres://...")
+        parts = urlsplit(url)
+        os.environ["EVENTS_DATABASE_URL"] = urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}_events"))
     else:
         primary = Cluster()
         replica = Cluster(primary=primary)
@@ -243,6 +259,19 @@ _TOPOLOGY = pytest.StashKey[str]()
 
 def pytest_unconfigure(config):
     _stop_all()
+
+
+def pytest_collection_modifyitems(config, items):
+    """With events on their own database: let every database test reach both."""
+    if current(config) != "events":
+        return
+    for item in items:
+        marker = item.get_closest_marker("django_db")
+        if marker is not None:
+            item.add_marker(pytest.mark.django_db(*marker.args, **{**marker.kwargs, "databases": "__all__"}), append=False)
+        elif {"db", "transactional_db", "live_server"} & set(getattr(item, "fixturenames", ())):
+            transactional = bool({"transactional_db", "live_server"} & set(item.fixturenames))
+            item.add_marker(pytest.mark.django_db(transaction=transactional, databases="__all__"), append=False)
 
 
 def current(config) -> str | None:
@@ -273,6 +302,20 @@ def _topology_test_database(request):
         standby = next(server for server in _SERVERS if isinstance(server, Cluster) and server is not _SERVERS[0])
         replica.settings_dict = {**connections["default"].settings_dict, "PORT": standby.port}
     yield
+    if topology == "events":
+        # Threads of the scheduler's tests may leave connections to the events'
+        # test database, which DROP DATABASE would refuse.
+        events_name = connections["events"].settings_dict["NAME"]
+        connections.close_all()
+        with request.getfixturevalue("django_db_blocker").unblock(), connections["events"]._nodb_cursor() as cursor:
+            others = "FROM pg_stat_activity WHERE datname = %s AND pid <> pg_backend_pid()"
+            cursor.execute(f"SELECT count(pg_terminate_backend(pid)) {others}", [events_name])
+            deadline = time.monotonic() + 10
+            while time.monotonic() < deadline:  # a terminated backend takes a moment to go
+                cursor.execute(f"SELECT count(*) {others}", [events_name])
+                if not cursor.fetchone()[0]:
+                    break
+                time.sleep(0.05)
     if topology == "pgbouncer":
         bouncer = next(server for server in _SERVERS if isinstance(server, PgBouncer))
         connections.close_all()

@@ -7,14 +7,15 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from django.utils import timezone
 
+from telemetry.databases import events_connection
 from telemetry.models import Event
 from tests.dashboard.conftest import sdk_event, store
 from tests.factories import make_app, make_org
+from tests.queries import capture_queries
 
 
 @pytest.fixture
@@ -247,7 +248,7 @@ def steady_queries(client, urls: list[str]) -> dict[str, int]:
         assert client.get(url).status_code == 200, url
     counts = {}
     for url in urls:
-        with CaptureQueriesContext(connection) as captured:
+        with capture_queries() as captured:
             assert client.get(url).status_code == 200, url
         counts[url] = len(captured)
     return counts
@@ -373,7 +374,7 @@ def test_the_event_detail_finds_the_event_through_its_key_and_timestamp(client, 
     event = events.get(event_type="feature_used")
     client.force_login(bob)
 
-    with CaptureQueriesContext(connection) as queries:
+    with CaptureQueriesContext(events_connection) as queries:
         response = client.get(app_url(app, "event_detail", event_id=event.event_id))
 
     assert str(event.event_id) in text(response)

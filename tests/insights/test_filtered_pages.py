@@ -8,8 +8,6 @@ import re
 from datetime import timedelta
 
 import pytest
-from django.db import connection
-from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -20,6 +18,7 @@ from telemetry.periods import DAY
 from tests.dashboard.conftest import NOW, store
 from tests.factories import iso, make_app, make_event
 from tests.insights import raw_truth as raw
+from tests.queries import capture_queries
 
 VERSIONS = ["1.0.0", "1.1.0", "2.0.0-rc.1"]
 OSES = ["linux", "macos", ""]
@@ -394,7 +393,7 @@ def test_filtered_page_queries_do_not_grow_with_apps(client, alice, org, app, se
             assert client.get(url).status_code == 200
         result = []
         for url in urls:
-            with CaptureQueriesContext(connection) as captured:
+            with capture_queries() as captured:
                 client.get(url)
             result.append(len(captured))
         return result

@@ -10,7 +10,6 @@ from datetime import datetime, timedelta, timezone
 from functools import lru_cache
 
 import pytest
-from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
@@ -24,6 +23,7 @@ from dashboard.funnels import Step
 from dashboard.models import Funnel
 from organizations.models import AuditEntry
 from telemetry import storage
+from telemetry.databases import events_connection
 from telemetry.models import STEP_NAME_SQL, Event
 from tests.dashboard.conftest import sdk_event, store
 from tests.factories import make_app
@@ -297,7 +297,7 @@ def test_a_result_of_closed_days_is_cached_until_those_days_change(app):
     seed(app, [[(t, 0, "linux"), (t + timedelta(minutes=1), 1, "linux")], [(t, 0, "linux")]])
 
     def compute():
-        with CaptureQueriesContext(connection) as queries:
+        with CaptureQueriesContext(events_connection) as queries:
             result = funnels.compute(app.pk, [init, build], window=HOUR, start=START, end=END, now=LATER)
         return [row.users for row in result.steps], _reads_events(queries)
 
@@ -322,7 +322,7 @@ def test_a_result_that_reads_the_current_day_is_never_cached(app):
     now = END + timedelta(minutes=20)  # the window (1 hour) reaches past now: the current day
 
     def users():
-        with CaptureQueriesContext(connection) as queries:
+        with CaptureQueriesContext(events_connection) as queries:
             result = funnels.compute(app.pk, [init, build], window=HOUR, start=START, end=END, now=now)
         assert _reads_events(queries)
         return [row.users for row in result.steps]
@@ -351,17 +351,17 @@ def test_step_one_and_the_probes_read_the_funnel_index(on_postgres, app):
 
     def explain(execute, sql, params, many, context):
         if sql.startswith("WITH s1"):
-            with connection.cursor() as cursor:
+            with events_connection.cursor() as cursor:
                 cursor.execute("SET LOCAL enable_seqscan = off")  # a tiny table: make the planner show its index choice
                 cursor.execute("EXPLAIN " + sql, params)
                 captured.append("\n".join(row[0] for row in cursor.fetchall()))
         return execute(sql, params, many, context)
 
-    with connection.cursor() as cursor:
+    with events_connection.cursor() as cursor:
         # The index of each time partition belongs to event_funnel_step.
         cursor.execute("SELECT inhrelid::regclass::text FROM pg_inherits WHERE inhparent = 'event_funnel_step'::regclass")
         names = [row[0] for row in cursor.fetchall()]
-    with connection.execute_wrapper(explain):
+    with events_connection.execute_wrapper(explain):
         funnels.compute(app.pk, steps, window=HOUR, start=START, end=END, now=END)
     first_step, probe = captured[0].split("Limit", 1)
     assert names and any(name in first_step for name in names), captured[0]
@@ -375,7 +375,7 @@ def test_every_time_partition_has_the_index_even_one_made_later(on_postgres, app
     store(app, sdk_event(datetime(2031, 5, 3, tzinfo=UTC), data={"command": "init"}), now=datetime(2031, 5, 3, tzinfo=UTC))
     created = partitions.ensure_partitions(now=datetime(2031, 5, 1, tzinfo=UTC), ahead=0)  # moves that event in
 
-    with connection.cursor() as cursor:
+    with events_connection.cursor() as cursor:
         cursor.execute(
             "SELECT count(*) FROM pg_inherits WHERE inhparent = 'telemetry_event'::regclass "
             "AND inhrelid NOT IN (SELECT x.indrelid FROM pg_inherits i JOIN pg_index x ON x.indexrelid = i.inhrelid "

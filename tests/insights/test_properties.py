@@ -455,7 +455,7 @@ def test_deleting_an_apps_events_or_rebuilding_drops_every_summary(app, org):
     assert PropertyBlock.objects.filter(app=other).count() == 1
     assert report(app).types == []
 
-    other.delete()  # the ORM's cascade from the app (organizations.services.delete_app) takes the rest
+    storage.delete_app_events(other.pk)  # as deleting the app does (dashboard.manage_views.app_delete)
     assert not PropertyBlock.objects.exists() and not PropertyKey.objects.exists()
 
 

@@ -7,11 +7,11 @@ import uuid
 
 import orjson
 import pytest
-from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from organizations.models import AuditEntry
 from telemetry import lifecycle
+from telemetry.databases import events_connection
 from telemetry.models import Event
 from tests.factories import make_app, make_event
 from tests.lifecycle.conftest import store_events
@@ -116,7 +116,7 @@ def test_running_it_again_deletes_nothing_more_and_records_again(app):
 def test_it_deletes_in_batches_of_the_given_size(app):
     store_events(app, events_of(ERASED, 10) + events_of(KEPT, 3))
 
-    with CaptureQueriesContext(connection) as queries:
+    with CaptureQueriesContext(events_connection) as queries:
         result = lifecycle.erase_user(app.organization, user_id=ERASED, via="command", batch_size=3)
 
     deletes = [query["sql"] for query in queries if query["sql"].startswith('DELETE FROM "telemetry_event"')]
@@ -146,7 +146,7 @@ def test_it_erases_more_events_than_one_scan_collects(app):
     scan = lifecycle.DELETE_BATCHES_PER_SCAN
     store_events(app, events_of(ERASED, 2 * scan + 5) + events_of(KEPT, 3))
 
-    with CaptureQueriesContext(connection) as queries:
+    with CaptureQueriesContext(events_connection) as queries:
         result = lifecycle.erase_user(app.organization, user_id=ERASED, via="command", batch_size=1)
 
     deletes = [query["sql"] for query in queries if query["sql"].startswith('DELETE FROM "telemetry_event"')]

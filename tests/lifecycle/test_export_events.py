@@ -10,10 +10,10 @@ from datetime import date
 
 import orjson
 import pytest
-from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from telemetry import lifecycle, periods
+from telemetry.databases import events_connection
 from telemetry.models import Event
 from tests.factories import make_app, make_event
 from tests.lifecycle.conftest import store_events
@@ -227,7 +227,7 @@ def test_the_export_yields_its_first_page_before_reading_the_rest(app):
     store_events(app, [fixed_event(event_id=str(uuid.uuid4())) for _ in range(50)])
     chunks = lifecycle.export_events(app, EVERYTHING, export_format=JSONL, page_size=10)
 
-    with CaptureQueriesContext(connection) as queries:
+    with CaptureQueriesContext(events_connection) as queries:
         first = next(chunks)
 
     assert first.count(b"\n") == 10
@@ -306,7 +306,7 @@ def test_each_page_is_read_from_the_app_time_index(app, on_postgres):
         .values_list("timestamp", "pk")[:100]
     )
 
-    with connection.cursor() as cursor:
+    with events_connection.cursor() as cursor:
         # On a table this small the planner would rather scan it; forbid that to see which index it picks.
         cursor.execute("SET LOCAL enable_seqscan = off")
         plan = page.explain()

@@ -6,6 +6,7 @@ import pytest
 
 from organizations.models import Tier
 from telemetry import limits
+from telemetry.databases import events_connection
 from telemetry.models import Plan
 from tests.factories import make_user
 from tests.limits.conftest import set_plan
@@ -61,7 +62,7 @@ def test_an_unknown_tier_gets_the_free_plan(db):
 
 
 def test_plans_are_read_once_per_cache_period(db, django_assert_num_queries):
-    with django_assert_num_queries(1):
+    with django_assert_num_queries(1, connection=events_connection):
         limits.plan_limits(Tier.FREE)
         limits.plan_limits(Tier.PRO)
 

@@ -52,7 +52,7 @@ def served_database(tmp_path_factory):
     from tests.operations import servers
 
     url = servers.fresh_database_url(tmp_path_factory.mktemp("served"), "served")
-    servers.manage("migrate", "--noinput", env=servers.base_env(DATABASE_URL=url))
+    servers.manage("migrate_locked", env=servers.base_env(DATABASE_URL=url))  # and its events' database, if any
     yield url
     servers.drop_database(url)
 

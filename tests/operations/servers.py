@@ -57,7 +57,19 @@ def base_env(**overrides: str) -> dict[str, str]:
     env["CLACKS_SCHEDULER"] = "off"
     env["PATH"] = f"{BIN}{os.pathsep}{env.get('PATH', '')}"
     env.update(overrides)
+    if "EVENTS_DATABASE_URL" in os.environ:
+        # A run with events on a database of their own (tests/topology.py): a child
+        # given a database gets that database's events beside it (fresh_database_url).
+        if not env.get("DATABASE_URL", "").startswith(("postgres://", "postgresql://")):
+            env.pop("EVENTS_DATABASE_URL", None)
+        elif "EVENTS_DATABASE_URL" not in overrides:
+            env["EVENTS_DATABASE_URL"] = events_url(env["DATABASE_URL"])
     return env
+
+
+def events_url(database_url: str) -> str:
+    """Where a database's events go in a run with EVENTS_DATABASE_URL (tests/topology.py)."""
+    return f"{database_url}_events"
 
 
 def prepare(env: dict[str, str]) -> None:
@@ -101,13 +113,18 @@ def fresh_database_url(tmp_path: Path, label: str) -> str:
     """An empty database of the kind this test run uses (PostgreSQL or SQLite)."""
     if on_postgres():
         run_db = os.environ["DATABASE_URL"].rsplit("/", 1)[1]
-        return create_postgres_database(os.environ["DATABASE_URL"], f"{run_db}_{label}")
+        url = create_postgres_database(os.environ["DATABASE_URL"], f"{run_db}_{label}")
+        if "EVENTS_DATABASE_URL" in os.environ:
+            create_postgres_database(url, events_url(url).rsplit("/", 1)[1])
+        return url
     return f"sqlite:///{tmp_path / (label + '.sqlite3')}"
 
 
 def drop_database(database_url: str) -> None:
     if database_url.startswith("postgres"):
         drop_postgres_database(database_url)
+        if "EVENTS_DATABASE_URL" in os.environ:
+            drop_postgres_database(events_url(database_url))
 
 
 @dataclass

@@ -10,6 +10,10 @@ session one) keeps this working through PgBouncer in transaction pooling mode:
 the open transaction pins the server connection that holds the lock. On SQLite
 (one instance by nature) it is plain `migrate`. docker/entrypoint.sh and the
 Kubernetes migrations Job run it (README, Operations).
+
+Without --database it migrates every database Clacks writes: DATABASE_URL's,
+then EVENTS_DATABASE_URL's when events have a server of their own (one lock,
+taken on the first, covers both; docs/events-database.md).
 """
 
 from __future__ import annotations
@@ -21,6 +25,8 @@ from django.core.management import call_command
 from django.core.management.base import BaseCommand
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
+
+from telemetry import databases
 
 logger = logging.getLogger("clacks.migrate")
 
@@ -42,19 +48,22 @@ class Command(BaseCommand):
     )
 
     def add_arguments(self, parser):
-        parser.add_argument("--database", default=DEFAULT_DB_ALIAS)
+        parser.add_argument("--database", help="one database alias (default: every one Clacks writes)")
 
-    def handle(self, *, database: str, verbosity: int, **options) -> None:
-        if connections[database].vendor != "postgresql":
-            self.migrate(database, verbosity, waited=0.0)
+    def handle(self, *, database: str | None, verbosity: int, **options) -> None:
+        aliases = [database] if database else [DEFAULT_DB_ALIAS] + ([databases.EVENTS] if databases.split() else [])
+        if connections[aliases[0]].vendor != "postgresql":
+            for alias in aliases:
+                self.migrate(alias, verbosity, waited=0.0)
             return
         # A connection of its own: the lock's transaction stays open while
         # migrate commits (and may close) the usual one.
-        holder = connections.create_connection(database)
+        holder = connections.create_connection(aliases[0])
         try:
             holder.set_autocommit(False)
             waited = self.take_lock(holder)
-            self.migrate(database, verbosity, waited=waited)
+            for alias in aliases:
+                self.migrate(alias, verbosity, waited=waited)
         finally:
             holder.rollback()  # ends the transaction, and so releases the lock
             holder.close()
