@@ -1,5 +1,5 @@
-"""The database settings for PgBouncer and a read replica, read in a fresh process
-(config/settings.py; docs/pgbouncer.md, docs/replicas.md)."""
+"""The database settings for PgBouncer, a read replica and an events database, read in a fresh process
+(config/settings.py; docs/pgbouncer.md, docs/replicas.md, docs/events-database.md)."""
 
 from __future__ import annotations
 
@@ -67,3 +67,25 @@ def test_a_replica_url_adds_the_alias_the_router_and_the_middleware(tmp_path):
 def test_a_replica_of_sqlite_is_refused(tmp_path):
     done = read(tmp_path, DATABASE_URL="", DATABASE_REPLICA_URL="postgres://u@127.0.0.1:5433/c")
     assert done.returncode != 0 and "a replica needs PostgreSQL for both URLs" in done.stderr
+
+
+def test_an_events_url_adds_the_events_alias_without_foreign_keys_and_its_router(tmp_path):
+    done = read(tmp_path, DATABASE_URL="postgres://u@127.0.0.1:5432/c", EVENTS_DATABASE_URL="postgres://u@127.0.0.1:5434/e")
+    settings = json.loads(done.stdout)
+    events = settings["databases"]["events"]
+    assert (events["NAME"], events["PORT"], events["CLACKS_NO_FOREIGN_KEYS"]) == ("e", 5434, True)
+    assert "CLACKS_NO_FOREIGN_KEYS" not in settings["databases"]["default"]
+    assert settings["routers"] == ["telemetry.databases.EventsRouter"]
+
+
+def test_with_events_apart_the_replica_mirrors_the_events_database_and_routes_first(tmp_path):
+    done = read(tmp_path, DATABASE_URL="postgres://u@127.0.0.1:5432/c", EVENTS_DATABASE_URL="postgres://u@127.0.0.1:5434/e",
+                DATABASE_REPLICA_URL="postgres://u@127.0.0.1:5435/e")  # fmt: skip
+    settings = json.loads(done.stdout)
+    assert settings["databases"]["replica"]["TEST"] == {"MIRROR": "events"}
+    assert settings["routers"] == ["telemetry.replicas.ReplicaRouter", "telemetry.databases.EventsRouter"]
+
+
+def test_an_events_database_beside_sqlite_is_refused(tmp_path):
+    done = read(tmp_path, DATABASE_URL="", EVENTS_DATABASE_URL="postgres://u@127.0.0.1:5434/e")
+    assert done.returncode != 0 and "events on a server of their own need PostgreSQL for both URLs" in done.stderr
