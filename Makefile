@@ -65,7 +65,7 @@ $(CHECKOV):
 # docker/Dockerfile built and run with podman against TEST_DATABASE_URL's server
 # (bin/test-image; README, Operations, "The image, tested"). It installs podman
 # when missing; if it cannot, it says so in a banner and passes, unless
-# CLACKS_REQUIRE_IMAGE_TEST=1.
+# CLACKS_REQUIRE_IMAGE_TEST=1 (as .ci/run sets it).
 test-image: prepare
 	BIN=$(BIN) TEST_DATABASE_URL=$(TEST_DATABASE_URL) bin/test-image
 

@@ -21,11 +21,16 @@ PODMAN = os.environ.get("CLACKS_PODMAN", "").split()
 IMAGE = os.environ.get("CLACKS_IMAGE", "")
 # Names this run's containers, so that a fixture can remove what it started even if starting failed.
 RUN = uuid.uuid4().hex[:8]
-# The ports these tests' containers bind on the host (host networking).
-PORTS = iter(range(8681, 8690))
+# The ports these tests' containers bind on the host (host networking): a range per
+# module, since bin/test-image runs the two modules side by side.
+PORTS = {"test_image": iter(range(8681, 8685)), "test_compose": iter(range(8685, 8690))}
 SECRET_KEY = "image-test-key-" + "x" * 48
-# A Redis database of its own, flushed by nobody else's tests.
-REDIS_URL = os.environ.get("CLACKS_IMAGE_REDIS_URL", "redis://127.0.0.1:6379/11")
+# A Redis database for each module (they run side by side and share nothing), flushed
+# by nobody else's tests.
+REDIS_URLS = {
+    "test_image": os.environ.get("CLACKS_IMAGE_REDIS_URL", "redis://127.0.0.1:6379/11"),
+    "test_compose": os.environ.get("CLACKS_IMAGE_COMPOSE_REDIS_URL", "redis://127.0.0.1:6379/12"),
+}
 
 
 def require_podman() -> None:
@@ -40,10 +45,10 @@ def podman(*args: str, check: bool = True, timeout: float = 300) -> subprocess.C
     return done
 
 
-def base_env(database_url: str, port: int | None = None, **extra: str) -> dict[str, str]:
+def base_env(module: str, database_url: str, port: int | None = None, **extra: str) -> dict[str, str]:
     env = {
         "DATABASE_URL": database_url,
-        "REDIS_URL": REDIS_URL,
+        "REDIS_URL": REDIS_URLS[module],
         "SECRET_KEY": SECRET_KEY,
         "DEBUG": "False",
         "ALLOWED_HOSTS": "127.0.0.1,localhost",

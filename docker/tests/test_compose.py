@@ -36,7 +36,7 @@ def service_env(name: str, database: str, port: int | None = None) -> dict[str, 
     env = {key: str(value) for key, value in (SERVICES[name].get("environment") or {}).items()}
     assert env.pop("DATABASE_URL").endswith("@postgres:5432/clacks")
     assert env.pop("REDIS_URL") == "redis://redis:6379/0"
-    return {**podman.base_env(database, port), **env}
+    return {**podman.base_env("test_compose", database, port), **env}
 
 
 def volumes(name: str, run: str) -> list[str]:
@@ -84,7 +84,7 @@ def test_the_postgres_healthcheck_command_answers(database):
 def clacks(database, run_id):
     """The clacks service: its command, environment and volume, with the image's HEALTHCHECK."""
     service = SERVICES["clacks"]
-    port = next(podman.PORTS)
+    port = next(podman.PORTS["test_compose"])
     container = podman.run(service["command"], service_env("clacks", database, port), port=port,
                            volumes=volumes("clacks", run_id), label="compose-clacks")
     try:
