@@ -14,6 +14,8 @@ from django.views.decorators.csrf import csrf_exempt
 from rest_framework import exceptions
 from rest_framework.response import Response
 
+from telemetry.errors import DRF_CODES, drf_status_code_message
+
 logger = logging.getLogger(__name__)
 
 
@@ -52,15 +54,12 @@ def not_found(message: str = "Not found.") -> ApiError:
     return ApiError(404, "not_found", message)
 
 
+# The ingest API's codes, and the key authentication only the REST API has.
 _DRF = {
-    exceptions.ParseError: (400, "invalid_json"),
+    **DRF_CODES,
     exceptions.NotAuthenticated: (401, "missing_api_key"),
     exceptions.AuthenticationFailed: (401, "invalid_api_key"),
     exceptions.PermissionDenied: (403, "forbidden"),
-    exceptions.NotFound: (404, "not_found"),
-    exceptions.MethodNotAllowed: (405, "method_not_allowed"),
-    exceptions.NotAcceptable: (406, "not_acceptable"),
-    exceptions.UnsupportedMediaType: (415, "unsupported_media_type"),
 }
 
 
@@ -92,9 +91,7 @@ def as_api_error(exc: Exception) -> ApiError | None:
         return ApiError(400, "invalid_request", lines[0] if len(lines) == 1 else "The request has invalid fields.",
                         details="; ".join(lines))  # fmt: skip
     if isinstance(exc, exceptions.APIException):
-        status, code = _DRF.get(type(exc), (exc.status_code, "bad_request"))
-        message = exc.detail if isinstance(exc.detail, str) else "The request could not be processed."
-        return ApiError(status, code, str(message))
+        return ApiError(*drf_status_code_message(exc, _DRF))
     return None
 
 

@@ -8,6 +8,7 @@ Error body (docs/protocol.md, Error body): {"error": {"code", "message"}}, with
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -84,8 +85,9 @@ def secrets_unreadable() -> IngestError:
     )
 
 
-# DRF's own exceptions, named in the protocol's snake_case codes.
-_DRF_CODES = {
+# DRF's own exceptions, named in the protocol's snake_case codes (the REST API adds
+# its key authentication to these: api/errors.py).
+DRF_CODES = {
     exceptions.ParseError: (400, "invalid_json"),
     exceptions.UnsupportedMediaType: (415, "unsupported_media_type"),
     exceptions.MethodNotAllowed: (405, "method_not_allowed"),
@@ -107,10 +109,16 @@ def as_ingest_error(exc: Exception, *, where: str) -> IngestError | None:
         logger.warning("storage unavailable in %s: %s", where, exc.__class__.__name__)
         return storage_unavailable()
     if isinstance(exc, exceptions.APIException):
-        status, code = _DRF_CODES.get(type(exc), (exc.status_code, "bad_request"))
-        message = exc.detail if isinstance(exc.detail, str) else "The request could not be processed."
-        return IngestError(status, code, str(message))
+        return IngestError(*drf_status_code_message(exc))
     return None
+
+
+def drf_status_code_message(exc: exceptions.APIException, codes: Mapping = DRF_CODES) -> tuple[int, str, str]:
+    """One of DRF's exceptions as the error body's status, code and message; an
+    exception `codes` does not name keeps its status, with the code `bad_request`."""
+    status, code = codes.get(type(exc), (exc.status_code, "bad_request"))
+    message = exc.detail if isinstance(exc.detail, str) else "The request could not be processed."
+    return status, code, str(message)
 
 
 def exception_handler(exc: Exception, context) -> Response | None:

@@ -34,16 +34,16 @@ from __future__ import annotations
 
 import atexit
 import os
-import pwd
 import shutil
 import socket
 import subprocess
-import tempfile
 import time
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
+
+from tests.pgcluster import PostgresCluster, private_dir
 
 _SERVERS: list = []
 
@@ -77,17 +77,6 @@ def free_port() -> int:
     raise RuntimeError(f"no free port in TOPOLOGY_PORTS={os.getenv('TOPOLOGY_PORTS', '5441-5449')}")
 
 
-def _private_dir(prefix: str) -> tuple[Path, list[str]]:
-    """A temporary directory the servers may write, and the command prefix that runs them
-    as the postgres user when this process is root."""
-    root = Path(tempfile.mkdtemp(prefix=prefix))
-    if os.geteuid() != 0:
-        return root, []
-    owner = pwd.getpwnam("postgres")
-    os.chown(root, owner.pw_uid, owner.pw_gid)
-    return root, ["runuser", "-u", "postgres", "--"]
-
-
 def _wait_for_port(port: int, process: subprocess.Popen | None, log: Path, timeout: float = 20) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -113,7 +102,7 @@ class PgBouncer:
     def __init__(self, upstream: str):
         parts = urlsplit(upstream)
         self.user = parts.username or "postgres"
-        self.root, as_postgres = _private_dir("clacks-pgbouncer-")
+        self.root, as_postgres = private_dir("clacks-pgbouncer-")
         self.port = free_port()
         (self.root / "users.txt").write_text(f'"{self.user}" ""\n')
         (self.root / "pgbouncer.ini").write_text(
@@ -164,58 +153,6 @@ logfile = {self.root / 'pgbouncer.log'}
         shutil.rmtree(self.root, ignore_errors=True)
 
 
-def _bindir() -> Path:
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
-    if found:
-        return found[-1].parent
-    return Path(subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout.strip())
-
-
-class Cluster:
-    """A PostgreSQL cluster of its own in a temporary directory: a primary made by
-    initdb, or a standby made from one by pg_basebackup -R."""
-
-    def __init__(self, *, primary: Cluster | None = None):
-        self.bindir = _bindir()
-        self.root, self.as_postgres = _private_dir("clacks-replica-" if primary else "clacks-primary-")
-        self.data = self.root / "data"
-        self.port = free_port()
-        if primary is None:
-            # -A trust also lets 127.0.0.1 connect for replication (initdb's pg_hba.conf).
-            self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
-        else:
-            self._run("pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
-                      "-D", str(self.data), "-R", "-X", "stream", "--no-sync")  # fmt: skip
-        _SERVERS.append(self)
-        self.start()
-
-    def _run(self, tool: str, *args: str) -> str:
-        return subprocess.run([*self.as_postgres, str(self.bindir / tool), *args], check=True, capture_output=True,
-                              text=True, timeout=120).stdout  # fmt: skip
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off -c max_wal_senders=4"
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "server.log"), "-w", "start")
-
-    def stop(self, mode: str = "fast") -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
-
-    def running(self) -> bool:
-        try:
-            self._run("pg_ctl", "-D", str(self.data), "status")
-        except subprocess.CalledProcessError:
-            return False
-        return True
-
-    def url(self, dbname: str) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/{dbname}"
-
-    def destroy(self) -> None:
-        if self.running():
-            self.stop("immediate")
-        shutil.rmtree(self.root, ignore_errors=True)
-
-
 def _stop_all() -> None:
     while _SERVERS:
         server = _SERVERS.pop()
@@ -247,8 +184,10 @@ def pytest_load_initial_conftests(early_config, parser, args):
         parts = urlsplit(url)
         os.environ["EVENTS_DATABASE_URL"] = urlunsplit(parts._replace(path=f"{parts.path.rstrip('/')}_events"))
     else:
-        primary = Cluster()
-        replica = Cluster(primary=primary)
+        primary = PostgresCluster(free_port=free_port)
+        _SERVERS.append(primary)
+        replica = PostgresCluster(free_port=free_port, primary=primary)
+        _SERVERS.append(replica)
         os.environ["DATABASE_URL"] = primary.url("clacks")
         os.environ["DATABASE_REPLICA_URL"] = replica.url("clacks")
     early_config.stash[_TOPOLOGY] = topology
@@ -299,7 +238,7 @@ def _topology_test_database(request):
     if topology == "replica":
         replica = connections["replica"]
         replica.close()
-        standby = next(server for server in _SERVERS if isinstance(server, Cluster) and server is not _SERVERS[0])
+        standby = next(server for server in _SERVERS if isinstance(server, PostgresCluster) and server is not _SERVERS[0])
         replica.settings_dict = {**connections["default"].settings_dict, "PORT": standby.port}
     yield
     if topology == "events":

@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from telemetry.auth import sign
+from tests.pgcluster import PostgresCluster
 
 REPO = Path(__file__).resolve().parents[2]
 BIN = Path(sys.executable).parent
@@ -317,62 +318,6 @@ def sample(samples: dict, name: str, **labels: str) -> float:
 # --- A private PostgreSQL, to stop and start at will -------------------------------------
 
 
-def postgres_bindir() -> Path:
-    """The server binaries (initdb, pg_ctl) of the newest PostgreSQL installed."""
-    found = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), key=lambda p: int(p.parts[-3]))
-    if found:
-        return found[-1].parent
-    out = subprocess.run(["pg_config", "--bindir"], capture_output=True, text=True, check=True).stdout
-    return Path(out.strip())
-
-
-class PrivatePostgres:
-    """A throwaway PostgreSQL cluster in a temporary directory, on its own port.
-
-    Never the machine's shared server: other test runs use that one. As root,
-    the cluster runs as the postgres user (initdb refuses root)."""
-
-    def __init__(self):
-        import pwd
-        import tempfile
-
-        self.bindir = postgres_bindir()
-        self.root = Path(tempfile.mkdtemp(prefix="clacks-pg-"))
-        self.as_postgres = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-        if self.as_postgres:
-            owner = pwd.getpwnam("postgres")
-            os.chown(self.root, owner.pw_uid, owner.pw_gid)
-        self.data = self.root / "data"
-        self._run("initdb", "-D", str(self.data), "-A", "trust", "-U", "postgres", "-E", "UTF8", "--no-sync")
-        for attempt in range(5):  # another process may take the port between the probe and the start
-            self.port = free_port()
-            try:
-                self.start()
-                return
-            except subprocess.CalledProcessError:
-                if attempt == 4:
-                    raise
-
-    @property
-    def url(self) -> str:
-        return f"postgres://postgres@127.0.0.1:{self.port}/postgres"
-
-    def _run(self, tool: str, *args: str) -> None:
-        subprocess.run([*self.as_postgres, str(self.bindir / tool), *args], check=True, capture_output=True,
-                       timeout=120)
-
-    def start(self) -> None:
-        options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1 -c fsync=off"
-        self._run("pg_ctl", "-D", str(self.data), "-o", options, "-l", str(self.root / "server.log"), "-w", "start")
-
-    def stop(self, mode: str = "fast") -> None:
-        self._run("pg_ctl", "-D", str(self.data), "-m", mode, "-w", "stop")
-
-    def destroy(self) -> None:
-        import shutil
-
-        try:
-            self.stop("immediate")
-        except subprocess.CalledProcessError:
-            pass  # already stopped
-        shutil.rmtree(self.root, ignore_errors=True)
+def private_postgres() -> PostgresCluster:
+    """A throwaway cluster on a port of PORTS (tests/pgcluster.py); destroy() it after."""
+    return PostgresCluster(free_port=free_port)

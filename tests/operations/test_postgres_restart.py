@@ -21,7 +21,7 @@ EVENTS_PER_BATCH = 10
 
 @pytest.fixture
 def private_postgres():
-    cluster = servers.PrivatePostgres()
+    cluster = servers.private_postgres()
     yield cluster
     cluster.destroy()
 
@@ -52,7 +52,7 @@ class SdkLikeClient(threading.Thread):
 def test_a_database_restart_under_load_gives_503s_then_recovers_with_nothing_lost_or_doubled(
     on_postgres, private_postgres, gunicorn
 ):
-    database_url = servers.create_postgres_database(private_postgres.url, "clacks")
+    database_url = servers.create_postgres_database(private_postgres.url(), "clacks")
     env = servers.base_env(DATABASE_URL=database_url)
     servers.manage("migrate", "--noinput", env=env)
     server = gunicorn(database_url=database_url, workers=4, CLACKS_DB_CONNECT_TIMEOUT="2")

@@ -259,14 +259,14 @@ def test_with_the_scheduler_off_the_server_runs_no_jobs_and_says_so(gunicorn):
 
 @pytest.fixture
 def private_postgres():
-    cluster = servers.PrivatePostgres()
+    cluster = servers.private_postgres()
     yield cluster
     cluster.destroy()
 
 
 @pytest.mark.postgres
 def test_the_scheduler_outlives_a_database_outage_and_carries_on(on_postgres, tmp_path, private_postgres):
-    database_url = servers.create_postgres_database(private_postgres.url, "clacks")
+    database_url = servers.create_postgres_database(private_postgres.url(), "clacks")
     env = prepared_env(DATABASE_URL=database_url, CLACKS_VAR_DIR=str(tmp_path / "var"),
                            CLACKS_DB_CONNECT_TIMEOUT="2", CLACKS_SCHEDULER_PERIODS="partitions=1")
     servers.manage("migrate", "--noinput", env=env)

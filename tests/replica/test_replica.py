@@ -14,13 +14,14 @@ from prometheus_client.parser import text_string_to_metric_families
 from telemetry import replicas
 from telemetry.models import Event
 from tests.factories import make_batch
-from tests.topology import Cluster, servers
+from tests.pgcluster import PostgresCluster
+from tests.topology import servers
 
 pytestmark = [pytest.mark.postgres, pytest.mark.django_db(transaction=True, databases=["default", "replica"])]
 
 
-def standby() -> Cluster:
-    clusters = [server for server in servers() if isinstance(server, Cluster)]
+def standby() -> PostgresCluster:
+    clusters = [server for server in servers() if isinstance(server, PostgresCluster)]
     return clusters[1]  # the primary is made first
 
 
